@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make train` and `make test`.
+# GPU users: make train TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Small torch ops crawl when threads contend; tests pin one thread per process.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 WANDB_MODE=disabled
+
+.PHONY: setup train test test-slow bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and exactly, so nothing below can resolve a different (CUDA) build.
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[dev,export]"
+	touch $(STAMP)
+
+train: setup
+	$(BIN)/python -m crnn_lit.train $(ARGS)
+
+test: setup
+	$(TEST_ENV) $(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: setup
+	$(TEST_ENV) $(BIN)/python -m pytest -q -m slow $(ARGS)
+
+bench: setup
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/renderer_throughput.py
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

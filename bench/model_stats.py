@@ -1,0 +1,46 @@
+"""Parameters and FLOPs of every backbone × rnn config at 1×32×100, 37 classes → bench/results/model_stats.json.
+
+FLOPs are counted by torch.utils.flop_counter (a multiply-add = 2 FLOPs; convolutions, matmuls and the LSTM
+gates' matmuls, elementwise ops not counted), forward pass, batch 1.
+
+    python bench/model_stats.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from crnn_lit.config import CONFIG_DIR, PROJECT_ROOT, compose_config
+from crnn_lit.model import build_model
+from crnn_lit.model.build import model_config
+
+
+def nodes(backbone: str, rnn: str) -> tuple[dict, dict]:
+    spec = model_config(compose_config([f"backbone={backbone}", f"rnn={rnn}"]))
+    return spec["backbone"], spec["rnn"]
+
+
+def main() -> None:
+    rows = []
+    for backbone in sorted(p.stem for p in (CONFIG_DIR / "backbone").glob("*.yaml")):
+        for rnn in sorted(p.stem for p in (CONFIG_DIR / "rnn").glob("*.yaml")):
+            model = build_model(*nodes(backbone, rnn), 37, 1).eval()
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                model(torch.zeros(1, 1, 32, 100))
+            rows.append({
+                "backbone": backbone, "rnn": rnn,
+                "params": sum(p.numel() for p in model.parameters()),
+                "backbone_params": sum(p.numel() for p in model.backbone.parameters()),
+                "gflops_32x100": round(counter.get_total_flops() / 1e9, 3),
+            })
+            print(f"{backbone:10s} {rnn:13s} {rows[-1]['params']:>11,d} params  {rows[-1]['gflops_32x100']:.3f} GFLOPs")
+    out = PROJECT_ROOT / "bench" / "results" / "model_stats.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"input": "1x32x100", "classes": 37, "models": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

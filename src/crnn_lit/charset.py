@@ -1,0 +1,101 @@
+"""Charset: the model's alphabet and the tokenizer that maps labels to CTC targets and back.
+
+Index 0 is the CTC blank; character ``chars[i]`` is class ``i + 1``. The charset travels inside every
+checkpoint (``Charset.to_dict``) so a model can always decode its own outputs.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from typing import Literal
+
+BLANK = 0
+OovPolicy = Literal["drop", "remove"]
+
+
+class Charset:
+    """Alphabet + label normalization.
+
+    Case folding follows from the alphabet itself: a charset without uppercase letters folds labels to
+    lowercase (the paper's 36-class setting), one without lowercase folds to uppercase, one with both keeps case.
+    ``oov`` decides what happens to characters the charset cannot express: ``drop`` the whole sample
+    (the honest choice for evaluation) or ``remove`` the character (a usable choice for noisy training labels).
+    """
+
+    def __init__(self, chars: str, oov: OovPolicy = "drop", name: str = ""):
+        if not chars:
+            raise ValueError("charset is empty")
+        if len(set(chars)) != len(chars):
+            dupes = sorted({c for c in chars if chars.count(c) > 1})
+            raise ValueError(f"charset {name or chars[:20]!r} repeats characters: {dupes}")
+        if oov not in ("drop", "remove"):
+            raise ValueError(f"charset oov policy must be 'drop' or 'remove', got {oov!r}")
+        self.chars = chars
+        self.oov = oov
+        self.name = name
+        self._index = {c: i + 1 for i, c in enumerate(chars)}
+        has_lower = any(c.islower() for c in chars)
+        has_upper = any(c.isupper() for c in chars)
+        self.fold: str | None = "lower" if has_lower and not has_upper else "upper" if has_upper and not has_lower else None
+
+    @classmethod
+    def from_file(cls, path: str | Path, oov: OovPolicy = "drop") -> Charset:
+        """A charset file holds the characters in class order on one line (a trailing newline is ignored)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"charset file not found: {path}")
+        chars = path.read_text(encoding="utf-8").rstrip("\r\n")
+        return cls(chars, oov=oov, name=path.stem)
+
+    # --- sizes -------------------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        """Output classes of the model: every character plus the blank."""
+        return len(self.chars) + 1
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Charset) and self.chars == other.chars
+
+    def __repr__(self) -> str:
+        return f"Charset({self.name or 'custom'}, {len(self.chars)} chars, fold={self.fold}, oov={self.oov})"
+
+    # --- labels ------------------------------------------------------------------------------------------
+    def normalize(self, label: str) -> str | None:
+        """The label as the model should learn it, or ``None`` if the sample must be dropped.
+
+        Unicode is NFKC-normalized first (full-width forms, ligatures), then case-folded per charset; out-of-charset
+        characters are handled per ``oov``. An empty result is always ``None``.
+        """
+        text = unicodedata.normalize("NFKC", label).strip()
+        if self.fold == "lower":
+            text = text.lower()
+        elif self.fold == "upper":
+            text = text.upper()
+        if any(c not in self._index for c in text):
+            if self.oov == "drop":
+                return None
+            text = "".join(c for c in text if c in self._index)
+        return text or None
+
+    def encode(self, text: str) -> list[int]:
+        """Class indices (1-based) of an already normalized label."""
+        try:
+            return [self._index[c] for c in text]
+        except KeyError as err:
+            raise ValueError(f"character {err.args[0]!r} of {text!r} is not in the charset {self!r}") from None
+
+    def decode(self, indices) -> str:
+        """Characters of class indices (no CTC collapsing here; blanks are skipped)."""
+        return "".join(self.chars[i - 1] for i in indices if i != BLANK)
+
+    # --- persistence -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"chars": self.chars, "oov": self.oov, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Charset:
+        return cls(d["chars"], oov=d.get("oov", "drop"), name=d.get("name", ""))

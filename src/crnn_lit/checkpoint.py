@@ -1,0 +1,104 @@
+"""One checkpoint format, one loader.
+
+Every checkpoint — a Lightning training checkpoint or a small weights-only file from ``save_weights`` —
+carries a ``crnn_lit`` record: the charset and the model config (backbone + rnn Hydra nodes, input height and
+channels). ``load_model`` rebuilds the network from that record alone, with ``torch.load(weights_only=True)``
+so opening a checkpoint never executes pickled code, and checks that weights, charset and architecture agree.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from crnn_lit.charset import Charset
+
+CHECKPOINT_KEY = "crnn_lit"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked, with the reason spelled out."""
+
+
+def model_record(charset: Charset, model_config: dict) -> dict:
+    return {"format_version": FORMAT_VERSION, "charset": charset.to_dict(), "model": model_config}
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    charset: Charset
+    config: dict  # the model config of the record (backbone, rnn, height, channels)
+
+
+def save_weights(path: str | Path, model: torch.nn.Module, charset: Charset, model_config: dict,
+                 half: bool = False) -> Path:
+    """Write a weights-only file (optionally fp16), atomically: a killed write never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({CHECKPOINT_KEY: model_record(charset, model_config), "state_dict": state}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _model_state(checkpoint: dict) -> dict:
+    """Weights of the bare CRNN from either checkpoint flavour (Lightning prefixes them with ``model.``)."""
+    state = checkpoint["state_dict"]
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return state
+
+
+def load_model(path: str | Path, expect_charset: Charset | None = None) -> LoadedModel:
+    """Rebuild the model stored at ``path`` (eval mode, fp32).
+
+    ``expect_charset``: fail unless the checkpoint's charset is exactly this one (use it when a config names a
+    charset and the checkpoint must match it).
+    """
+    from crnn_lit.model.build import build_model  # model building pulls in Hydra; keep this module light
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt file or a pickle that needs code execution: never trust it
+        raise CheckpointError(f"cannot read checkpoint {path} as weights-only data: {err}") from err
+    record = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if not record or "charset" not in record or "model" not in record:
+        raise CheckpointError(f"{path} has no '{CHECKPOINT_KEY}' record (charset + model config); "
+                              "it was not written by crnn_lit")
+    charset = Charset.from_dict(record["charset"])
+    if expect_charset is not None and expect_charset.chars != charset.chars:
+        raise CheckpointError(f"charset mismatch: {path} was trained on {charset.chars!r} "
+                              f"({len(charset)} chars) but {expect_charset.chars!r} ({len(expect_charset)}) is asked for")
+    config = record["model"]
+    state = _model_state(checkpoint)
+    head = state.get("head.weight")
+    if head is None or head.shape[0] != charset.num_classes:
+        raise CheckpointError(
+            f"{path}: the head has {None if head is None else head.shape[0]} outputs but the stored charset needs "
+            f"{charset.num_classes} ({len(charset)} characters + blank) — the charset record was altered or belongs "
+            "to another model")
+    model = build_model(config["backbone"], config["rnn"], charset.num_classes, config["channels"])
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{path}: weights do not fit the stored architecture; missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return LoadedModel(model.eval(), charset, config)

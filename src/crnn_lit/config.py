@@ -1,0 +1,42 @@
+"""Hydra/OmegaConf plumbing shared by the entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+# src/crnn_lit/config.py → the checkout root (where conf/ and data/ live)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    """``${crnn_lit_root:}`` = the checkout root, so paths in conf/ work from any working directory."""
+    if not OmegaConf.has_resolver("crnn_lit_root"):
+        OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(PROJECT_ROOT))
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run, with what to set instead."""
+
+
+def check_required(cfg: DictConfig) -> None:
+    """Fail early, naming every required value (``???``) that is still unset, e.g. ``data.root``."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        examples = " ".join(f"{k}=..." for k in missing)
+        raise ConfigError(f"required config value(s) not set: {', '.join(missing)}. "
+                         f"Give them on the command line, e.g. `python -m crnn_lit.train ... {examples}`")
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train",
+                   return_hydra_config: bool = False) -> DictConfig:
+    """The config an entry point would see for ``overrides``, composed outside a Hydra app (tests, bench/)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -1,0 +1,84 @@
+"""From a raw source sample to a training item: label policy → augment → resize → tensor.
+
+Samples that cannot be used are not errors: they come back as ``Rejected`` with a reason, the collate function
+drops them and counts the reasons, and the LightningModule logs the counts once per epoch. Nothing is silently
+lost and nothing crashes a training epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from crnn_lit.charset import Charset
+from crnn_lit.data.sample import BadSample, Sample
+from crnn_lit.data.transforms import Resize, to_channels, to_tensor
+
+
+@dataclass
+class Item:
+    image: torch.Tensor  # C×H×W, float in [-1, 1]
+    target: list[int]
+    label: str  # the normalized label (what the model is asked to read)
+    key: str
+
+
+@dataclass
+class Rejected:
+    reason: str  # short reason name, used as a counter key
+    key: str
+    detail: str = ""
+
+
+def ctc_min_frames(label: str) -> int:
+    """Frames CTC needs for ``label``: one per character plus a blank between each pair of equal neighbours."""
+    return len(label) + sum(a == b for a, b in pairwise(label))
+
+
+class PreparedDataset(Dataset):
+    """Wraps a source (any map-style dataset of ``Sample``) with the label policy and image pipeline.
+
+    ``output_length`` maps an input width to the model's frame count T; labels that need more frames than
+    the image gives are rejected as ``too_long`` (CTC cannot align them; ``zero_infinity`` would only hide them).
+    """
+
+    def __init__(self, source, charset: Charset, resize: Resize, channels: int,
+                 output_length: Callable[[int], int], augment: Callable | None = None):
+        self.source = source
+        self.charset = charset
+        self.resize = resize
+        self.channels = channels
+        self.output_length = output_length
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def width(self, index: int) -> int:
+        """Resized width of sample ``index`` without decoding it (sources know their image sizes cheaply)."""
+        w, h = self.source.size(index)
+        return self.resize.width_for(w, h)
+
+    def __getitem__(self, index: int) -> Item | Rejected:
+        try:
+            sample: Sample = self.source[index]
+        except BadSample as err:
+            return Rejected(err.reason, err.key, str(err))
+        label = self.charset.normalize(sample.label)
+        if label is None:
+            return Rejected("empty_label" if not sample.label.strip() else "out_of_charset", sample.key, sample.label)
+        image = sample.image
+        if image.ndim not in (2, 3) or min(image.shape[:2]) < 2 or image.dtype != np.uint8:
+            return Rejected("bad_image", sample.key, f"shape {image.shape}, dtype {image.dtype}")
+        image = to_channels(image, self.channels)
+        if self.augment is not None:
+            image = self.augment(image=image)["image"]
+        image = self.resize(image)
+        if ctc_min_frames(label) > self.output_length(image.shape[1]):
+            return Rejected("too_long", sample.key, label)
+        return Item(to_tensor(image), self.charset.encode(label), label, sample.key)

@@ -1,0 +1,23 @@
+"""The unit every data source yields: one word image and its transcription."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # uint8, H×W (grayscale) or H×W×3 (RGB)
+    label: str
+    key: str = ""  # where it came from (path, LMDB index, render index) — for error messages and predictions
+
+
+class BadSample(Exception):
+    """A source could not produce sample ``key`` (unreadable image, missing record, …); it is skipped and counted."""
+
+    def __init__(self, reason: str, key: str, detail: str = ""):
+        super().__init__(f"{key}: {reason}" + (f" ({detail})" if detail else ""))
+        self.reason = reason
+        self.key = key

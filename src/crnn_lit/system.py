@@ -1,0 +1,116 @@
+"""CRNNSystem: the thin LightningModule around a plain CRNN — CTC loss, optimizer, metrics, logging."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from crnn_lit.charset import Charset
+from crnn_lit.checkpoint import CHECKPOINT_KEY, model_record
+from crnn_lit.data.batching import Batch
+from crnn_lit.metrics import TextMetrics
+from crnn_lit.model.crnn import CRNN
+from crnn_lit.transcription import Decoder, GreedyDecoder
+
+
+class CRNNSystem(L.LightningModule):
+    """Trains ``model`` end to end from word labels with loss −Σ log p(l|y) (CTC, blank = 0).
+
+    ``optimizer`` and ``scheduler`` are partials from config (``scheduler`` may be None); a scheduler whose
+    constructor takes ``total_steps`` (one-cycle) gets the trainer's estimated step count. Validation decodes
+    greedily (lexicon-free) so checkpoint selection never depends on a lexicon; ``decoder`` serves prediction.
+    ``model_config`` (backbone + rnn config, input spec) is stored in every checkpoint with the charset.
+    """
+
+    def __init__(self, model: CRNN, charset: Charset, optimizer: Callable, scheduler: Callable | None,
+                 decoder: Callable[[Charset], Decoder], model_config: dict):
+        super().__init__()
+        self.model = model
+        self.charset = charset
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.decoder = decoder(charset)
+        self.val_decoder = GreedyDecoder(charset)
+        self.model_config = model_config
+        self.val_metrics = TextMetrics(normalize=False)
+        self._rejected: Counter = Counter()
+        self._epoch_images = 0
+        self._epoch_start = 0.0
+        self._pad_waste_sum = 0.0
+        self._batches = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def _ctc_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        # CTC in fp32 even under mixed precision: log-space sums over alignments underflow in 16 bits.
+        log_probs = F.log_softmax(logits.float(), dim=2)
+        return F.ctc_loss(log_probs, batch.targets, batch.input_lengths, batch.target_lengths,
+                          blank=0, reduction="mean", zero_infinity=True)
+
+    # --- training --------------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._rejected.clear()
+        self._epoch_images, self._pad_waste_sum, self._batches = 0, 0.0, 0
+        self._epoch_start = time.perf_counter()
+
+    def training_step(self, batch: Batch, batch_idx: int):
+        self._rejected.update(batch.rejected)
+        if not len(batch):  # every sample of this batch was rejected (counted above)
+            return None
+        loss = self._ctc_loss(self.model(batch.images), batch)
+        self._epoch_images += len(batch)
+        self._pad_waste_sum += batch.padding_waste
+        self._batches += 1
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        elapsed = max(time.perf_counter() - self._epoch_start, 1e-9)
+        self.log("train/images_per_sec", self._epoch_images / elapsed)
+        self.log("data/padding_waste", self._pad_waste_sum / max(self._batches, 1))
+        for reason, count in sorted(self._rejected.items()):
+            self.log(f"data/rejected_{reason}", float(count))
+        if self._rejected:
+            summary = ", ".join(f"{r}={c}" for r, c in sorted(self._rejected.items()))
+            self.print(f"epoch {self.current_epoch}: skipped training samples: {summary}")
+
+    # --- validation ------------------------------------------------------------------------------------
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        if not len(batch):
+            return
+        logits = self.model(batch.images)
+        self.log("val/loss", self._ctc_loss(logits, batch), batch_size=len(batch))
+        predictions = self.val_decoder(logits.float().log_softmax(2), batch.input_lengths)
+        self.val_metrics.update([p.text for p in predictions], batch.labels)
+
+    def on_validation_epoch_end(self) -> None:
+        for name, value in self.val_metrics.compute().items():
+            self.log(f"val/{name}", value, prog_bar=name == "acc")
+        self.val_metrics.reset()
+
+    def predict_step(self, batch: Batch, batch_idx: int):
+        logits = self.model(batch.images)
+        return self.decoder(logits.float().log_softmax(2), batch.input_lengths)
+
+    # --- optimization ----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- checkpoint: charset + model config travel with the weights -------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = model_record(self.charset, self.model_config)

@@ -1,0 +1,42 @@
+import pytest
+
+from conftest import ROOT
+from crnn_lit.charset import Charset
+
+
+@pytest.mark.parametrize(("name", "size", "fold"), [("lowercase36", 36, "lower"), ("case62", 62, None),
+                                                    ("printable94", 94, None)])
+def test_shipped_charsets(name, size, fold):
+    cs = Charset.from_file(ROOT / "data" / "charsets" / f"{name}.txt")
+    assert len(cs) == size and cs.num_classes == size + 1 and cs.fold == fold
+
+
+def test_case_folding_follows_the_charset():
+    assert Charset("0123456789abcdefghijklmnopqrstuvwxyz").normalize("Hello42") == "hello42"
+    assert Charset("ABC").normalize("abc") == "ABC"
+    assert Charset("aAbB").normalize("AbBa") == "AbBa"
+
+
+def test_out_of_charset_policy():
+    lower = "0123456789abcdefghijklmnopqrstuvwxyz"
+    assert Charset(lower, oov="drop").normalize("don't") is None
+    assert Charset(lower, oov="remove").normalize("don't") == "dont"
+    assert Charset(lower, oov="remove").normalize("!!!") is None  # nothing left: dropped as empty
+    assert Charset(lower).normalize("   ") is None
+    assert Charset(lower).normalize("ｆｕｌｌ") == "full"  # NFKC: full-width forms
+
+
+def test_encode_decode_roundtrip_and_blank():
+    cs = Charset("abc")
+    assert cs.encode("cab") == [3, 1, 2]  # blank is 0, characters start at 1
+    assert cs.decode([3, 0, 1, 2]) == "cab"
+    with pytest.raises(ValueError, match="not in the charset"):
+        cs.encode("abd")
+
+
+def test_bad_charsets_are_rejected():
+    with pytest.raises(ValueError, match="repeats"):
+        Charset("abca")
+    with pytest.raises(FileNotFoundError, match="charset file"):
+        Charset.from_file("/nonexistent/chars.txt")
+    assert Charset.from_dict(Charset("xyz", oov="remove").to_dict()).oov == "remove"

@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+import torch
+
+from crnn_lit.charset import Charset
+from crnn_lit.data.batching import Collate, WidthBatchSampler
+from crnn_lit.data.dataset import Item, PreparedDataset, ctc_min_frames
+from crnn_lit.data.sample import BadSample, Sample
+from crnn_lit.data.transforms import Resize, to_channels
+from crnn_lit.model.backbone import output_length
+
+LOWER = Charset("0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+class ListSource:
+    """A source over in-memory (image, label) pairs; ``None`` images raise BadSample."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def size(self, i):
+        img = self.items[i][0]
+        return (10, 10) if img is None else (img.shape[1], img.shape[0])
+
+    def __getitem__(self, i):
+        img, label = self.items[i]
+        if img is None:
+            raise BadSample("unreadable", f"item{i}")
+        return Sample(img, label, f"item{i}")
+
+
+def _prepared(items, policy="bucketed", max_width=400):
+    return PreparedDataset(ListSource(items), LOWER, Resize(32, 16, max_width, policy, 100), 1, output_length)
+
+
+def test_ctc_min_frames_counts_repeats():
+    assert ctc_min_frames("abc") == 3
+    assert ctc_min_frames("hello") == 6  # 'll' needs a blank between
+    assert ctc_min_frames("aaa") == 5
+
+
+def test_too_long_labels_are_rejected_and_counted():
+    img = np.full((32, 40), 200, np.uint8)  # width 40 → T = 11 frames
+    ds = _prepared([(img, "abcdefghijk"), (img, "abcdefghijkl"), (img, "aaaaaaa"), (img, "aaaaaa")])
+    results = [ds[i] for i in range(4)]
+    assert [type(r).__name__ for r in results] == ["Item", "Rejected", "Rejected", "Item"]
+    batch = Collate(output_length)(results)
+    assert batch.labels == ["abcdefghijk", "aaaaaa"]  # 6 + 5 repeats = 11 frames: fits exactly
+    assert batch.rejected == {"too_long": 2}
+
+
+def test_label_policy_and_unreadable_samples_are_counted():
+    img = np.zeros((20, 60, 3), np.uint8)
+    ds = _prepared([(img, "Hi!"), (img, "   "), (None, "x"), (img, "OK")])
+    batch = Collate(output_length)([ds[i] for i in range(4)])
+    assert batch.labels == ["ok"]
+    assert batch.rejected == {"out_of_charset": 1, "empty_label": 1, "unreadable": 1}
+
+
+def test_resize_keeps_aspect_and_clamps():
+    r = Resize(32, 16, 200, "bucketed", 100)
+    assert r(np.zeros((64, 100), np.uint8)).shape == (32, 50)
+    assert r(np.zeros((10, 8), np.uint8)).shape == (32, 26)
+    assert r(np.zeros((32, 1000), np.uint8)).shape == (32, 200)
+    assert r(np.zeros((32, 4), np.uint8)).shape == (32, 16)
+    assert Resize(32, 16, 200, "fixed", 100)(np.zeros((20, 300), np.uint8)).shape == (32, 100)
+
+
+def test_to_channels_handles_gray_rgb_rgba():
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 3] = 0  # fully transparent → white
+    assert to_channels(rgba, 1).shape == (4, 4) and to_channels(rgba, 1).min() == 255
+    assert to_channels(np.zeros((4, 4), np.uint8), 3).shape == (4, 4, 3)
+
+
+def test_collate_pads_right_and_keeps_true_lengths():
+    items = [Item(torch.zeros(1, 32, w), [1] * 3, "abc", str(w)) for w in (40, 64, 48)]
+    batch = Collate(output_length)(items)
+    assert batch.images.shape == (3, 1, 32, 64)
+    assert batch.widths.tolist() == [40, 64, 48]
+    assert batch.input_lengths.tolist() == [11, 17, 13]  # from each image's own width, not the padded one
+    assert batch.targets.tolist() == [1] * 9 and batch.target_lengths.tolist() == [3, 3, 3]
+    assert batch.padding_waste == pytest.approx(1 - (40 + 64 + 48) / (3 * 64))
+
+
+class Widths:
+    def __init__(self, widths):
+        self.widths = widths
+
+    def __len__(self):
+        return len(self.widths)
+
+    def width(self, i):
+        return self.widths[i] if self.widths else 20
+
+
+def _waste(batches, widths):
+    used = sum(widths[i] for b in batches for i in b)
+    padded = sum(len(b) * max(widths[i] for i in b) for b in batches)
+    return 1 - used / padded
+
+
+def test_bucketing_cuts_padding_and_covers_every_sample_once():
+    widths = np.random.default_rng(0).lognormal(4.5, 0.5, size=2000).astype(int).clip(16, 400).tolist()
+    bucketed = list(WidthBatchSampler(Widths(widths), 64, shuffle=True, seed=1))
+    plain = list(WidthBatchSampler(Widths(widths), 64, shuffle=True, group_by_width=False, seed=1))
+    assert sorted(i for b in bucketed for i in b) == list(range(2000))
+    assert _waste(bucketed, widths) < 0.10
+    assert _waste(plain, widths) > 0.20
+
+
+def test_sampler_epochs_differ_but_are_reproducible():
+    s = WidthBatchSampler(Widths(list(range(16, 416))), 8, shuffle=True, seed=3)
+    first = list(s)
+    s.set_epoch(1)
+    second = list(s)
+    s.set_epoch(0)
+    assert list(s) == first != second
+
+
+def test_sampler_shards_ranks_disjointly(monkeypatch):
+    data = Widths(list(range(16, 16 + 1000)))
+    seen = []
+    for rank in (0, 1):
+        s = WidthBatchSampler(data, 10, shuffle=True, seed=5, drop_last=True)
+        monkeypatch.setattr(WidthBatchSampler, "_world", staticmethod(lambda r=rank: (r, 2)))
+        seen.append([i for b in s for i in b])
+        assert len(list(s)) == len(s) == 50
+    assert not set(seen[0]) & set(seen[1])
+    assert len(seen[0]) + len(seen[1]) == 1000
+
+
+def test_virtual_dataset_draws_num_samples():
+    class Huge(Widths):
+        def __len__(self):
+            return 10**9
+
+    s = WidthBatchSampler(Huge([]), 32, shuffle=True, num_samples=320, drop_last=True)
+    batches = list(s)
+    assert len(batches) == len(s) == 10 and all(len(b) == 32 for b in batches)
+
+

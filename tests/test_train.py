@@ -1,0 +1,105 @@
+"""The Hydra app end to end: every config option composes and runs a fast_dev_run; train → checkpoint → load."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import FAST
+from crnn_lit.checkpoint import CheckpointError, load_model, save_weights
+from crnn_lit.config import CONFIG_DIR, ConfigError
+from crnn_lit.train import train
+
+# options that cannot run on this machine are composed but not run
+COMPOSE_ONLY = {("trainer", "gpu")}
+
+
+def _options():
+    for group in sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "paths")):
+        for option in sorted(group.glob("*.yaml")):
+            yield group.name, option.stem
+
+
+@pytest.fixture
+def synth90k_root(tmp_path) -> Path:
+    """A tiny tree in the Synth90k archive layout (annotation files + lexicon + images)."""
+    root = tmp_path / "90kDICT32px"
+    words = ["moniker", "paper", "crnn", "lstm", "alpha", "beta", "gamma", "delta"]
+    (root / "1" / "1").mkdir(parents=True)
+    (root / "lexicon.txt").write_text("\n".join(words) + "\n")
+    lines = []
+    rng = np.random.default_rng(0)
+    for i, word in enumerate(words * 4):
+        rel = f"./1/1/{i}_{word.upper()}_{words.index(word)}.jpg"
+        Image.fromarray(rng.integers(0, 255, (32, 16 * len(word)), dtype=np.uint8)).save(root / rel)
+        lines.append(f"{rel} {words.index(word)}")
+    for split in ("train", "val", "test"):
+        (root / f"annotation_{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize(("group", "option"), list(_options()))
+def test_every_config_option_composes_and_runs(group, option, compose_cfg, synth90k_root):
+    overrides = [*FAST, f"{group}={option}"]
+    if (group, option) in {("data", "synth90k"), ("experiment", "synth90k")}:
+        overrides.append(f"data.root={synth90k_root}")
+    cfg = compose_cfg(overrides)
+    assert cfg.get(group) is not None or option == "none" or group in ("augment", "scheduler", "debug")
+    if (group, option) in COMPOSE_ONLY:
+        return
+    cfg.trainer.fast_dev_run = True
+    cfg.data.num_workers = 0
+    metrics = train(cfg)
+    assert np.isfinite(metrics["train/loss"])
+
+
+def test_synth90k_without_root_names_the_missing_value(compose_cfg):
+    cfg = compose_cfg([*FAST, "experiment=synth90k"])
+    with pytest.raises(ConfigError, match=r"data\.root"):
+        train(cfg)
+
+
+def test_synth90k_with_wrong_root_says_what_is_missing(compose_cfg, tmp_path):
+    cfg = compose_cfg([*FAST, "experiment=synth90k", f"data.root={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="annotation_train.txt"):
+        train(cfg)
+
+
+def test_train_writes_checkpoint_that_loads_with_its_charset(compose_cfg, tmp_path):
+    cfg = compose_cfg([*FAST, "charset=case_sensitive", "logger=csv"])
+    metrics = train(cfg)
+    assert {"val/acc", "val/cer", "val/ned", "val/loss", "train/loss"} <= set(metrics)
+    assert 0.0 <= metrics["val/acc"] <= 1.0
+    best = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))
+    assert (tmp_path / "csv" / "metrics.csv").read_text().count("val/acc") == 1
+
+    loaded = load_model(best)
+    assert loaded.charset.chars == "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    assert loaded.model.head.out_features == 63
+    assert loaded.config["backbone"]["channels"] == [32, 64, 128, 128, 256, 256, 256]
+
+    # the small weights-only export round-trips too, in fp16, to the same outputs (within fp16 rounding)
+    small = save_weights(tmp_path / "model.pt", loaded.model, loaded.charset, loaded.config, half=True)
+    again = load_model(small)
+    x = torch.randn(2, 1, 32, 80)
+    with torch.no_grad():
+        assert torch.allclose(loaded.model(x), again.model(x), atol=5e-2)
+    assert again.charset == loaded.charset
+
+
+def test_checkpoint_with_altered_charset_fails_clearly(tmp_path, compose_cfg):
+    cfg = compose_cfg([*FAST])
+    train(cfg)
+    best = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))
+    ckpt = torch.load(best, weights_only=True)
+    ckpt["crnn_lit"]["charset"]["chars"] = "abc"
+    torch.save(ckpt, tmp_path / "tampered.ckpt")
+    with pytest.raises(CheckpointError, match="charset"):
+        load_model(tmp_path / "tampered.ckpt")
+    loaded = load_model(best)
+    with pytest.raises(CheckpointError, match="charset mismatch"):
+        from crnn_lit.charset import Charset
+        load_model(best, expect_charset=Charset("abc"))
+    assert loaded.charset.chars.startswith("0123")

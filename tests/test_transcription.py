@@ -1,0 +1,42 @@
+import math
+
+import torch
+
+from crnn_lit.charset import Charset
+from crnn_lit.transcription import GreedyDecoder, best_path, collapse
+
+
+def test_b_mapping_paper_example():
+    assert "".join(collapse("--hh-e-l-ll-oo-", blank="-")) == "hello"
+
+
+def test_b_mapping_keeps_repeats_separated_by_blank():
+    assert "".join(collapse("ll", blank="-")) == "l"
+    assert "".join(collapse("l-l", blank="-")) == "ll"
+    assert collapse([0, 0, 0], blank=0) == []
+    assert collapse([], blank=0) == []
+
+
+def _log_probs(paths: list[list[int]], classes: int, p: float = 0.9) -> torch.Tensor:
+    """(T, N, C) log-probs whose best path is ``paths[n]`` with per-frame probability p."""
+    steps = max(len(x) for x in paths)
+    probs = torch.full((steps, len(paths), classes), (1 - p) / (classes - 1))
+    for n, path in enumerate(paths):
+        for t, c in enumerate(path):
+            probs[t, n, c] = p
+    return probs.log()
+
+
+def test_best_path_batched_with_lengths():
+    # charset "ab": 1 = a, 2 = b; sample 1's last two frames are padding and must be ignored
+    lp = _log_probs([[1, 1, 0, 1, 2, 2], [2, 0, 2, 1, 1, 1]], classes=3)
+    seqs, path_lp = best_path(lp, torch.tensor([6, 4]))
+    assert seqs == [[1, 1, 2], [2, 2, 1]]
+    assert torch.allclose(path_lp, torch.tensor([6 * math.log(0.9), 4 * math.log(0.9)]))
+
+
+def test_greedy_decoder_texts_and_confidence():
+    lp = _log_probs([[0, 3, 3, 0, 1, 0, 1, 2]], classes=4, p=0.5)
+    (pred,) = GreedyDecoder(Charset("abc"))(lp, torch.tensor([8]))
+    assert pred.text == "caab"
+    assert math.isclose(pred.confidence, 0.5 ** 8, rel_tol=1e-5)

@@ -21,9 +21,20 @@ class ConfigError(ValueError):
     """A configuration that cannot run, with what to set instead."""
 
 
+def _missing_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Keys set to ``???``, found without resolving interpolations (those pointing at them would raise)."""
+    found = []
+    for key in cfg.keys():
+        if OmegaConf.is_missing(cfg, key):
+            found.append(f"{prefix}{key}")
+        elif not OmegaConf.is_interpolation(cfg, key) and isinstance(cfg._get_node(key), DictConfig):
+            found += _missing_keys(cfg._get_node(key), f"{prefix}{key}.")
+    return found
+
+
 def check_required(cfg: DictConfig) -> None:
     """Fail early, naming every required value (``???``) that is still unset, e.g. ``data.root``."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(_missing_keys(cfg))
     if missing:
         examples = " ".join(f"{k}=..." for k in missing)
         raise ConfigError(f"required config value(s) not set: {', '.join(missing)}. "

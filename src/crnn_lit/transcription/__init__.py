@@ -1,7 +1,18 @@
-"""Transcription layer: per-frame distributions → text (lexicon-free greedy now; beam and lexicon plug in here)."""
+"""Transcription layer: per-frame distributions → text.
+
+Lexicon-free: ``GreedyDecoder`` (best path) and ``BeamDecoder`` (CTC prefix beam search). Lexicon-based:
+``LexiconDecoder`` (exact p(l|y) over a per-image list or over N_δ(l′) of a global ``Lexicon``).
+"""
 
 from crnn_lit.transcription.base import Decoder, Prediction
+from crnn_lit.transcription.beam import BeamDecoder
+from crnn_lit.transcription.candidates import BKTree, CandidateIndex, LinearScan, RapidfuzzIndex, SymDeleteIndex
 from crnn_lit.transcription.ctc import best_path, collapse
 from crnn_lit.transcription.greedy import GreedyDecoder
+from crnn_lit.transcription.lexicon import Lexicon, LexiconDecoder, ctc_log_likelihoods, load_lexicon
 
-__all__ = ["Decoder", "GreedyDecoder", "Prediction", "best_path", "collapse"]
+__all__ = [
+    "BKTree", "BeamDecoder", "CandidateIndex", "Decoder", "GreedyDecoder", "Lexicon", "LexiconDecoder",
+    "LinearScan", "Prediction", "RapidfuzzIndex", "SymDeleteIndex", "best_path", "collapse",
+    "ctc_log_likelihoods", "load_lexicon",
+]

@@ -1,0 +1,121 @@
+"""Throughput of the embedded synthetic word renderer, single process, one thread.
+
+    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--samples docs/renderer_samples.png]
+
+Renders ``--n`` images twice: a cold pass (indices 0..n-1, fonts/glyph caches filling up) and a warm pass
+(indices n..2n-1, different words, caches filled) — the warm rate is what a long training run sees. Also
+times ``width(i)``, which the width-bucketing batch sampler calls on every index. Prints a JSON summary and
+writes it to bench/results/renderer.json. ``--samples`` additionally saves a grid of 16 renders.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Pin threads before numpy/torch/cv2 are imported: this measures one core.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # runnable from a plain checkout too
+
+from crnn_lit.data.sources.renderer import WordRenderer
+
+
+def save_grid(
+    renderer: WordRenderer, path: Path, n: int = 16, cols: int = 2, cell_w: int = 240, zoom: int = 2
+) -> None:
+    """Save ``n`` renders (indices 0..n-1) as one PNG, ``cols`` per row, magnified ``zoom``x (nearest)."""
+    h, gap = renderer.height, 4
+    rows = (n + cols - 1) // cols
+    grid = Image.new("RGB", (cols * (cell_w + gap) + gap, rows * (h + gap) + gap), (128, 128, 128))
+    for i in range(n):
+        img = Image.fromarray(renderer.render(i).image).convert("RGB")
+        if img.width > cell_w:
+            img = img.crop((0, 0, cell_w, h))
+        grid.paste(img, (gap + (i % cols) * (cell_w + gap), gap + (i // cols) * (h + gap)))
+    grid = grid.resize((grid.width * zoom, grid.height * zoom), Image.Resampling.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, optimize=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=3000, help="images per pass")
+    ap.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--words", default=str(ROOT / "data/words/english.txt"))
+    ap.add_argument("--fonts", default=str(ROOT / "data/fonts"))
+    ap.add_argument("--out", default=str(ROOT / "bench/results/renderer.json"))
+    ap.add_argument("--samples", default=None, help="also save a 16-image PNG grid here")
+    args = ap.parse_args()
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    renderer = WordRenderer(args.words, args.fonts, channels=args.channels, seed=args.seed)
+    init_s = time.perf_counter() - t0
+
+    n = args.n
+    t0 = time.perf_counter()
+    for i in range(n):
+        renderer.render(i)
+    cold_s = time.perf_counter() - t0
+
+    widths = []
+    t0 = time.perf_counter()
+    for i in range(n, 2 * n):
+        widths.append(renderer.render(i).image.shape[1])
+    warm_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for i in range(n, 2 * n):
+        renderer.width(i)
+    width_us = (time.perf_counter() - t0) / n * 1e6
+
+    result = {
+        "images": n,
+        "images_per_s": round(n / warm_s, 1),
+        "images_per_s_cold": round(n / cold_s, 1),
+        "mean_width": round(float(np.mean(widths)), 1),
+        "max_width": int(np.max(widths)),
+        "width_us_per_call": round(width_us, 2),
+        "init_s": round(init_s, 3),
+        "fonts": len(renderer.fonts),
+        "words": len(renderer.words),
+        "height": renderer.height,
+        "channels": renderer.channels,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "threads": {
+            "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
+            "cv2": cv2.getNumThreads(),
+            "torch": torch.get_num_threads(),
+        },
+        "cpu": platform.processor() or platform.machine(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if args.samples:
+        save_grid(renderer, Path(args.samples))
+        print(f"saved samples to {args.samples}")
+
+
+if __name__ == "__main__":
+    main()

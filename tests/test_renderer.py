@@ -1,0 +1,249 @@
+"""The embedded synthetic word renderer, its shipped fonts and its word list."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ImageFont
+
+from crnn_lit.data.sources.renderer import (
+    PRINTABLE_ASCII,
+    SyntheticWords,
+    WordRenderer,
+    _luma,
+    discover_fonts,
+    missing_glyphs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ROOT / "data" / "words" / "english.txt"
+FONTS = ROOT / "data" / "fonts"
+ALNUM = re.compile(r"[A-Za-z0-9]+")
+
+
+def make(**kw) -> WordRenderer:
+    return WordRenderer(str(WORDS), str(FONTS), **kw)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> WordRenderer:
+    return make()
+
+
+# --------------------------------------------------------------------------------------------------
+# determinism
+
+
+def test_same_seed_and_index_give_identical_samples(renderer):
+    other = make()  # fresh caches, indices visited in another order
+    for i in [123456789, 42, 7, 0, 10**12, 3]:
+        a, b = renderer.render(i), other.render(i)
+        assert a.label == b.label
+        assert a.key == b.key == f"render:0:{i}"
+        assert a.image.shape == b.image.shape
+        assert np.array_equal(a.image, b.image)
+    again = renderer.render(42)
+    assert np.array_equal(again.image, other.render(42).image)
+
+
+def test_different_index_or_seed_gives_different_samples(renderer):
+    images = [renderer.render(i).image for i in range(8)]
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            a, b = images[i], images[j]
+            assert a.shape != b.shape or not np.array_equal(a, b)
+    seeded = make(seed=1)
+    same = sum(
+        seeded.render(i).label == renderer.render(i).label
+        and np.array_equal(seeded.render(i).image, renderer.render(i).image)
+        for i in range(8)
+    )
+    assert same == 0
+    assert seeded.render(3).key == "render:1:3"
+
+
+def _digest(indices) -> str:
+    r = make(channels=3, seed=5)
+    h = hashlib.sha256()
+    for i in indices:
+        s = r.render(i)
+        h.update(s.label.encode())
+        h.update(str(s.image.shape).encode())
+        h.update(s.image.tobytes())
+    return h.hexdigest()
+
+
+def test_identical_in_another_process():
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from test_renderer import _digest; print(_digest([5, 0, 99, 2**40]))"
+    )
+    env = dict(os.environ, PYTHONHASHSEED="12345", OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=str(ROOT),
+    )
+    assert out.stdout.strip().splitlines()[-1] == _digest([5, 0, 99, 2**40])
+
+
+def test_pickled_renderer_renders_the_same(renderer):
+    clone = pickle.loads(pickle.dumps(renderer))
+    for i in (0, 17):
+        assert np.array_equal(clone.render(i).image, renderer.render(i).image)
+
+
+# --------------------------------------------------------------------------------------------------
+# image format and width
+
+
+def test_gray_output_format(renderer):
+    for i in range(20):
+        img = renderer.render(i).image
+        assert img.dtype == np.uint8
+        assert img.ndim == 2 and img.shape[0] == 32
+        assert img.flags["C_CONTIGUOUS"]
+        assert int(img.max()) - int(img.min()) > 60  # something is drawn
+
+
+def test_rgb_output_and_other_height():
+    rgb = make(channels=3)
+    gray = make(channels=1)
+    for i in range(10):
+        a, b = rgb.render(i), gray.render(i)
+        assert a.image.dtype == np.uint8 and a.image.shape == (32, b.image.shape[1], 3)
+        assert a.label == b.label
+    colourful = sum(
+        int(np.abs(np.diff(rgb.render(i).image.astype(int), axis=2)).max()) > 10 for i in range(10)
+    )
+    assert colourful >= 3
+    tall = make(height=48)
+    assert tall.render(0).image.shape[0] == 48
+    with pytest.raises(ValueError):
+        make(channels=2)
+
+
+def test_width_matches_rendered_width(renderer):
+    for i in range(1000, 1050):
+        assert abs(renderer.width(i) - renderer.render(i).image.shape[1]) <= 4
+        assert renderer.width(i) == renderer.render(i).image.shape[1]  # exact by construction
+
+
+def test_width_clamping():
+    narrow = make(max_width=60)
+    wide = make(min_width=150)
+    for i in range(30):
+        w = narrow.render(i).image.shape[1]
+        assert w <= 60 and w == narrow.width(i)
+        w = wide.render(i).image.shape[1]
+        assert w >= 150 and w == wide.width(i)
+    tiny = make(min_width=16)
+    assert min(tiny.width(i) for i in range(400)) >= 16
+
+
+def test_longer_words_give_wider_images(renderer):
+    lengths, widths = [], []
+    for i in range(600):
+        p = renderer.plan(i)
+        lengths.append(len(p.label))
+        widths.append(p.width)
+    lengths, widths = np.array(lengths), np.array(widths)
+    assert widths[lengths >= 10].mean() > 1.5 * widths[lengths <= 5].mean()
+    assert np.corrcoef(lengths, widths)[0, 1] > 0.7
+
+
+# --------------------------------------------------------------------------------------------------
+# labels
+
+
+def test_labels_are_ascii_alnum_and_bounded(renderer):
+    labels = [renderer.plan(i).label for i in range(2000)]
+    assert all(ALNUM.fullmatch(label) for label in labels)
+    assert max(map(len, labels)) <= renderer.max_word_len
+    assert any(label.isdigit() for label in labels)  # p_digits
+    assert any(label.isupper() and len(label) > 3 for label in labels)  # p_upper
+    assert len(set(labels)) > 1800
+    for i in range(5):
+        assert renderer.render(i).label == renderer.label(i) == renderer.plan(i).label
+
+
+def test_max_word_len_and_charset():
+    short = make(max_word_len=5, random_len=(1, 9))
+    assert max(len(short.plan(i).label) for i in range(500)) <= 5
+    lower = (
+        (ROOT / "data" / "charsets" / "lowercase36.txt").read_text().strip()
+        if (ROOT / "data" / "charsets" / "lowercase36.txt").exists()
+        else string.digits + string.ascii_lowercase
+    )
+    r = make(charset_chars=lower, p_digits=0.5)
+    allowed = set(lower)
+    assert all(set(r.plan(i).label) <= allowed for i in range(500))
+
+
+def test_contrast_is_guaranteed(renderer):
+    for i in range(500):
+        p = renderer.plan(i)
+        assert abs(_luma(p.fg) - _luma(p.bg)) >= renderer.min_contrast + p.bg_amp - 1e-9
+        for col in (p.border_color, p.shadow_color):
+            assert abs(_luma(col) - _luma(p.fg)) >= renderer.min_contrast - 1e-9
+    clean = make(p_noise=0.0, p_blur=0.0, p_gradient=0.0, p_texture=0.0, p_border=0.0, p_shadow=0.0)
+    for i in range(20):
+        img = clean.render(i).image.astype(int)
+        assert img.max() - img.min() >= 0.35 * 255 - 2
+
+
+# --------------------------------------------------------------------------------------------------
+# dataset
+
+
+def test_synthetic_words_dataset(renderer):
+    ds = SyntheticWords(renderer, length=100)
+    assert len(ds) == 100
+    s = ds[7]
+    assert s.label == renderer.render(7).label and np.array_equal(s.image, renderer.render(7).image)
+    assert ds.width(7) == s.image.shape[1]
+    assert ds[-1].key == "render:0:99"
+    with pytest.raises(IndexError):
+        ds[100]
+
+
+# --------------------------------------------------------------------------------------------------
+# shipped data
+
+
+def test_every_shipped_font_has_all_printable_ascii():
+    fonts = discover_fonts(FONTS)
+    assert 12 <= len(fonts) <= 24
+    assert sum(f.stat().st_size for f in fonts) < 8 * 2**20
+    readme = (FONTS / "README.md").read_text()
+    assert len(PRINTABLE_ASCII) == 94
+    for path in fonts:
+        assert missing_glyphs(path) == "", path.name
+        font = ImageFont.truetype(str(path), 24)
+        for ch in PRINTABLE_ASCII:
+            left, top, right, bottom = font.getbbox(ch)
+            assert right > left and bottom > top, (path.name, ch)
+        assert (path.parent / "LICENSE").is_file(), path
+        assert path.relative_to(FONTS).as_posix() in readme, path
+
+
+def test_word_list_properties():
+    words = WORDS.read_text(encoding="utf-8").splitlines()
+    assert len(words) > 50_000
+    assert all(re.fullmatch(r"[A-Za-z]{1,20}", w) for w in words)
+    lowered = [w.lower() for w in words]
+    assert len(set(lowered)) == len(words)
+    assert "a" in words and "the" in words and "A" not in words
+    assert (WORDS.parent / "LICENSE").is_file()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from crnn_lit.charset import Charset
-from crnn_lit.data.batching import Collate, WidthBatchSampler
+from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item, PreparedDataset, ctc_min_frames
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.transforms import Resize, to_channels
@@ -86,15 +86,10 @@ def test_collate_pads_right_and_keeps_true_lengths():
     assert batch.padding_waste == pytest.approx(1 - (40 + 64 + 48) / (3 * 64))
 
 
-class Widths:
-    def __init__(self, widths):
-        self.widths = widths
-
-    def __len__(self):
-        return len(self.widths)
-
-    def width(self, i):
-        return self.widths[i] if self.widths else 20
+def _sampler(widths, batch_size, shuffle=True, bucketed=True, seed=0, num_samples=None, size=None, drop_last=False):
+    epochs = EpochSampler(size or len(widths), shuffle, seed, num_samples)
+    width = (lambda i: widths[i] if widths else 20) if bucketed else None
+    return WidthBatchSampler(epochs, batch_size, width, drop_last=drop_last)
 
 
 def _waste(batches, widths):
@@ -105,15 +100,15 @@ def _waste(batches, widths):
 
 def test_bucketing_cuts_padding_and_covers_every_sample_once():
     widths = np.random.default_rng(0).lognormal(4.5, 0.5, size=2000).astype(int).clip(16, 400).tolist()
-    bucketed = list(WidthBatchSampler(Widths(widths), 64, shuffle=True, seed=1))
-    plain = list(WidthBatchSampler(Widths(widths), 64, shuffle=True, group_by_width=False, seed=1))
+    bucketed = list(_sampler(widths, 64, seed=1))
+    plain = list(_sampler(widths, 64, bucketed=False, seed=1))
     assert sorted(i for b in bucketed for i in b) == list(range(2000))
     assert _waste(bucketed, widths) < 0.10
     assert _waste(plain, widths) > 0.20
 
 
 def test_sampler_epochs_differ_but_are_reproducible():
-    s = WidthBatchSampler(Widths(list(range(16, 416))), 8, shuffle=True, seed=3)
+    s = _sampler(list(range(16, 416)), 8, seed=3)
     first = list(s)
     s.set_epoch(1)
     second = list(s)
@@ -121,11 +116,23 @@ def test_sampler_epochs_differ_but_are_reproducible():
     assert list(s) == first != second
 
 
+def test_lightning_sets_the_epoch_of_our_batch_sampler():
+    # Lightning calls set_epoch on dataloader.sampler and batch_sampler.sampler — not on the batch sampler
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    s = _sampler([20] * 100, 10, seed=3)
+    loader = DataLoader(list(range(100)), batch_sampler=s)
+    first = list(s)
+    _set_sampler_epoch(loader, 4)
+    assert s.sampler.epoch == 4 and list(s) != first
+
+
 def test_sampler_shards_ranks_disjointly(monkeypatch):
-    data = Widths(list(range(16, 16 + 1000)))
+    widths = list(range(16, 16 + 1000))
     seen = []
     for rank in (0, 1):
-        s = WidthBatchSampler(data, 10, shuffle=True, seed=5, drop_last=True)
+        s = _sampler(widths, 10, seed=5, drop_last=True)
         monkeypatch.setattr(WidthBatchSampler, "_world", staticmethod(lambda r=rank: (r, 2)))
         seen.append([i for b in s for i in b])
         assert len(list(s)) == len(s) == 50
@@ -134,12 +141,7 @@ def test_sampler_shards_ranks_disjointly(monkeypatch):
 
 
 def test_virtual_dataset_draws_num_samples():
-    class Huge(Widths):
-        def __len__(self):
-            return 10**9
-
-    s = WidthBatchSampler(Huge([]), 32, shuffle=True, num_samples=320, drop_last=True)
+    s = _sampler([], 32, num_samples=320, size=10**9, drop_last=True)
     batches = list(s)
     assert len(batches) == len(s) == 10 and all(len(b) == 32 for b in batches)
-
-
+    assert max(i for b in batches for i in b) > 10**6  # drawn from the whole virtual index space

@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 def _missing_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     """Keys set to ``???``, found without resolving interpolations (those pointing at them would raise)."""
     found = []
-    for key in cfg.keys():
+    for key in cfg:
         if OmegaConf.is_missing(cfg, key):
             found.append(f"{prefix}{key}")
         elif not OmegaConf.is_interpolation(cfg, key) and isinstance(cfg._get_node(key), DictConfig):

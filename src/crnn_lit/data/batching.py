@@ -13,6 +13,7 @@ Distributed runs: every rank builds the same batch list (same seed and epoch) an
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,32 +24,58 @@ from torch.utils.data import Sampler
 from crnn_lit.data.dataset import Item, Rejected
 
 
-class WidthBatchSampler(Sampler[list[int]]):
-    """Yields lists of dataset indices.
+class EpochSampler(Sampler[int]):
+    """The indices of one epoch: a seeded permutation, ``num_samples`` random draws, or (no shuffle) in order.
 
-    ``dataset`` must offer ``__len__`` and ``width(i)``. ``num_samples`` draws that many random indices per
-    epoch (for virtual datasets such as the renderer, whose index space is huge); ``None`` uses a permutation
-    of the whole dataset. ``group_by_width=False`` gives plain random batches (the ``keep_ratio`` policy).
-    Without ``shuffle`` (evaluation) the whole set is sorted by width: minimal padding, fixed order.
+    ``num_samples`` serves virtual datasets such as the renderer, whose index space is far larger than an
+    epoch. Lightning calls ``set_epoch`` on ``batch_sampler.sampler`` before every epoch (also after a resume),
+    which is why the epoch lives here and the batch sampler below reads it.
     """
 
-    def __init__(self, dataset, batch_size: int, shuffle: bool, group_by_width: bool = True, seed: int = 0,
-                 num_samples: int | None = None, pool_batches: int = 50, drop_last: bool = False):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.group_by_width = group_by_width
-        self.seed = seed
-        self.num_samples = num_samples
-        self.pool_batches = pool_batches
-        self.drop_last = drop_last
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, num_samples: int | None = None):
+        self.size, self.shuffle, self.seed, self.num_samples = size, shuffle, seed, num_samples
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this before each epoch; it makes every epoch a different (but reproducible) order."""
         self.epoch = epoch
+
+    def rng(self, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, stream])
+
+    def indices(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.num_samples if self.num_samples is not None else self.size)
+        if self.num_samples is not None:
+            return self.rng(0).integers(0, self.size, size=self.num_samples)
+        return self.rng(0).permutation(self.size)
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples if self.num_samples is not None else self.size
+
+
+class WidthBatchSampler(Sampler[list[int]]):
+    """Groups the indices of an ``EpochSampler`` into batches of similar width.
+
+    ``width(i)`` gives the resized width of sample ``i``; ``None`` gives plain batches in sampler order (the
+    ``keep_ratio`` and ``fixed`` policies). Without shuffling (evaluation) the whole set is sorted by width:
+    minimal padding, fixed order.
+    """
+
+    def __init__(self, sampler: EpochSampler, batch_size: int, width: Callable[[int], int] | None,
+                 pool_batches: int = 50, drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.width = width
+        self.pool_batches = pool_batches
+        self.drop_last = drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
 
     @staticmethod
     def _world() -> tuple[int, int]:
@@ -57,16 +84,11 @@ class WidthBatchSampler(Sampler[list[int]]):
         return 0, 1
 
     def _batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        n = len(self.dataset)
-        if self.num_samples is not None:
-            indices = rng.integers(0, n, size=self.num_samples) if self.shuffle else np.arange(self.num_samples)
-        else:
-            indices = rng.permutation(n) if self.shuffle else np.arange(n)
+        indices = self.sampler.indices()
         bs = self.batch_size
-        if self.group_by_width:
-            widths = np.fromiter((self.dataset.width(int(i)) for i in indices), dtype=np.int64, count=len(indices))
-            pool = len(indices) if not self.shuffle else bs * self.pool_batches
+        if self.width is not None:
+            widths = np.fromiter((self.width(int(i)) for i in indices), dtype=np.int64, count=len(indices))
+            pool = bs * self.pool_batches if self.sampler.shuffle else len(indices)
             chunks = []
             for start in range(0, len(indices), pool):
                 order = np.argsort(widths[start:start + pool], kind="stable")
@@ -75,18 +97,18 @@ class WidthBatchSampler(Sampler[list[int]]):
         batches = [indices[i:i + bs].tolist() for i in range(0, len(indices), bs)]
         if self.drop_last and batches and len(batches[-1]) < bs:
             batches.pop()
-        if self.shuffle:
-            rng.shuffle(batches)
+        if self.sampler.shuffle:
+            self.sampler.rng(1).shuffle(batches)
         return batches
 
     def __iter__(self):
         rank, world = self._world()
         batches = self._batches()
-        usable = len(batches) - len(batches) % world if world > 1 else len(batches)
+        usable = len(batches) - len(batches) % world
         yield from batches[rank:usable:world]
 
     def __len__(self) -> int:
-        n = self.num_samples if self.num_samples is not None else len(self.dataset)
+        n = len(self.sampler)
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         _, world = self._world()
         return batches // world

@@ -8,7 +8,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from crnn_lit.charset import Charset
-from crnn_lit.data.batching import Collate, WidthBatchSampler
+from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset
 from crnn_lit.data.transforms import Resize, WidthPolicy
 
@@ -48,13 +48,12 @@ class TextDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        sampler = WidthBatchSampler(
-            self.train_set, self.batch_size, shuffle=True, group_by_width=self.width_policy == "bucketed",
-            seed=self.seed, num_samples=self.samples_per_epoch, pool_batches=self.pool_batches, drop_last=True,
-        )
-        return self._loader(self.train_set, sampler)
+        sampler = EpochSampler(len(self.train_set), shuffle=True, seed=self.seed, num_samples=self.samples_per_epoch)
+        width = self.train_set.width if self.width_policy == "bucketed" else None
+        batches = WidthBatchSampler(sampler, self.batch_size, width, self.pool_batches, drop_last=True)
+        return self._loader(self.train_set, batches)
 
     def val_dataloader(self) -> DataLoader:
-        sampler = WidthBatchSampler(self.val_set, self.eval_batch_size, shuffle=False,
-                                    group_by_width=self.width_policy != "fixed")
-        return self._loader(self.val_set, sampler)
+        width = self.val_set.width if self.width_policy != "fixed" else None
+        batches = WidthBatchSampler(EpochSampler(len(self.val_set), shuffle=False), self.eval_batch_size, width)
+        return self._loader(self.val_set, batches)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_DATA
 from crnn_lit.charset import Charset
 from crnn_lit.transcription import (
     BeamDecoder,
@@ -27,8 +28,6 @@ from crnn_lit.transcription import (
     ctc_log_likelihoods,
 )
 from crnn_lit.transcription.lexicon import EncodedWords, Lexicon, _forward_torch, best_word, load_lexicon
-
-from conftest import SHARED_DATA
 
 
 def labelling_probs(log_probs: np.ndarray) -> dict[tuple[int, ...], float]:
@@ -219,6 +218,24 @@ def test_global_lexicon_uses_n_delta_of_the_greedy_result():
             for kind in results:
                 assert results[kind][n].text == expected, kind
             assert reference[n].text == expected
+
+
+def test_bound_pruned_scoring_equals_scoring_every_word():
+    rng = np.random.default_rng(9)
+    r = random.Random(9)
+    cs = alphabet(7)  # "abcdef"
+    encoded = EncodedWords(random_words(r, "abcdef", 400, 7), cs)
+    saved = 0
+    for _ in range(40):
+        steps = int(rng.integers(4, 16))
+        sharp = rng.uniform(0.5, 6.0)  # from diffuse to very peaked outputs
+        lp = torch.from_numpy(rng.normal(size=(steps, 7)) * sharp).log_softmax(1).numpy()
+        greedy = collapse(lp.argmax(1).tolist(), blank=0)
+        full = best_word(lp, encoded, prune=False)
+        pruned = best_word(lp, encoded, prune=True, greedy=greedy)
+        assert pruned[0] == full[0] and (pruned[1] == full[1] or math.isclose(pruned[1], full[1], rel_tol=1e-12))
+        saved += full[2] - pruned[2]
+    assert saved > 0  # the bounds do skip words
 
 
 def test_lexicon_decoder_respects_per_sample_lengths():

@@ -6,7 +6,13 @@ Lexicon-free: ``GreedyDecoder`` (best path) and ``BeamDecoder`` (CTC prefix beam
 
 from crnn_lit.transcription.base import Decoder, Prediction
 from crnn_lit.transcription.beam import BeamDecoder
-from crnn_lit.transcription.candidates import BKTree, CandidateIndex, LinearScan, RapidfuzzIndex, SymDeleteIndex
+from crnn_lit.transcription.candidates import (
+    BKTree,
+    CandidateIndex,
+    LinearScan,
+    RapidfuzzIndex,
+    SymDeleteIndex,
+)
 from crnn_lit.transcription.ctc import best_path, collapse
 from crnn_lit.transcription.greedy import GreedyDecoder
 from crnn_lit.transcription.lexicon import Lexicon, LexiconDecoder, ctc_log_likelihoods, load_lexicon

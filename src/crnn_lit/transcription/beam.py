@@ -43,7 +43,7 @@ def frame_candidates(log_probs: np.ndarray, lengths: np.ndarray, mass: float, to
     probability reaches ``mass`` (so a frame that is almost surely blank proposes nothing), capped at ``top_k``
     non-blank classes. Vectorized over (T, N); only the final ragged split is Python.
     """
-    steps, batch, classes = log_probs.shape
+    _, batch, classes = log_probs.shape
     k = classes if top_k is None else max(1, min(int(top_k) + 1, classes))  # + 1: room for the blank
     if k < classes:
         top = np.argpartition(-log_probs, k - 1, axis=2)[:, :, :k]

@@ -322,7 +322,7 @@ class SymDeleteIndex(CandidateIndex):
             weights.append(w)
             salts.append(np.full(keep.shape[0], self._len_salt[kept] + self._table_salt[table], np.uint64))
 
-        for j in range(0, min(k, length - 1) + 1):  # table k: words of length + k − j letters, j <= k
+        for j in range(min(k, length - 1) + 1):  # table k: words of length + k − j letters, j <= k
             add(j, k)
         if length > k:  # tables dl < k: words shorter than the query, which deletes exactly k
             for dl in range(k):

@@ -4,16 +4,18 @@ Candidates. A small lexicon given per image (``decode(..., lexicons=[words, ...]
 whole, as in the paper. A large global lexicon (the 87,623-word MJSynth vocabulary) is searched only inside
 N_δ(l′), the words within edit distance δ of the lexicon-free (greedy) result l′ (paper: δ = 3), retrieved by
 :mod:`crnn_lit.transcription.candidates`. When N_δ(l′) is empty, ``fallback`` decides: ``greedy`` returns l′,
-``nearest`` widens to the words at the smallest distance from l′. An image with neither kind of lexicon gets l′.
+``nearest`` widens to the words at the smallest distance from l′. An image's own list takes precedence over the
+global lexicon; an image with neither gets l′.
 
 Scoring. p(l|y) for a batch of candidate words comes from one vectorized CTC forward pass
 (:func:`ctc_log_likelihoods`: alpha recursion over the extended labels of all candidates at once, in the
 probability domain with each frame scaled by its most probable class, float64). Words that cannot fit into an
 image's frames (``len + adjacent repeats > T``) have p = 0 and are never scored. To avoid scoring hundreds of
-hopeless words, candidates are scored best-bound first, in growing chunks, with a cheap upper bound: every
-alignment of l emits each of its characters at least once, so p(l|y) ≤ min_{c ∈ l} (1 − Π_t (1 − y_t(c))).
-Scoring stops once no remaining bound can reach the best exact score, so the chosen word is the same as
-scoring every candidate (``prune=False`` does exactly that; the benchmark compares both). Ties go to the
+hopeless words, candidates are scored best-bound first, in growing chunks, under two cheap upper bounds:
+every alignment of l emits each of its characters at least once, so p(l|y) ≤ min_{c ∈ l} (1 − Π_t (1 − y_t(c)));
+and labellings are disjoint events, so an unscored word has p ≤ 1 − p(l′) − Σ p(words scored so far).
+Scoring stops once neither bound lets a remaining word reach the best exact score, so the chosen word is the
+same as scoring every candidate (``prune=False`` does exactly that; the benchmark compares both). Ties go to the
 earlier candidate (lexicon order). Confidence = p(chosen l | y), the exact probability of the returned
 labelling, fallbacks included.
 
@@ -41,7 +43,6 @@ import torch
 from crnn_lit.charset import Charset
 from crnn_lit.transcription.base import Decoder, Prediction
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
-from crnn_lit.transcription.ctc import best_path
 
 FALLBACKS = ("greedy", "nearest")
 
@@ -208,18 +209,21 @@ def ctc_log_likelihoods(log_probs: np.ndarray, codes: np.ndarray, lengths: np.nd
     s = 2 * width + 1
     ext = np.zeros((k, s), dtype=np.intp)
     ext[:, 1::2] = codes
-    emit = probs[:, ext]  # (T, K, S)
-    alpha = np.zeros((k, s))
-    alpha[:, :2] = emit[0, :, :2]
+    emit = probs[:, ext]  # (T, K, S): probability of each extended label at each frame
+    skip = np.zeros((k, s))  # a → b may skip the blank between them (not a → a)
     if width > 1:
-        skip = (codes[:, 1:] != codes[:, :-1]).astype(np.float64)  # a → b may skip the blank between them
+        skip[:, 3::2] = codes[:, 1:] != codes[:, :-1]
+    # alpha lives in buf[:, 2:]; the two zero columns in front make "from s−1" and "from s−2" plain slices
+    buf = np.zeros((k, s + 2))
+    alpha, prev1, prev2 = buf[:, 2:], buf[:, 1:-1], buf[:, :-2]
+    alpha[:, :2] = emit[0, :, :2]
+    tmp = np.empty((k, s))
+    mul, add = np.multiply, np.add
     for t in range(1, steps):
-        nxt = alpha.copy()
-        nxt[:, 1:] += alpha[:, :-1]
-        if width > 1:
-            nxt[:, 3::2] += alpha[:, 1:-2:2] * skip
-        nxt *= emit[t]
-        alpha = nxt
+        mul(prev2, skip, out=tmp)
+        add(tmp, prev1, out=tmp)
+        add(tmp, alpha, out=tmp)
+        mul(tmp, emit[t], out=alpha)
     rows = np.arange(k)
     final = alpha[rows, 2 * lengths] + np.where(lengths > 0, alpha[rows, np.maximum(2 * lengths - 1, 0)], 0.0)
     with np.errstate(divide="ignore"):
@@ -311,6 +315,16 @@ def best_word(log_probs: np.ndarray, encoded: EncodedWords, ids: np.ndarray | No
     return int(feasible[i]), float(scores[i]), scored
 
 
+def best_path_numpy(log_probs: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
+    """:func:`crnn_lit.transcription.ctc.best_path` on a numpy (T, N, C) array (cheaper for small batches)."""
+    steps = log_probs.shape[0]
+    best = log_probs.argmax(axis=2)  # (T, N)
+    keep = best != 0
+    keep[1:] &= best[1:] != best[:-1]
+    keep &= np.arange(steps)[:, None] < lengths[None, :]
+    return [best[keep[:, n], n].tolist() for n in range(best.shape[1])]
+
+
 # --- the decoder -----------------------------------------------------------------------------------------
 
 class LexiconDecoder(Decoder):
@@ -333,6 +347,8 @@ class LexiconDecoder(Decoder):
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if delta < 0:
             raise ValueError(f"delta must be >= 0, got {delta}")
+        if candidates not in ("symdelete", "rapidfuzz", "bktree", "linear"):
+            raise ValueError(f"unknown candidates {candidates!r}; choose symdelete, rapidfuzz, bktree or linear")
         if lexicon is not None and not isinstance(lexicon, Lexicon):
             lexicon = Lexicon(words=list(lexicon))
         self.lexicon = lexicon.normalized(charset) if lexicon is not None else None
@@ -349,8 +365,6 @@ class LexiconDecoder(Decoder):
         self._list_cache: dict[tuple[str, ...], tuple[EncodedWords, int]] = {}
         if self.lexicon is not None and not self.lexicon.is_per_image:
             self._encoded = EncodedWords(self.lexicon.words, charset)
-        if candidates not in ("symdelete", "rapidfuzz", "bktree", "linear"):
-            raise ValueError(f"unknown candidates {candidates!r}")
 
     @property
     def index(self) -> CandidateIndex | None:
@@ -379,11 +393,10 @@ class LexiconDecoder(Decoder):
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
                lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
-        lp64 = log_probs.detach().to(torch.float64)  # exact scoring runs in float64
-        sequences, _ = best_path(lp64, lengths)
-        greedy = [self.charset.decode(s) for s in sequences]
-        lp = lp64.cpu().numpy()
+        lp = log_probs.detach().to(torch.float64).cpu().numpy()  # exact scoring runs in float64
         lens = np.minimum(lengths.detach().cpu().numpy().astype(np.int64), lp.shape[0])
+        sequences = best_path_numpy(lp, lens)
+        greedy = [self.charset.decode(s) for s in sequences]
         batch = lp.shape[1]
         if lexicons is not None and len(lexicons) != batch:
             raise ValueError(f"{len(lexicons)} lexicons for {batch} images")

@@ -6,8 +6,10 @@ have similar widths, so right-padding to the widest one wastes little compute (m
 padding everything to one width), while pools keep the batches random across epochs.
 
 Distributed runs: every rank builds the same batch list (same seed and epoch) and takes every
-``world_size``-th batch, so ranks never see the same sample; the list is trimmed to a multiple of
-``world_size`` so all ranks run the same number of steps.
+``world_size``-th batch, so ranks never see the same sample. All ranks must run the same number of steps, so
+when the batch count is not a multiple of ``world_size`` the largest batches are halved until it is: every
+sample of the epoch is used exactly once, on one rank (no padding with duplicates, no trimming). DataLoader
+workers receive whole batches from the main process, so they cannot duplicate or lose samples either.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from crnn_lit.data.dataset import Item, Rejected
+from crnn_lit.data.sources.mixed import draw_indices
 
 
 class EpochSampler(Sampler[int]):
     """The indices of one epoch: a seeded permutation, ``num_samples`` random draws, or (no shuffle) in order.
 
     ``num_samples`` serves virtual datasets such as the renderer, whose index space is far larger than an
-    epoch. Lightning calls ``set_epoch`` on ``batch_sampler.sampler`` before every epoch (also after a resume),
-    which is why the epoch lives here and the batch sampler below reads it.
+    epoch (finite sets smaller than ``num_samples`` are walked through whole permutations, so every sample comes
+    once before any repeats). ``draw(rng, n)``, when given, picks the ``n`` indices of a shuffled epoch instead
+    (``MixedSource`` passes its ``epoch_indices``: per-source counts by ratio). Lightning calls ``set_epoch`` on
+    ``batch_sampler.sampler`` before every epoch (also after a resume), which is why the epoch lives here and
+    the batch sampler below reads it.
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0, num_samples: int | None = None):
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, num_samples: int | None = None,
+                 draw: Callable[[np.random.Generator, int], np.ndarray] | None = None):
         self.size, self.shuffle, self.seed, self.num_samples = size, shuffle, seed, num_samples
+        self.draw = draw
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -45,8 +53,10 @@ class EpochSampler(Sampler[int]):
     def indices(self) -> np.ndarray:
         if not self.shuffle:
             return np.arange(self.num_samples if self.num_samples is not None else self.size)
-        if self.num_samples is not None:
-            return self.rng(0).integers(0, self.size, size=self.num_samples)
+        if self.draw is not None:  # a mixture decides how many draws each of its sources gets
+            return np.asarray(self.draw(self.rng(0), len(self)), dtype=np.int64)
+        if self.num_samples is not None:  # whole permutations first (uniform draws for virtual index spaces)
+            return draw_indices(self.rng(0), self.size, self.num_samples)
         return self.rng(0).permutation(self.size)
 
     def __iter__(self):
@@ -101,17 +111,45 @@ class WidthBatchSampler(Sampler[list[int]]):
             self.sampler.rng(1).shuffle(batches)
         return batches
 
+    @staticmethod
+    def _balance(batches: list[list[int]], world: int) -> list[list[int]]:
+        """Halve the largest batches until the count is a multiple of ``world`` (if there are enough samples)."""
+        batches = list(batches)
+        while len(batches) % world and max(map(len, batches), default=0) > 1:
+            k = max(range(len(batches)), key=lambda i: len(batches[i]))
+            big = batches[k]
+            batches[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
+        return batches
+
     def __iter__(self):
         rank, world = self._world()
         batches = self._batches()
-        usable = len(batches) - len(batches) % world
+        if world > 1:
+            batches = self._balance(batches, world)
+        usable = len(batches) - len(batches) % world  # only trims when there are fewer samples than ranks
         yield from batches[rank:usable:world]
 
     def __len__(self) -> int:
         n = len(self.sampler)
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         _, world = self._world()
+        if world > 1:  # _balance splits batches up to the next multiple of world, while any has 2+ samples
+            used = batches * self.batch_size if self.drop_last else n
+            target = batches + -batches % world
+            batches = target if target <= used else batches - batches % world
         return batches // world
+
+
+def padding_waste(widths, batch_size: int, bucketed: bool, pool_batches: int = 50, seed: int = 0) -> float:
+    """Padded share of the pixels of one shuffled training epoch over samples of the given (resized) widths."""
+    widths = np.asarray(widths, dtype=np.int64)
+    sampler = WidthBatchSampler(EpochSampler(len(widths), shuffle=True, seed=seed), batch_size,
+                                (lambda i: int(widths[i])) if bucketed else None, pool_batches)
+    used = padded = 0
+    for batch in sampler._batches():
+        w = widths[batch]
+        used, padded = used + int(w.sum()), padded + len(w) * int(w.max())
+    return 1.0 - used / max(padded, 1)
 
 
 @dataclass

@@ -45,6 +45,11 @@ class PreparedDataset(Dataset):
 
     ``output_length`` maps an input width to the model's frame count T; labels that need more frames than
     the image gives are rejected as ``too_long`` (CTC cannot align them; ``zero_infinity`` would only hide them).
+    Order: label policy → channels → resize to ``resize.height`` → ``augment`` (training only) → tensor.
+
+    Rejection reasons: ``out_of_charset``, ``empty_label``, ``bad_image``, ``too_long``, ``augment_error``, plus
+    whatever the source raises as ``BadSample`` (``unreadable``, ``empty_file``, ``missing_file``,
+    ``missing_key``, ``not_utf8``, …).
     """
 
     def __init__(self, source, charset: Charset, resize: Resize, channels: int,
@@ -75,10 +80,15 @@ class PreparedDataset(Dataset):
         image = sample.image
         if image.ndim not in (2, 3) or min(image.shape[:2]) < 2 or image.dtype != np.uint8:
             return Rejected("bad_image", sample.key, f"shape {image.shape}, dtype {image.dtype}")
-        image = to_channels(image, self.channels)
+        image = self.resize(to_channels(image, self.channels))
         if self.augment is not None:
-            image = self.augment(image=image)["image"]
-        image = self.resize(image)
+            # at the network's height, so one pipeline means the same thing for 32-px synthetic crops and
+            # 600-px photos (and costs the same)
+            try:
+                image = self.augment(image=image)["image"]
+            except Exception as err:  # noqa: BLE001 — a broken transform must not end the epoch: count it
+                return Rejected("augment_error", sample.key, f"{type(err).__name__}: {err}")
+            image = self.resize(image)  # a no-op unless a transform changed the size
         if ctc_min_frames(label) > self.output_length(image.shape[1]):
             return Rejected("too_long", sample.key, label)
         return Item(to_tensor(image), self.charset.encode(label), label, sample.key)

@@ -9,7 +9,7 @@ import numpy as np
 
 @dataclass
 class Sample:
-    image: np.ndarray  # uint8, H×W (grayscale) or H×W×3 (RGB)
+    image: np.ndarray  # uint8, H×W (grayscale), H×W×3 (RGB) or H×W×4 (RGBA; composited onto white later)
     label: str
     key: str = ""  # where it came from (path, LMDB index, render index) — for error messages and predictions
 
@@ -21,3 +21,4 @@ class BadSample(Exception):
         super().__init__(f"{key}: {reason}" + (f" ({detail})" if detail else ""))
         self.reason = reason
         self.key = key
+        self.detail = detail

@@ -1,8 +1,14 @@
-"""Decoding image bytes and files into uint8 arrays, with every failure mapped to a ``BadSample``."""
+"""Decoding image bytes and files into uint8 arrays, with every failure mapped to a ``BadSample``.
+
+Also reads image sizes from headers without decoding pixels (the width-bucketing batch sampler needs the width
+of every sample of an epoch): PNG and JPEG headers are parsed directly (a few microseconds), anything else goes
+through PIL's lazy open.
+"""
 
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +18,32 @@ from crnn_lit.data.sample import BadSample
 
 # decoding a crafted 1-pixel-high, million-pixel-wide "word" is a denial of service, not a sample
 MAX_PIXELS = 4096 * 4096
+# what PIL may raise on broken or hostile input (DecompressionBombError is not an OSError)
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
+                  Image.DecompressionBombError, MemoryError)
 
 
 def _to_uint8(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grayscale: rescale to 8 bits
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # 16/32-bit grayscale: rescale to 8 bits
         arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() or 1.0
-        return (arr * (255.0 / hi)).astype(np.uint8)
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 255 and img.mode != "F":  # already 8-bit values in a wide container
+            return arr.astype(np.uint8)
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        return ((arr - lo) * scale).astype(np.uint8)
     if img.mode not in ("L", "RGB", "RGBA"):
-        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-    return np.asarray(img, dtype=np.uint8)
+        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+    return np.array(img, dtype=np.uint8)  # a writable copy (np.asarray of a PIL image is read-only)
 
 
-def decode_image(data: bytes | Path, key: str) -> np.ndarray:
-    """uint8 H×W / H×W×3 / H×W×4 array, or ``BadSample`` with reason ``unreadable`` / ``empty_file`` / ``bad_image``."""
+def decode_image(data: bytes | memoryview | Path, key: str) -> np.ndarray:
+    """uint8 H×W / H×W×3 / H×W×4 array, or ``BadSample`` with reason ``unreadable`` / ``empty_file`` / ``bad_image``.
+
+    16-bit images are rescaled to 8 bits, palette and CMYK images converted to RGB(A); images smaller than 2 px on
+    a side or larger than ``MAX_PIXELS`` are ``bad_image`` (checked from the header, before decoding).
+    """
     try:
-        if isinstance(data, Path) and data.stat().st_size == 0 or isinstance(data, bytes) and not data:
+        if isinstance(data, Path) and data.stat().st_size == 0 or not isinstance(data, Path) and not len(data):
             raise BadSample("empty_file", key)
         with Image.open(data if isinstance(data, Path) else io.BytesIO(data)) as img:
             if img.width * img.height > MAX_PIXELS:
@@ -36,17 +52,66 @@ def decode_image(data: bytes | Path, key: str) -> np.ndarray:
             arr = _to_uint8(img)
     except BadSample:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except FileNotFoundError:
+        raise BadSample("missing_file", key) from None
+    except _DECODE_ERRORS as err:
         raise BadSample("unreadable", key, f"{type(err).__name__}: {err}") from None
     if arr.ndim < 2 or min(arr.shape[:2]) < 2:
         raise BadSample("bad_image", key, f"size {arr.shape[1::-1] if arr.ndim >= 2 else arr.shape}")
     return arr
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding pixels; None if unreadable."""
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they carry the size); C4 (DHT), C8 (JPG) and CC (DAC) are not frames
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(buf: bytes) -> tuple[int, int] | None:
+    pos, n = 2, len(buf)
+    while pos + 9 <= n:
+        if buf[pos] != 0xFF:
+            return None
+        marker = buf[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _SOF:
+            height, width = struct.unpack(">HH", buf[pos + 5:pos + 9])
+            return width, height
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + struct.unpack(">H", buf[pos + 2:pos + 4])[0]
+    return None
+
+
+def size_from_bytes(data: bytes | memoryview) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header, or None if it cannot be read (the sample will then be
+    rejected when it is decoded)."""
+    head = bytes(data[:32])
     try:
+        if head.startswith(_PNG_MAGIC) and head[12:16] == b"IHDR":
+            return struct.unpack(">II", head[16:24])
+        if head.startswith(b"\xff\xd8"):
+            size = _jpeg_size(bytes(data[:65536]))
+            if size is not None:
+                return size
+        with Image.open(io.BytesIO(bytes(data))) as img:
+            return img.size
+    except _DECODE_ERRORS:
+        return None
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file header without decoding pixels; None if missing or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+        if head.startswith((_PNG_MAGIC, b"\xff\xd8")):
+            size = size_from_bytes(head)
+            if size is not None:
+                return size
         with Image.open(path) as img:
             return img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except _DECODE_ERRORS:
         return None

@@ -1,0 +1,97 @@
+"""A folder of word crops with a ``labels.tsv`` index — the layout of ``../shared/data`` (real sets, benchmarks).
+
+``<root>/labels.tsv`` holds one ``relative_path<TAB>label`` line per image (UTF-8; the label is everything after
+the first tab, kept verbatim — case folding and charset filtering happen later, in the label policy).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from crnn_lit.data.sample import BadSample, Sample
+from crnn_lit.data.sources.base import SizeCache, SkipLog
+from crnn_lit.data.sources.image_io import decode_image, image_size
+
+log = logging.getLogger(__name__)
+
+
+class FolderDataset(Dataset):
+    """``dataset[i]`` is ``Sample(image, label, key=relative_path)`` for the i-th usable line of the labels file.
+
+    ``root``: the folder; ``labels_file``: its index, relative to ``root`` (or absolute); ``limit``: keep only
+    the first N usable lines. Lines that are not UTF-8, have no tab, or name a missing file are skipped when
+    the index is read — counted in ``skipped`` (a ``SkipLog``) and reported in one warning. Images that turn
+    out unreadable raise ``BadSample`` when accessed. ``paths``/``labels`` are the kept entries, in file order;
+    ``size(i)`` reads the image header once and caches it.
+    """
+
+    def __init__(self, root: str | Path, labels_file: str = "labels.tsv", limit: int | None = None):
+        self.root = Path(root)
+        index = self.root / labels_file
+        if not index.is_file():
+            raise FileNotFoundError(f"{index} not found: a folder dataset needs a labels file of "
+                                    "`relative_path<TAB>label` lines next to its images")
+        self.paths: list[str] = []
+        self.labels: list[str] = []
+        self.skipped = SkipLog()
+        raw = index.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
+            raw = raw[3:]
+        for lineno, line in enumerate(raw.splitlines(), start=1):
+            if limit is not None and len(self.paths) >= limit:
+                break
+            if not line.strip():
+                continue
+            where = f"{index.name}:{lineno}"
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                self.skipped.add("not_utf8", f"{where} byte {err.start}")
+                continue
+            path, tab, label = text.partition("\t")
+            if not tab:
+                self.skipped.add("no_tab", f"{where} {text[:40]!r}")
+                continue
+            path = path.strip()
+            if not path or not (self.root / path).is_file():
+                self.skipped.add("missing_file", f"{where} {path!r}")
+                continue
+            self.paths.append(path)
+            self.labels.append(label)
+        self.skipped.report(log, str(index), len(self.paths))
+        self._sizes = SizeCache(len(self.paths))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def size(self, index: int) -> tuple[int, int]:
+        """(width, height) from the image header (read once, then cached)."""
+        return self._sizes.get(index, self._header_size)
+
+    def _header_size(self, index: int) -> tuple[int, int] | None:
+        return image_size(self.root / self.paths[index])
+
+    def key(self, index: int) -> str:
+        return self.paths[index]
+
+    def label(self, index: int) -> str:
+        return self.labels[index]
+
+    def raw(self, index: int) -> tuple[bytes, str, str]:
+        """(encoded image bytes, label, key) — what the LMDB converter stores."""
+        key = self.paths[index]
+        try:
+            data = (self.root / key).read_bytes()
+        except OSError as err:
+            raise BadSample("missing_file", key, str(err)) from None
+        return data, self.labels[index], key
+
+    def __getitem__(self, index: int) -> Sample:
+        key = self.paths[index]
+        return Sample(decode_image(self.root / key, key), self.labels[index], key)
+
+    def __repr__(self) -> str:
+        return f"FolderDataset({self.root}, {len(self)} samples)"

@@ -3,12 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from crnn_lit.config import CONFIG_DIR, register_resolvers
+from crnn_lit.config import compose_config, register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -18,13 +16,7 @@ register_resolvers()
 
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     """The train config as `python -m crnn_lit.train <overrides>` would see it, writing into ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)  # makes ${hydra:runtime.output_dir} resolvable outside a Hydra app
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg.hydra
+    cfg = _compose_app("train", overrides, output_dir)
     if "length" in cfg.data.val:  # a rendered validation set: keep it small
         cfg.data.val.length = 32
     return cfg
@@ -40,3 +32,49 @@ FAST = [
 @pytest.fixture
 def compose_cfg(tmp_path):
     return lambda overrides: compose_train(overrides, tmp_path)
+
+
+def _compose_app(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    cfg = compose_config(overrides, config_name=name, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture
+def compose_predict(tmp_path):
+    return lambda overrides: _compose_app("predict", overrides, tmp_path)
+
+
+@pytest.fixture
+def compose_evaluate(tmp_path):
+    return lambda overrides: _compose_app("evaluate", overrides, tmp_path)
+
+
+TINY_MODEL = {
+    "backbone": {"_target_": "crnn_lit.model.backbone.VGG", "channels": [8, 16, 32, 32, 64, 64, 64],
+                 "batch_norm": [1, 2, 3, 4, 5, 6, 7]},
+    "rnn": {"_target_": "crnn_lit.model.rnn.SequenceModel", "hidden_size": 16, "num_layers": 2},
+    "height": 32, "channels": 1, "min_width": 16, "max_width": 400, "width_policy": "bucketed", "fixed_width": 100,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """An untrained small CRNN (lowercase charset) saved as a weights-only checkpoint, BN statistics randomized."""
+    import torch
+
+    from crnn_lit.charset import Charset
+    from crnn_lit.checkpoint import save_weights
+    from crnn_lit.model import build_model
+
+    torch.manual_seed(0)
+    charset = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
+    model = build_model(TINY_MODEL["backbone"], TINY_MODEL["rnn"], charset.num_classes, 1)
+    for m in model.modules():  # non-trivial BN statistics, so eval-mode BN is really exercised
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return save_weights(tmp_path_factory.mktemp("ckpt") / "model.pt", model.eval(), charset, TINY_MODEL)

@@ -8,6 +8,9 @@ so opening a checkpoint never executes pickled code, and checks that weights, ch
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -25,8 +28,16 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used as asked, with the reason spelled out."""
 
 
+def _fingerprint(chars: str, model_config: dict) -> str:
+    """Hash of what the weights mean: detects a charset or config edited after training (a swapped letter
+    would otherwise silently mislabel every prediction)."""
+    payload = json.dumps({"chars": chars, "model": model_config}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def model_record(charset: Charset, model_config: dict) -> dict:
-    return {"format_version": FORMAT_VERSION, "charset": charset.to_dict(), "model": model_config}
+    return {"format_version": FORMAT_VERSION, "charset": charset.to_dict(), "model": model_config,
+            "fingerprint": _fingerprint(charset.chars, model_config)}
 
 
 @dataclass
@@ -81,6 +92,11 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
         raise CheckpointError(f"{path} has no '{CHECKPOINT_KEY}' record (charset + model config); "
                               "it was not written by crnn_lit")
     charset = Charset.from_dict(record["charset"])
+    if "fingerprint" not in record:  # written before fingerprints existed: nothing to verify against
+        logging.getLogger(__name__).warning("%s has no fingerprint; charset and config are not verified", path)
+    elif record["fingerprint"] != _fingerprint(charset.chars, record["model"]):
+        raise CheckpointError(f"{path}: the charset or model config stored with the weights was altered after "
+                              f"saving (fingerprint mismatch; stored charset {charset.chars!r}); refusing to load")
     if expect_charset is not None and expect_charset.chars != charset.chars:
         raise CheckpointError(f"charset mismatch: {path} was trained on {charset.chars!r} "
                               f"({len(charset)} chars) but {expect_charset.chars!r} ({len(expect_charset)}) is asked for")
@@ -102,3 +118,30 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
                               f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return LoadedModel(model.eval(), charset, config)
+
+
+def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=None) -> list[str]:
+    """Start training ``model`` from the weights at ``path`` (fine-tuning); returns the re-initialized keys.
+
+    The architecture must match. When the checkpoint's charset differs from ``charset``, every weight but the
+    head is loaded and the head keeps its fresh initialization (its rows would mean other characters).
+    """
+    source = load_model(path)
+    reinit: list[str] = []
+    state = source.model.state_dict()
+    if source.charset.chars != charset.chars:
+        reinit = [k for k in state if k.startswith("head.")]
+        state = {k: v for k, v in state.items() if k not in reinit}
+    target = model.state_dict()
+    wrong = [k for k, v in state.items() if k not in target or target[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f"cannot fine-tune from {path}: its architecture differs at {wrong[:5]} "
+                              f"(checkpoint model config: {source.config})")
+    model.load_state_dict(state, strict=False)
+    if log is not None:
+        if reinit:
+            log.info("initialized from %s; charset differs (%d → %d characters): head re-initialized, "
+                     "all other weights loaded", path, len(source.charset), len(charset))
+        else:
+            log.info("initialized from %s (all weights)", path)
+    return reinit

@@ -1,0 +1,115 @@
+"""Inference images/s on the IIIT5K benchmark images: torch eager, torch.compile, ONNX Runtime fp32 and
+ONNX Runtime int8 (dynamic quantization), at batch 1 and batched by width — plus each path's accuracy.
+
+Timing covers the network only (forward + log-softmax + greedy decode) on preprocessed tensors, so back ends
+are compared on equal terms; preprocessing (decode, resize) is the same for all and is reported apart.
+Writes bench/results/inference_speed.json.
+
+    python bench/inference_speed.py --ckpt outputs/.../best.ckpt [--threads 2] [--limit 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from crnn_lit.checkpoint import load_model
+from crnn_lit.config import PROJECT_ROOT
+from crnn_lit.data.sample import BadSample
+from crnn_lit.data.sources.folder import FolderDataset
+from crnn_lit.export import export
+from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.metrics import TextMetrics
+from crnn_lit.transcription import GreedyDecoder
+
+
+class _Compiled(TorchBackend):
+    def __init__(self, model):
+        super().__init__(model)
+        self.model = torch.compile(model, dynamic=True)
+
+
+def run(backend, images, keys, labels, batch_size, decoder) -> tuple[float, float]:
+    """(images/s, word accuracy) over all images."""
+    metrics = TextMetrics(normalize=True)
+    start = time.perf_counter()
+    for r in recognize(backend, width_batches(images, batch_size, keys, labels)):
+        metrics.update([p.text for p in decoder.decode(r.log_probs, r.lengths)], r.labels)
+    elapsed = time.perf_counter() - start
+    return len(images) / elapsed, float(metrics.compute()["acc"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--data", default=str(PROJECT_ROOT.parent / "shared/data/benchmarks/iiit5k"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--limit", type=int, default=None, help="first N images (batch-1 runs use min(N, 600))")
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "bench/results/inference_speed.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    loaded = load_model(args.ckpt)
+    preprocess = Preprocess.from_model_config(loaded.config)
+    source = FolderDataset(args.data, limit=args.limit)
+    start = time.perf_counter()
+    images, keys, labels = [], [], []
+    for i in range(len(source)):
+        try:
+            s = source[i]
+        except BadSample:
+            continue
+        images.append(preprocess(s.image))
+        keys.append(s.key)
+        labels.append(s.label)
+    preprocess_ips = len(images) / (time.perf_counter() - start)
+    decoder = GreedyDecoder(loaded.charset)
+    n1 = min(len(images), 600)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export(args.ckpt, "onnx", Path(tmp) / "model.onnx")
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        int8_path = Path(tmp) / "model.int8.onnx"
+        quantize_dynamic(str(onnx_path), str(int8_path), weight_type=QuantType.QInt8)
+        Path(str(int8_path) + ".json").write_text(Path(str(onnx_path) + ".json").read_text())
+        backends = {
+            "torch_eager": TorchBackend(loaded.model),
+            "torch_compile": _Compiled(loaded.model),
+            "onnxruntime_fp32": OnnxBackend(onnx_path, threads=args.threads),
+            "onnxruntime_int8": OnnxBackend(int8_path, threads=args.threads),
+        }
+        rows = {}
+        for name, backend in backends.items():
+            run(backend, images[:128], keys[:128], labels[:128], args.batch_size, decoder)  # warm-up / compile
+            batched_ips, acc = run(backend, images, keys, labels, args.batch_size, decoder)
+            single_ips, _ = run(backend, images[:n1], keys[:n1], labels[:n1], 1, decoder)
+            rows[name] = {"batched_images_per_s": round(batched_ips, 1), "batch1_images_per_s": round(single_ips, 1),
+                          "accuracy": round(acc, 4)}
+            print(name, rows[name], flush=True)
+    base = rows["torch_eager"]["accuracy"]
+    for row in rows.values():
+        row["accuracy_change_points"] = round(100 * (row["accuracy"] - base), 2)
+    out = {
+        "what": "IIIT5K images, network + greedy decode on preprocessed tensors, batched by width / batch 1",
+        "images": len(images), "batch1_images": n1, "batch_size": args.batch_size,
+        "preprocess_images_per_s_single_process": round(preprocess_ips, 1),
+        "backends": rows, "ckpt": str(args.ckpt), "model": loaded.config,
+        "threads": args.threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

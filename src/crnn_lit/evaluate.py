@@ -1,0 +1,173 @@
+"""Evaluate a checkpoint on the standard benchmarks: ``python -m crnn_lit.evaluate ckpt=… [benchmark_root=…]``.
+
+Writes to the run directory: ``results.md`` (the paper's Table-2 layout and a detail table), ``results.json``
+and ``predictions/<benchmark>_<lexicon>.tsv`` (every image: key, label, prediction, confidence, correct).
+Every benchmark image counts: an unreadable image is an error (empty prediction), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from crnn_lit.charset import Charset
+from crnn_lit.checkpoint import CheckpointError, load_model
+from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.data.sample import BadSample
+from crnn_lit.inference import Preprocess, Timing, TorchBackend, recognize, width_batches
+from crnn_lit.metrics import TextMetrics, protocol_normalize
+from crnn_lit.transcription import Decoder, LexiconDecoder
+from crnn_lit.transcription.lexicon import Lexicon
+
+log = logging.getLogger("crnn_lit.evaluate")
+
+
+@dataclass
+class Column:
+    benchmark: str
+    lexicon: str  # "none" or the lexicon setting's name (50, 1k, full, 90k, …)
+    images: int
+    unreadable: int
+    accuracy: float
+    ned: float
+    cer: float
+    mean_confidence: float
+    images_per_s: float  # network throughput (forward + log-softmax), batched by width
+    decode_ms_per_image: float
+
+
+def _load_benchmark(bench: DictConfig, preprocess: Preprocess):
+    """Preprocessed images, keys and raw labels of one benchmark folder; unreadable images are listed apart."""
+    from crnn_lit.data.sources.folder import FolderDataset
+
+    source = FolderDataset(str(bench.path))
+    images, keys, labels, unreadable = [], [], [], []
+    for i in range(len(source)):
+        try:
+            sample = source[i]
+        except BadSample as err:
+            unreadable.append((err.key, source.label(i), err.reason))
+            continue
+        images.append(preprocess(sample.image))
+        keys.append(sample.key)
+        labels.append(sample.label)
+    return images, keys, labels, unreadable
+
+
+def _lexicon_column(setting: DictConfig, charset: Charset, cfg: DictConfig):
+    """(decoder, per-image lexicon or None) for one lexicon setting: {file: path} or {per_image: tsv}."""
+    opts = dict(delta=cfg.lexicon_decoder.delta, fallback=cfg.lexicon_decoder.fallback,
+                candidates=cfg.lexicon_decoder.candidates)
+    if "file" in setting:
+        return LexiconDecoder(charset, lexicon=Lexicon.from_file(setting.file), **opts), None
+    if "per_image" in setting:
+        return LexiconDecoder(charset, **opts), Lexicon.from_tsv(setting.per_image).normalized(charset)
+    raise ConfigError(f"a lexicon setting needs `file` or `per_image`, got {OmegaConf.to_container(setting)}")
+
+
+def _score(name: str, lexicon: str, decoder: Decoder, per_image, recognized, unreadable, case_sensitive: bool,
+           timing: Timing, out_dir: Path) -> Column:
+    metrics = TextMetrics(normalize=True, case_sensitive=case_sensitive)
+    rows, confidences = [], []
+    start = time.perf_counter()
+    for r in recognized:
+        lexicons = per_image.lists_for(r.keys) if per_image is not None else None
+        predictions = decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)
+        metrics.update([p.text for p in predictions], r.labels)
+        for key, label, p in zip(r.keys, r.labels, predictions):
+            correct = protocol_normalize(p.text, case_sensitive) == protocol_normalize(label, case_sensitive)
+            rows.append(f"{key}\t{label}\t{p.text}\t{p.confidence:.4f}\t{int(correct)}")
+            confidences.append(p.confidence)
+    decode_s = time.perf_counter() - start
+    if unreadable:  # errors: nothing could be read
+        metrics.update([""] * len(unreadable), [label for _, label, _ in unreadable])
+        rows += [f"{key}\t{label}\t\t0.0000\t0\t# unreadable: {reason}" for key, label, reason in unreadable]
+    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    (out_dir / "predictions" / f"{name}_{lexicon}.tsv").write_text(
+        "key\tlabel\tprediction\tconfidence\tcorrect\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    n = int(metrics.total)
+    return Column(name, lexicon, n, len(unreadable), values["acc"], values["ned"], values["cer"],
+                  sum(confidences) / max(len(confidences), 1), timing.images_per_s,
+                  1000 * decode_s / max(len(confidences), 1))
+
+
+def markdown(columns: list[Column], combined: float | None, ckpt: str) -> str:
+    head = " | ".join(f"{c.benchmark} {c.lexicon if c.lexicon != 'none' else ''}".strip() for c in columns)
+    acc = " | ".join(f"{100 * c.accuracy:.1f}" for c in columns)
+    lines = [f"Word accuracy (%) of `{ckpt}` — lowercase, [0-9a-z], exact match; lexicon column = lexicon size/name",
+             "", f"| model | {head} | combined |", "|---" * (len(columns) + 2) + "|",
+             f"| crnn_lit | {acc} | {'' if combined is None else f'{100 * combined:.1f}'} |", "",
+             "| benchmark | lexicon | images | unreadable | accuracy | 1-NED | CER | mean conf. | images/s | decode ms/img |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c.benchmark} | {c.lexicon} | {c.images} | {c.unreadable} | {100 * c.accuracy:.2f} | {c.ned:.4f} | "
+              f"{c.cer:.4f} | {c.mean_confidence:.3f} | {c.images_per_s:.0f} | {c.decode_ms_per_image:.2f} |"
+              for c in columns]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    check_required(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    loaded = load_model(cfg.ckpt)
+    preprocess = Preprocess.from_model_config(loaded.config)
+    backend = TorchBackend(loaded.model)
+    out_dir = Path(cfg.paths.output_dir)
+    columns: list[Column] = []
+    skipped: dict[str, str] = {}
+    for key, bench in cfg.benchmarks.items():
+        if cfg.only and key not in cfg.only:
+            continue
+        if not (Path(bench.path) / "labels.tsv").is_file():
+            skipped[bench.name] = f"not found: {bench.path}/labels.tsv"
+            log.warning("skipping %s: %s", bench.name, skipped[bench.name])
+            continue
+        images, keys, labels, unreadable = _load_benchmark(bench, preprocess)
+        timing = Timing()
+        recognized = list(recognize(backend, width_batches(images, cfg.batch_size, keys, labels), timing))
+        settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
+        settings += [(name, *_lexicon_column(s, loaded.charset, cfg)) for name, s in (bench.lexicons or {}).items()]
+        for lexicon, decoder, per_image in settings:
+            column = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
+                            cfg.case_sensitive, timing, out_dir)
+            columns.append(column)
+            log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, lexicon, 100 * column.accuracy, column.images)
+    free = [c for c in columns if c.lexicon == "none"]
+    combined = sum(c.accuracy * c.images for c in free) / sum(c.images for c in free) if free else None
+    table = markdown(columns, combined, cfg.ckpt)
+    (out_dir / "results.md").write_text(table, encoding="utf-8")
+    result = {"ckpt": str(cfg.ckpt), "protocol": "case-sensitive [0-9a-zA-Z]" if cfg.case_sensitive else
+              "lowercase [0-9a-z], exact match", "combined_accuracy_lexicon_free": combined,
+              "columns": [asdict(c) for c in columns], "skipped": skipped}
+    (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(table)
+    for name, reason in skipped.items():
+        print(f"skipped {name}: {reason}")
+    print(f"written: {out_dir / 'results.md'}, {out_dir / 'results.json'}, {out_dir / 'predictions'}/")
+    return result
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except (ConfigError, CheckpointError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

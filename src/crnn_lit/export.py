@@ -1,0 +1,83 @@
+"""Export a checkpoint as a logits-only model: ``python -m crnn_lit.export ckpt=… format=onnx|torchscript``.
+
+The exported graph maps images (N, C, 32, W) → logits (T, N, C) with dynamic batch **and** width; decoding
+(greedy, beam, lexicon) stays outside, in ``crnn_lit.transcription`` or the user's own code. A sidecar
+``<file>.json`` holds everything needed to use the file without crnn_lit: charset (class i+1 = chars[i],
+blank = 0), preprocessing, and the frame-count formula.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from crnn_lit.checkpoint import CheckpointError, load_model
+from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.inference import Preprocess, output_length_spec
+
+log = logging.getLogger("crnn_lit.export")
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def sidecar(loaded, fmt: str) -> dict:
+    return {
+        "format": fmt,
+        "input": {"name": "images", "shape": ["N", "C", "H", "W"], "dtype": "float32"},
+        "output": {"name": "logits", "shape": ["T", "N", "num_classes"], "note": "apply log_softmax over the last axis"},
+        "charset": loaded.charset.to_dict(),
+        "blank_index": 0,
+        "num_classes": loaded.charset.num_classes,
+        "preprocess": Preprocess.from_model_config(loaded.config).to_dict(),
+        "output_length": output_length_spec(),
+        "model": loaded.config,
+    }
+
+
+def export(ckpt: str, fmt: str, output: str | Path, opset: int = 17) -> Path:
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    loaded = load_model(ckpt)
+    model = loaded.model.eval()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(2, loaded.config["channels"], loaded.config["height"], 100)
+    if fmt == "onnx":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the LSTM's batch-size warning: batch is dynamic by design here
+            torch.onnx.export(
+                model, (example,), str(output), input_names=["images"], output_names=["logits"],
+                dynamic_axes={"images": {0: "batch", 3: "width"}, "logits": {0: "frames", 1: "batch"}},
+                opset_version=opset, dynamo=False,
+            )
+    else:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, (example,), check_trace=False)
+        traced.save(str(output))
+    Path(str(output) + ".json").write_text(json.dumps(sidecar(loaded, fmt), indent=2) + "\n", encoding="utf-8")
+    return output
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        check_required(cfg)
+        out = cfg.output or str(Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}")
+        path = export(cfg.ckpt, cfg.format, out, cfg.opset)
+    except (ConfigError, CheckpointError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+    print(f"exported {cfg.format}: {path} (+ {path}.json)")
+
+
+if __name__ == "__main__":
+    main()

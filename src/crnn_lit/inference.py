@@ -1,0 +1,133 @@
+"""Running a trained model on images: preprocessing, width-batched inference, torch or ONNX Runtime back ends.
+
+Shared by ``evaluate``, ``predict`` and the exported model's post-processing, so the three always agree:
+the same preprocessing (from the checkpoint's config), the same batching, the same decoders.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crnn_lit.charset import Charset
+from crnn_lit.data.batching import Batch, Collate, EpochSampler, WidthBatchSampler
+from crnn_lit.data.dataset import Item
+from crnn_lit.data.transforms import Resize, to_channels, to_tensor
+from crnn_lit.model.backbone import WIDTH_OFFSET, WIDTH_STRIDE, output_length
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images become network input; stored with every checkpoint and exported model."""
+
+    height: int = 32
+    channels: int = 1
+    min_width: int = 16
+    max_width: int = 400
+    width_policy: str = "bucketed"
+    fixed_width: int = 100
+
+    @classmethod
+    def from_model_config(cls, config: dict) -> Preprocess:
+        return cls(**{k: config[k] for k in cls.__dataclass_fields__ if k in config})
+
+    def resize(self) -> Resize:
+        return Resize(self.height, self.min_width, self.max_width, self.width_policy, self.fixed_width)
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        return to_tensor(self.resize()(to_channels(image, self.channels)))
+
+    def to_dict(self) -> dict:
+        return {
+            **{k: getattr(self, k) for k in self.__dataclass_fields__},
+            "normalize": "pixel / 127.5 - 1 (uint8 → [-1, 1])",
+            "layout": "N×C×H×W float32, grayscale when channels = 1 (RGB→gray as OpenCV's COLOR_RGB2GRAY)",
+            "pad": "right, repeating each image's last column, to the batch's widest image",
+        }
+
+
+@dataclass
+class Recognized:
+    """The model's output for one batch: log-probs (T, N, C) and each image's own frame count."""
+
+    log_probs: torch.Tensor
+    lengths: torch.Tensor
+    keys: list[str]
+    labels: list[str]
+
+
+def width_batches(images: Sequence[torch.Tensor], batch_size: int, keys: Sequence[str],
+                  labels: Sequence[str] | None = None) -> Iterator[Batch]:
+    """Group preprocessed images of similar width into right-padded batches (evaluation order: by width)."""
+    labels = labels if labels is not None else [""] * len(images)
+    widths = [im.shape[-1] for im in images]
+    sampler = WidthBatchSampler(EpochSampler(len(images), shuffle=False), batch_size, widths.__getitem__)
+    collate = Collate(output_length)
+    for indices in sampler:
+        yield collate([Item(images[i], [], labels[i], keys[i]) for i in indices])
+
+
+class TorchBackend:
+    """Logits from a torch CRNN (eval mode, no grad)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model.eval()
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(images)
+
+
+class OnnxBackend:
+    """Logits from an exported ONNX model (onnxruntime, CPU), with its sidecar's charset and preprocessing."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        sidecar = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
+        self.charset = Charset.from_dict(sidecar["charset"])
+        self.preprocess = Preprocess(**{k: sidecar["preprocess"][k] for k in Preprocess.__dataclass_fields__})
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        (out,) = self.session.run(None, {self.input_name: images.numpy().astype(np.float32)})
+        return torch.from_numpy(out)
+
+
+@dataclass
+class Timing:
+    images: int = 0
+    seconds: float = 0.0
+    per_batch: list[float] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def recognize(backend, batches: Iterator[Batch], timing: Timing | None = None) -> Iterator[Recognized]:
+    """Log-probs for every batch; ``timing`` accumulates the network time (forward + log-softmax)."""
+    for batch in batches:
+        if not len(batch):
+            continue
+        start = time.perf_counter()
+        log_probs = backend.logits(batch.images).float().log_softmax(2)
+        if timing is not None:
+            timing.seconds += time.perf_counter() - start
+            timing.images += len(batch)
+        yield Recognized(log_probs, batch.input_lengths, batch.keys, batch.labels)
+
+
+def output_length_spec() -> dict:
+    """The frame-count formula, for code that runs the exported model without ours."""
+    return {"formula": "T = floor(W / stride) + offset", "stride": WIDTH_STRIDE, "offset": WIDTH_OFFSET}

@@ -1,0 +1,76 @@
+"""evaluate: exact table numbers for a model whose predictions are known; unreadable images count as errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+from PIL import Image
+
+import crnn_lit.evaluate as evaluate_module
+from crnn_lit.inference import Recognized
+
+CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+# image → (label in labels.tsv, what the "model" reads, its 50-word-style lexicon)
+BENCH = {
+    "img/a.png": ("Hello", "hello", ["HELLO", "HELP"]),
+    "img/b.png": ("WORLD!", "w0rld", ["PARIS", "WORLD"]),
+    "img/c.png": ("abc", "abd", ["ABC", "XYZ"]),
+    "img/d.png": ("x1", "x1", ["X1", "Y2"]),
+}
+
+
+def crafted(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs whose best path is blank c1 blank c2 … blank with p = 0.9 per frame."""
+    steps = max(2 * len(t) + 1 for t in texts)
+    probs = torch.full((steps, len(texts), len(CHARS) + 1), 0.1 / len(CHARS))
+    for n, text in enumerate(texts):
+        path = [0] + [c for ch in text for c in (CHARS.index(ch) + 1, 0)]
+        for t in range(steps):
+            probs[t, n, path[t] if t < len(path) else 0] = 0.9
+    return probs.log(), torch.tensor([2 * len(t) + 1 for t in texts])
+
+
+def fake_recognize(backend, batches, timing=None):
+    for b in batches:
+        log_probs, lengths = crafted([BENCH[k][1] for k in b.keys])
+        if timing is not None:
+            timing.images += len(b)
+            timing.seconds += 0.01
+        yield Recognized(log_probs, lengths, b.keys, b.labels)
+
+
+@pytest.fixture
+def bench_root(tmp_path):
+    root = tmp_path / "benchmarks" / "svt"
+    (root / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for key in BENCH:
+        Image.fromarray(rng.integers(0, 255, (32, 80), dtype=np.uint8)).save(root / key)
+    (root / "img" / "e.png").write_bytes(b"\x89PNG truncated")
+    labels = [f"{k}\t{v[0]}" for k, v in BENCH.items()] + ["img/e.png\tzz"]
+    (root / "labels.tsv").write_text("\n".join(labels) + "\n")
+    lex = [f"{k}\t{','.join(v[2])}" for k, v in BENCH.items()] + ["img/e.png\tZZ,YY"]
+    (root / "lexicon50.tsv").write_text("\n".join(lex) + "\n")
+    return root.parent
+
+
+def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluate, monkeypatch, tmp_path):
+    monkeypatch.setattr(evaluate_module, "recognize", fake_recognize)
+    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt,iiit5k]"])
+    with open_dict(cfg):
+        del cfg.benchmarks.svt.lexicons["90k"]  # keep the fixture to its own per-image lexicon
+    result = evaluate_module.evaluate(cfg)
+    none, fifty = result["columns"]
+    assert (none["lexicon"], none["images"], none["unreadable"]) == ("none", 5, 1)
+    assert none["accuracy"] == pytest.approx(2 / 5)  # hello ✓ (protocol folds case), w0rld ✗, abd ✗, x1 ✓, unreadable ✗
+    assert none["cer"] == pytest.approx((0 + 1 + 1 + 0 + 2) / (5 + 5 + 3 + 2 + 2))
+    assert fifty["lexicon"] == "50" and fifty["accuracy"] == pytest.approx(4 / 5)  # the lexicon fixes w0rld and abd
+    assert result["combined_accuracy_lexicon_free"] == pytest.approx(2 / 5)
+    assert "IIIT5K" in result["skipped"]
+    table = (tmp_path / "results.md").read_text()
+    assert "| crnn_lit | 40.0 | 80.0 | 40.0 |" in table
+    rows = (tmp_path / "predictions" / "SVT_50.tsv").read_text().splitlines()
+    assert "img/b.png\tWORLD!\tworld\t" in "\n".join(rows) and rows[-1].startswith("img/e.png\tzz\t\t0.0000\t0")
+    assert json.loads((tmp_path / "results.json").read_text())["columns"][1]["images"] == 5

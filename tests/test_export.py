@@ -1,0 +1,78 @@
+"""Exported models (ONNX, TorchScript) reproduce the torch logits at any width, and predict reads them the same."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from crnn_lit.checkpoint import load_model
+from crnn_lit.export import export
+from crnn_lit.transcription import GreedyDecoder
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_torch_at_any_width(tiny_ckpt, tmp_path, fmt):
+    ckpt = tiny_ckpt
+    out = export(str(ckpt), fmt, tmp_path / f"model.{fmt}")
+    meta = json.loads((tmp_path / f"model.{fmt}.json").read_text())
+    assert meta["charset"]["chars"] == "0123456789abcdefghijklmnopqrstuvwxyz" and meta["blank_index"] == 0
+    assert meta["preprocess"]["height"] == 32 and meta["output_length"]["stride"] == 4
+    loaded = load_model(ckpt)
+    if fmt == "onnx":
+        import onnxruntime as ort
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])  # noqa: E731
+    else:
+        scripted = torch.jit.load(str(out))
+        run = lambda x: scripted(x)  # noqa: E731
+    decoder = GreedyDecoder(loaded.charset)
+    for width, batch in ((32, 1), (100, 3), (400, 2)):
+        x = torch.randn(batch, 1, 32, width)
+        with torch.no_grad():
+            expected = loaded.model(x)
+        got = run(x)
+        assert got.shape == expected.shape == (width // 4 + 1, batch, 37)
+        assert torch.allclose(got, expected, atol=1e-4), float((got - expected).abs().max())
+        lengths = torch.full((batch,), width // 4 + 1)
+        assert [p.text for p in decoder(got.log_softmax(2), lengths)] == \
+               [p.text for p in decoder(expected.log_softmax(2), lengths)]
+
+
+def test_predict_same_text_from_onnx_and_torch_and_survives_a_corrupt_image(tiny_ckpt, tmp_path, compose_predict):
+    ckpt = tiny_ckpt
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, w in enumerate((40, 90, 150)):
+        Image.fromarray(rng.integers(0, 255, (32, w), dtype=np.uint8)).save(folder / f"img{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    onnx = export(str(ckpt), "onnx", tmp_path / "model.onnx")
+    from crnn_lit.predict import predict
+
+    torch_rows = predict(compose_predict([f"ckpt={ckpt}", f"inputs={folder}", f"output={tmp_path / 'p.json'}"]))
+    onnx_rows = predict(compose_predict([f"ckpt={onnx}", f"inputs={folder}"]))
+    assert [r["image"] for r in torch_rows] == ["img0.png", "img1.png", "img2.png", "broken.png"]
+    assert [r.get("text") for r in torch_rows] == [r.get("text") for r in onnx_rows]
+    assert "unreadable" in torch_rows[-1]["error"]
+    written = json.loads((tmp_path / "p.json").read_text())
+    assert len(written["predictions"]) == 3 and written["unreadable"][0]["image"] == "broken.png"
+
+
+def test_fine_tuning_with_another_charset_reinitializes_only_the_head(tiny_ckpt):
+    from crnn_lit.charset import Charset
+    from crnn_lit.checkpoint import CheckpointError, init_from
+    from crnn_lit.model import build_model
+
+    from conftest import TINY_MODEL
+
+    source = load_model(tiny_ckpt).model
+    case = Charset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    model = build_model(TINY_MODEL["backbone"], TINY_MODEL["rnn"], case.num_classes, 1)
+    fresh_head = model.head.weight.clone()
+    assert init_from(model, case, tiny_ckpt) == ["head.weight", "head.bias"]
+    assert torch.equal(model.head.weight, fresh_head)
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items() if not k.startswith("head"))
+    other = build_model({**TINY_MODEL["backbone"], "channels": [8, 16, 32, 32, 64, 64, 32]}, TINY_MODEL["rnn"], 37, 1)
+    with pytest.raises(CheckpointError, match="architecture differs"):
+        init_from(other, load_model(tiny_ckpt).charset, tiny_ckpt)

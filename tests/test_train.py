@@ -125,3 +125,16 @@ def test_checkpoint_with_altered_charset_fails_clearly(tmp_path, compose_cfg):
         from crnn_lit.charset import Charset
         load_model(best, expect_charset=Charset("abc"))
     assert loaded.charset.chars.startswith("0123")
+
+
+def test_init_from_with_another_charset_fine_tunes_with_a_fresh_head(compose_cfg, tmp_path, caplog):
+    train(compose_cfg([*FAST]))
+    source = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))
+    cfg = compose_cfg([*FAST, "charset=case_sensitive", f"init_from={source}",
+                       f"callbacks.model_checkpoint.dirpath={tmp_path / 'finetuned'}"])
+    with caplog.at_level("INFO", logger="crnn_lit.train"):
+        metrics = train(cfg)
+    assert "head re-initialized" in caplog.text and np.isfinite(metrics["train/loss"])
+    assert load_model(next((tmp_path / "finetuned").glob("epoch*.ckpt"))).model.head.out_features == 63
+    with pytest.raises(ConfigError, match="init_from"):
+        train(compose_cfg([*FAST, f"init_from={source}", f"ckpt_path={source}"]))

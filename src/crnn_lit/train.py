@@ -1,4 +1,8 @@
-"""Train a CRNN: ``python -m crnn_lit.train [group=option ...] [key=value ...]`` (Hydra app, conf/train.yaml)."""
+"""Train a CRNN: ``python -m crnn_lit.train [group=option ...] [key=value ...]`` (Hydra app, conf/train.yaml).
+
+Builds the charset, model, data and LightningModule from config and fits them; resume, atomic checkpoints and
+DDP-under-Hydra live in ``crnn_lit.runtime``.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,28 @@ import sys
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
+from crnn_lit.checkpoint import init_from
 from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
 from crnn_lit.model import build_model
 from crnn_lit.model.build import model_config
+from crnn_lit.runtime import (
+    AtomicCheckpointIO,
+    _LoaderPosition,
+    _LogConfig,
+    _route_ddp_children_to_this_job,
+    make_train_loader_resumable,
+    resolve_checkpoint,
+)
 from crnn_lit.system import CRNNSystem
-from crnn_lit.tracking import finish_wandb
+from crnn_lit.tracking import finish_wandb, log_best_checkpoint
 
 log = logging.getLogger("crnn_lit.train")
+
+# metrics that get better as they go down: optimized_mode must be `min` for them
+MINIMIZED = ("val/cer", "val/loss", "train/loss", "data/padding_waste")
 
 
 def _instantiate_dict(nodes: DictConfig | None) -> list:
@@ -24,36 +41,72 @@ def _instantiate_dict(nodes: DictConfig | None) -> list:
     return [instantiate(node) for node in (nodes or {}).values() if node and "_target_" in node]
 
 
+# --- training ------------------------------------------------------------------------------------------------
+def _check_optimized_metric(cfg: DictConfig) -> None:
+    metric, mode = cfg.get("optimized_metric"), cfg.get("optimized_mode", "max")
+    if mode not in ("max", "min"):
+        raise ConfigError(f"optimized_mode must be max or min, got {mode!r}")
+    if metric in MINIMIZED and mode == "max":
+        raise ConfigError(f"optimized_metric={metric} gets better as it goes down: also set optimized_mode=min "
+                          "(and direction=minimize for an Optuna sweep)")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, validate the best checkpoint, and return the final metrics (incl. ``cfg.optimized_metric``)."""
     check_required(cfg)
+    _check_optimized_metric(cfg)
+    ckpt_path = resolve_checkpoint(cfg)
     L.seed_everything(cfg.seed, workers=True)
     charset = instantiate(cfg.charset)
     spec = model_config(cfg)
     model = build_model(spec["backbone"], spec["rnn"], charset.num_classes, spec["channels"])
+    if cfg.get("init_from"):
+        if ckpt_path:
+            raise ConfigError("init_from starts a new run from weights; resuming (ckpt_path/resume) continues one — "
+                              "give one of them")
+        init_from(model, charset, cfg.init_from, log)
     datamodule = instantiate(cfg.data, charset=charset, output_length=model.backbone.output_length)
+    make_train_loader_resumable(datamodule)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                         decoder=instantiate(cfg.decoder), model_config=spec)
     loggers = _instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=_instantiate_dict(cfg.get("callbacks")))
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    callbacks = [*_instantiate_dict(cfg.get("callbacks")), _LoaderPosition()]
+    if loggers:
+        callbacks.append(_LogConfig(OmegaConf.to_container(cfg, resolve=True)))
+    if _hydra_in_use():
+        _route_ddp_children_to_this_job()
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
+                                     plugins=[AtomicCheckpointIO()])
 
-    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    except MisconfigurationException as err:
+        if "could not find the monitored key" in str(err):
+            raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} is not logged by CRNNSystem "
+                              f"(val/acc, val/cer, val/ned, val/loss, train/loss, ...): {err}") from err
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:  # report the checkpoint we keep, not whatever the last epoch happened to be
         for result in trainer.validate(system, datamodule=datamodule, ckpt_path=best, verbose=False):
             metrics.update({k: float(v) for k, v in result.items()})
+        log_best_checkpoint(loggers, best, metrics)
     if cfg.optimized_metric and cfg.optimized_metric not in metrics and not cfg.trainer.get("fast_dev_run"):
         raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} was never logged; logged: {sorted(metrics)}")
     if trainer.is_global_zero:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/")))
         print(f"\nfinal metrics: {shown}")
+        print(f"global step: {trainer.global_step}")
         print(f"best checkpoint: {best or '(none saved)'}")
         print(f"run directory: {cfg.paths.output_dir}")
     return metrics
+
+
+def _hydra_in_use() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized()
 
 
 register_resolvers()

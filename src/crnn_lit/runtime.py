@@ -1,0 +1,293 @@
+"""What makes training runs survive scale and faults (used by ``crnn_lit.train``).
+
+* **resume**: ``resume=auto`` continues from the newest ``last*.ckpt`` of the run directory (point at an old
+  run with ``hydra.run.dir=<run dir>``), ``ckpt_path=<file>`` from any checkpoint. Lightning restores model,
+  optimizer, scheduler, step and epoch; ``ResumableLoader`` adds the position inside the epoch, so a resumed
+  run sees exactly the batches an uninterrupted one would.
+* **atomic checkpoints**: ``AtomicCheckpointIO`` writes next to the target, fsyncs, then renames.
+* **DDP under Hydra**: Lightning starts ranks > 0 by re-running the command line; for a multirun that would
+  start new sweeps. ``_ddp_child_command`` gives the children this job's own overrides and directory instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Sampler
+
+from crnn_lit.config import ConfigError
+
+log = logging.getLogger("crnn_lit.train")
+
+
+# --- resume --------------------------------------------------------------------------------------------------
+def _is_first_process() -> bool:
+    """Rank 0 as far as the environment tells before the strategy starts (launchers set these variables)."""
+    return all(os.environ.get(var, "0") == "0" for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def resolve_checkpoint(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path``, or with ``resume=auto`` the newest ``last*.ckpt`` in
+    ``<run dir>/checkpoints`` (None: start fresh)."""
+    resume, ckpt_path = cfg.get("resume"), cfg.get("ckpt_path")
+    if resume not in (None, False, "auto"):
+        raise ConfigError(f"resume must be null or auto, got {resume!r}; to start from a file use ckpt_path=<file>")
+    if ckpt_path:
+        if resume:
+            raise ConfigError("give either resume=auto or ckpt_path=<file>, not both")
+        if not Path(ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
+        return str(ckpt_path)
+    if not resume:
+        return None
+    ckpt_dir = Path(cfg.paths.output_dir) / "checkpoints"
+    if _is_first_process():  # temp files of a save that was killed half-way
+        for stale in ckpt_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+    candidates = sorted(ckpt_dir.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        log.info("resume=auto: no last*.ckpt in %s, starting from scratch", ckpt_dir)
+        return None
+    log.info("resume=auto: continuing from %s", candidates[-1])
+    return str(candidates[-1])
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the target directory, fsynced, then renamed over the target.
+
+    A process killed during a save leaves the previous checkpoint intact (plus a ``.<name>.*.tmp`` that
+    ``resume=auto`` removes). Lightning's own save stages the file in the system temp directory and moves it,
+    which is a rename only when that directory is on the same filesystem as the run (often not on clusters).
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:  # make the rename itself durable
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class LastCheckpoint(L.Callback):
+    """Keeps ``<dirpath>/last.ckpt`` = the newest training state, for ``resume=auto``.
+
+    Saved every ``every_n_train_steps`` optimizer steps (a killed run loses fewer steps than that), after every
+    validation and when training ends. (Lightning's ``ModelCheckpoint(save_last=True)`` refreshes last.ckpt only
+    when it also saves a top-k checkpoint, so a run whose metric stops improving would resume from an old state.)
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str, every_n_train_steps: int | None = 100):
+        self.path = Path(dirpath) / self.FILENAME
+        self.every = every_n_train_steps or 0
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and trainer.global_step % self.every == 0 and trainer.global_step != self._saved_step:
+            self._save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit":
+            self._save(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+
+class _SkippableBatches(Sampler):
+    """A batch sampler whose passes start ``skip`` batches in (set only while a resumed epoch's iterator is made).
+
+    ``sampler`` is the wrapped batch sampler's own, so Lightning's ``set_epoch`` still reaches it.
+    """
+
+    def __init__(self, batches: Sampler):
+        self.batches, self.skip = batches, 0
+        self.sampler = getattr(batches, "sampler", None)
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ResumableLoader(DataLoader):
+    """A training loader that Lightning checkpoints: its state is (epoch, batches delivered this epoch).
+
+    Lightning saves ``state_dict()`` of every train loader that has one and, on a resume inside an epoch, hands
+    it back through ``load_state_dict`` before iterating; the loader then skips what was already trained on.
+    Counting happens where batches leave the loader, so worker prefetching does not inflate it. The sampler's
+    epoch is restored right away too: with workers, indices are drawn as soon as the iterator starts.
+    """
+
+    def __init__(self, loader: DataLoader):
+        if loader.batch_sampler is None:
+            raise TypeError("ResumableLoader needs a DataLoader built with a batch_sampler")
+        extra = {"prefetch_factor": loader.prefetch_factor} if loader.num_workers > 0 else {}
+        super().__init__(loader.dataset, batch_sampler=_SkippableBatches(loader.batch_sampler),
+                         collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                         timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
+                         multiprocessing_context=loader.multiprocessing_context, generator=loader.generator,
+                         persistent_workers=loader.persistent_workers, **extra)
+        self.position = 0  # batches of the current epoch delivered so far
+        self._skip = 0  # batches the next pass leaves out (set by load_state_dict)
+
+    def __iter__(self):
+        skip, self._skip = self._skip, 0
+        self.batch_sampler.skip = skip
+        try:  # torch's iterators call iter(batch_sampler) more than once while they are set up
+            iterator = super().__iter__()
+        finally:
+            self.batch_sampler.skip = 0
+        self.position = skip
+        for batch in iterator:
+            self.position += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        sampler = self.batch_sampler.sampler
+        return {"epoch": int(getattr(sampler, "epoch", 0)), "batches": int(self.position)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume inside the epoch the state was saved in; a state at an epoch boundary changes nothing (the
+        next epoch starts from its first batch, and Lightning sets its number)."""
+        batches = int(state.get("batches", 0))
+        if not 0 < batches < len(self):
+            return
+        self._skip = batches
+        sampler = self.batch_sampler.sampler
+        if "epoch" in state and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(int(state["epoch"]))
+
+
+def make_train_loader_resumable(datamodule: L.LightningDataModule) -> None:
+    build = datamodule.train_dataloader
+    datamodule.train_dataloader = lambda: ResumableLoader(build())
+
+
+class _LoaderPosition(L.Callback):
+    """Carries the ``ResumableLoader`` state through the checkpoint as callback state and applies it when
+    training starts. Lightning's own route (loader states in the fit-loop state) is skipped when the loader was
+    set up before the restore — which ``trainer.estimated_stepping_batches`` (one-cycle's total_steps) does.
+    Applying it here is early enough: the loader draws its first indices at the first batch."""
+
+    def __init__(self):
+        self._pending: dict | None = None
+
+    @staticmethod
+    def _loader(trainer: L.Trainer) -> ResumableLoader | None:
+        loader = trainer.train_dataloader
+        return loader if isinstance(loader, ResumableLoader) else None
+
+    def state_dict(self) -> dict:
+        loader = self._loader(self._trainer) if getattr(self, "_trainer", None) else None
+        return loader.state_dict() if loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._pending = dict(state_dict) or None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        self._trainer = trainer
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        state, self._pending = self._pending, None
+        loader = self._loader(trainer)
+        if not state or loader is None or not 0 < state.get("batches", 0) < len(loader):
+            return  # fresh start, or the checkpoint closed an epoch: Lightning starts the next one as usual
+        ready = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if ready != state["batches"]:
+            log.warning("resume: the loop is at batch %d of the epoch but the loader state at %d; "
+                        "not skipping (batches of this epoch may repeat)", ready, state["batches"])
+            return
+        loader.load_state_dict(state)
+
+
+# --- DDP under Hydra ---------------------------------------------------------------------------------------
+# Hydra overrides that must reach the children too (everything else about directories, sweeps and launchers
+# is replaced: the children join this job, in this job's directory, as a single run)
+_FORWARDED_HYDRA_OVERRIDES = ("hydra.job.chdir", "hydra.job.env_set", "hydra.job.env_copy", "hydra.verbose")
+
+
+def _hydra_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ddp_child_command(local_rank: int) -> tuple[list[str], str]:
+    """Command line and cwd for DDP rank ``local_rank`` (> 0) of the current Hydra job.
+
+    Replaces Lightning's Hydra variant, which re-runs ``sys.argv`` with ``hydra.run.dir`` added: inside a
+    multirun that re-runs the whole sweep (``-m a=1,2`` or an Optuna study sampling its own values) in every
+    child, with new output directories. Here the children get exactly this job's overrides (the values the
+    sweeper chose), its output directory, single-run mode, no ``.hydra`` copy and no log file of their own.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    import __main__
+
+    job = HydraConfig.get()
+    if getattr(__main__, "__spec__", None) is None:
+        command = [sys.executable, os.path.abspath(sys.argv[0])]
+    else:
+        command = [sys.executable, "-m", __main__.__spec__.name]
+    forwarded = [o for o in job.overrides.hydra if o.lstrip("+~").startswith(_FORWARDED_HYDRA_OVERRIDES)]
+    command += [*job.overrides.task, *forwarded, f"hydra.run.dir={_hydra_quote(job.runtime.output_dir)}",
+                "hydra.mode=RUN", "hydra.output_subdir=null", f"hydra.job.name=ddp_rank{local_rank}",
+                "hydra/job_logging=stdout"]
+    return command, get_original_cwd()
+
+
+def _route_ddp_children_to_this_job() -> None:
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):  # Lightning changed: fail loudly, not silently
+        raise RuntimeError("lightning.pytorch.strategies.launchers.subprocess_script._hydra_subprocess_cmd is gone; "
+                           "crnn_lit.runtime._ddp_child_command needs updating for this Lightning version")
+    subprocess_script._hydra_subprocess_cmd = _ddp_child_command
+
+
+class _LogConfig(L.Callback):
+    """Logs the resolved config to every logger once the strategy has set the ranks (only rank 0 logs)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for lg in trainer.loggers:
+            lg.log_hyperparams(self.config)

@@ -1,0 +1,114 @@
+"""Test-only callbacks (added to a run with ``+callbacks.<name>._target_=runtime_helpers.<Class>``, tests/ on
+PYTHONPATH) and a reader for offline W&B run files."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import lightning as L
+
+
+class RecordKeys(L.Callback):
+    """Appends the sample keys of every training batch to ``<out_dir>/keys_rank<global rank>.txt``."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = Path(out_dir)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / f"keys_rank{trainer.global_rank}.txt", "a") as f:
+            f.write(json.dumps({"epoch": trainer.current_epoch, "step": trainer.global_step,
+                                "keys": list(batch.keys)}) + "\n")
+
+
+class CrashAt(L.Callback):
+    """Raises after optimizer step ``step`` (before any checkpoint of that step): a crash mid-run."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"simulated crash after step {self.step}")
+
+
+class StepFile(L.Callback):
+    """Writes the global step after every optimizer step to ``path`` (and the start step to ``path.start``)."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.path.with_suffix(".start").write_text(f"{trainer.global_step}\n")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.path.write_text(f"{trainer.global_step}\n")
+
+
+class SlowSteps(L.Callback):
+    """Sleeps after each step, so a test can kill the run mid-epoch at a predictable pace."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import time
+
+        time.sleep(self.seconds)
+
+
+# --- offline W&B runs: run-<id>.wandb is a LevelDB-style log of protobuf records -----------------------------
+_BLOCK = 32 * 1024
+_HEADER = 7  # crc32 (4) + length (2) + type (1); the file itself starts with ":W&B" + magic (2) + version (1)
+
+
+def wandb_records(path: Path):
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    pos, chunk = 7, b""
+    while pos + _HEADER <= len(data):
+        room = _BLOCK - pos % _BLOCK
+        if room < _HEADER:  # block trailer padding
+            pos += room
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        if length == 0 and kind == 0:
+            break
+        chunk += data[pos + _HEADER:pos + _HEADER + length]
+        pos += _HEADER + length
+        if kind in (1, 4):  # FULL or LAST fragment: one record complete
+            record = pb.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            yield record
+
+
+def read_wandb_run(run_dir: Path) -> dict:
+    """id, group, name, config (merged), history (key → last value) and artifacts of an offline run directory."""
+    (run_file,) = Path(run_dir).glob("run-*.wandb")
+    out = {"id": None, "group": None, "name": None, "config": {}, "history": {}, "artifacts": []}
+
+    def merge(updates):
+        for item in updates:
+            key = item.key or "/".join(item.nested_key)
+            out["config"][key] = json.loads(item.value_json)
+
+    for record in wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out.update(id=record.run.run_id, group=record.run.run_group, name=record.run.display_name)
+            merge(record.run.config.update)
+        elif kind == "config":
+            merge(record.config.update)
+        elif kind == "history":
+            for item in record.history.item:  # the last value of each key
+                out["history"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        elif kind == "artifact":
+            out["artifacts"].append({"name": record.artifact.name, "type": record.artifact.type,
+                                     "aliases": list(record.artifact.aliases),
+                                     "files": [m.path for m in record.artifact.manifest.contents]})
+    return out

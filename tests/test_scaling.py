@@ -1,0 +1,266 @@
+"""Scaling, sweeps and resume on CPU: DDP (gloo, 2 processes), multiruns with one W&B run per job, an Optuna study,
+exact resume after a crash, atomic checkpoints, and W&B never blocking."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import FAST, ROOT, compose_train
+from crnn_lit.config import ConfigError
+from crnn_lit.tracking import finish_wandb
+from crnn_lit.runtime import AtomicCheckpointIO, _ddp_child_command, resolve_checkpoint
+from crnn_lit.train import train
+from runtime_helpers import read_wandb_run
+
+TESTS = Path(__file__).resolve().parent
+# tiny runs of the real CLI (the validation set is rendered: keep it small)
+TINY = [o for o in FAST if not o.startswith("logger=")] + ["data.val.length=32", "~callbacks.progress_bar",
+                                                            "trainer.log_every_n_steps=1"]
+
+
+def run_cli(args: list[str], tmp_path: Path, env_extra: dict | None = None, drop_env: tuple[str, ...] = (),
+            timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m crnn_lit.train <args>`` with outputs under ``tmp_path`` (paths.root_dir) and no stdin."""
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    env.update({"PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1",
+                "HYDRA_FULL_ERROR": "1", **(env_extra or {})})
+    cmd = [sys.executable, "-m", "crnn_lit.train", *args, f"paths.root_dir={tmp_path}",
+           f"paths.data_dir={ROOT / 'data'}"]
+    proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def only_child(path: Path) -> Path:
+    children = [p for p in path.iterdir()]
+    assert len(children) == 1, f"expected one entry in {path}, found {sorted(p.name for p in children)}"
+    return children[0]
+
+
+# --- DDP -----------------------------------------------------------------------------------------------------
+def test_ddp_cpu_two_ranks_train_on_different_samples_in_one_run_dir(tmp_path):
+    keys_dir = tmp_path / "keys"
+    # a multirun of one job: Lightning's own Hydra launcher would re-run the sweep in rank 1 (a second sweep dir)
+    proc = run_cli(["-m", "trainer=ddp_cpu", "rnn.num_layers=1", *TINY, "data.batch_size=8", "logger=csv",
+                    "+callbacks.keys._target_=runtime_helpers.RecordKeys", f"+callbacks.keys.out_dir={keys_dir}"],
+                   tmp_path)
+    ranks = {}
+    for rank in (0, 1):
+        rows = [json.loads(line) for line in (keys_dir / f"keys_rank{rank}.txt").read_text().splitlines()]
+        ranks[rank] = [k for row in rows for k in row["keys"]]
+        assert len(rows) == 4  # 64 samples / (8 per batch × 2 ranks)
+    assert not set(ranks[0]) & set(ranks[1]), "both ranks trained on the same samples"
+    assert len(set(ranks[0]) | set(ranks[1])) == 64
+    assert "global step: 4" in proc.stdout
+
+    outputs = tmp_path / "outputs" / "train"
+    assert [p.name for p in outputs.iterdir()] == ["multiruns"]  # no run dir created by a child
+    sweep = only_child(outputs / "multiruns")
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
+    job = sweep / "0"
+    assert sorted(p.name for p in job.iterdir()) == [".hydra", "checkpoints", "csv", "train.log"]
+    assert (job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ddp_child_command_is_this_job_not_the_sweep(monkeypatch):
+    """What rank 1 is started with, for a job of an Optuna multirun (no GPU or second process needed)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from crnn_lit.config import compose_config
+
+    cfg = compose_config(["hparams_search=optuna", "trainer=ddp_cpu", "optimizer.lr=0.003", "rnn.num_layers=2"],
+                         return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "/runs/sweep it/3"
+        cfg.hydra.overrides.hydra = ["hydra.mode=MULTIRUN", "hydra.sweep.dir=/runs/sweep it", "hydra.job.chdir=False"]
+    HydraConfig().set_config(cfg)
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=optuna", "trainer=ddp_cpu"])
+    command, _ = _ddp_child_command(1)
+    args = command[3:]
+    assert "-m" not in args and "--multirun" not in args
+    assert args[:4] == ["hparams_search=optuna", "trainer=ddp_cpu", "optimizer.lr=0.003", "rnn.num_layers=2"]
+    assert "hydra.run.dir='/runs/sweep it/3'" in args and "hydra.mode=RUN" in args
+    assert "hydra.output_subdir=null" in args and "hydra.job.chdir=False" in args
+    assert not any(a.startswith("hydra.sweep") for a in args)
+    assert OmegaConf.select(cfg, "hydra.sweeper.sampler.seed") == 1234  # the study itself is seeded too
+
+
+# --- multirun + W&B ---------------------------------------------------------------------------------------
+def test_multirun_gives_one_offline_wandb_run_per_job(tmp_path):
+    run_cli(["-m", "rnn.num_layers=1,2", *TINY, "logger=wandb", "logger.wandb.mode=offline",
+             "logger.wandb.log_model=true", "logger.wandb.val_samples=4"], tmp_path)
+    sweep = only_child(tmp_path / "outputs" / "train" / "multiruns")
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [j.name for j in jobs] == ["0", "1"]
+    runs = []
+    for job, layers in zip(jobs, (1, 2)):
+        (run_dir,) = (job / "wandb").glob("offline-run-*")
+        run = read_wandb_run(run_dir)
+        runs.append(run)
+        assert run["config"]["rnn"]["num_layers"] == layers
+        assert run["id"] == (job / "wandb_run_id.txt").read_text().strip()
+        assert run["group"] == sweep.name and run["name"] == f"{sweep.name}/{job.name}"
+        expected = {"train/loss", "train/lr", "train/images_per_sec", "data/padding_waste", "val/acc", "val/cer",
+                    "val/ned", "val/loss"}
+        assert expected <= set(run["history"]), expected - set(run["history"])
+        assert run["history"]["val/samples/_type"] == "table-file" and run["history"]["val/samples/nrows"] == 4
+        (artifact,) = [a for a in run["artifacts"] if a["type"] == "model"]
+        assert artifact["type"] == "model" and "best" in artifact["aliases"]
+        assert artifact["files"][0].startswith("epoch000")
+    assert runs[0]["id"] != runs[1]["id"]
+
+
+def test_wandb_without_key_or_tty_runs_offline_and_never_blocks(tmp_path):
+    start = time.perf_counter()
+    run_cli([*TINY, "data.samples_per_epoch=32", "logger=wandb", "hydra.run.dir=run"], tmp_path,
+            env_extra={"HOME": str(tmp_path)}, drop_env=("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"),
+            timeout=180)
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert time.perf_counter() - start < 120
+
+
+def test_wandb_online_with_unreachable_server_falls_back_to_offline(tmp_path, monkeypatch):
+    from crnn_lit.tracking import wandb_logger
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    logger = wandb_logger(mode="auto", save_dir=str(tmp_path), init_timeout=3)
+    try:
+        start = time.perf_counter()
+        run = logger.experiment
+        assert run.settings.mode == "offline"
+        assert time.perf_counter() - start < 60
+        assert run.id == (tmp_path / "wandb_run_id.txt").read_text().strip()
+    finally:
+        finish_wandb()
+
+
+# --- Optuna -------------------------------------------------------------------------------------------------
+def test_optuna_sweep_of_two_trials_returns_a_float(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    run_cli(["hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=fdr", *TINY, "logger=none"], tmp_path)
+    sweep = only_child(tmp_path / "outputs" / "train" / "multiruns")
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert isinstance(results["best_value"], float) and 0.0 <= results["best_value"] <= 1.0
+    assert set(results["best_params"]) == {"optimizer.lr", "rnn.hidden_size", "rnn.num_layers", "scheduler.pct_start"}
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
+
+
+# --- resume ---------------------------------------------------------------------------------------------------
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+    """8 steps (2 epochs × 4); a crash after step 7 loses step 7; resume=auto continues from the step-6 checkpoint
+    mid-epoch and ends with the weights and optimizer state of an uninterrupted run, bit for bit."""
+    common = [*TINY, "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=3",
+              "+callbacks.keys._target_=runtime_helpers.RecordKeys"]
+    ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
+    train(compose_train([*common, "logger=none", f"+callbacks.keys.out_dir={ref_dir}"], ref_dir))
+
+    logged = ["logger=[csv,wandb]", "logger.wandb.mode=offline"]
+    crashing = compose_train([*common, *logged, f"+callbacks.keys.out_dir={run_dir}/first",
+                              "+callbacks.crash._target_=runtime_helpers.CrashAt", "+callbacks.crash.step=7"], run_dir)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(crashing)
+    finish_wandb()
+    assert _ckpt(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 6
+
+    resumed = compose_train([*common, *logged, "resume=auto", f"+callbacks.keys.out_dir={run_dir}/second"], run_dir)
+    try:
+        train(resumed)
+    finally:
+        finish_wandb()
+
+    def steps(path):  # step → keys of the batch trained at that step
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return {row["step"]: row["keys"] for row in rows}
+
+    reference, first, second = (steps(p / "keys_rank0.txt") for p in (ref_dir, run_dir / "first", run_dir / "second"))
+    assert sorted(second) == [6, 7]  # continued after the checkpoint, mid-epoch; step 7 is redone
+    assert {**first, **second} == reference  # same batches, in the same order, as the uninterrupted run
+
+    ref, out = _ckpt(ref_dir / "checkpoints" / "last.ckpt"), _ckpt(run_dir / "checkpoints" / "last.ckpt")
+    assert out["global_step"] == ref["global_step"] == 8 and out["epoch"] == ref["epoch"]
+    for name, value in ref["state_dict"].items():
+        assert torch.equal(value, out["state_dict"][name]), name
+    for ref_state, out_state in zip(ref["optimizer_states"][0]["state"].values(),
+                                    out["optimizer_states"][0]["state"].values()):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(ref_state[key], out_state[key]), key
+    assert ref["lr_schedulers"][0]["last_epoch"] == out["lr_schedulers"][0]["last_epoch"] == 8
+
+    # the W&B run continues (same id) and metrics.csv keeps the rows written before the crash
+    run_ids = {read_wandb_run(d)["id"] for d in (run_dir / "wandb").glob("offline-run-*")}
+    assert run_ids == {(run_dir / "wandb_run_id.txt").read_text().strip()}
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    assert sum(1 for r in rows if ",0,3," in r or ",0,4," in r) >= 1  # epoch 0 rows from the first process
+
+
+def test_resolve_checkpoint(compose_cfg, tmp_path):
+    cfg = compose_cfg([*FAST, "resume=auto"])
+    assert resolve_checkpoint(cfg) is None  # nothing to resume yet: start fresh
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    (ckpts / "last.ckpt").write_bytes(b"old")
+    time.sleep(0.02)
+    (ckpts / "last-v1.ckpt").write_bytes(b"new")
+    (ckpts / ".last.ckpt.abc.tmp").write_bytes(b"half a checkpoint")
+    assert resolve_checkpoint(cfg) == str(ckpts / "last-v1.ckpt")
+    assert not (ckpts / ".last.ckpt.abc.tmp").exists()
+
+    cfg.ckpt_path = str(ckpts / "last.ckpt")
+    with pytest.raises(ConfigError, match="not both"):
+        resolve_checkpoint(cfg)
+    cfg.resume = None
+    assert resolve_checkpoint(cfg) == str(ckpts / "last.ckpt")
+    cfg.ckpt_path = str(ckpts / "missing.ckpt")
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_checkpoint(cfg)
+    cfg.ckpt_path, cfg.resume = None, "yes"
+    with pytest.raises(ConfigError, match="null or auto"):
+        resolve_checkpoint(cfg)
+
+
+def test_atomic_checkpoint_io_never_leaves_a_truncated_file(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, target)
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    def dies_half_way(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # e.g. Ctrl-C or a SLURM signal in the middle of a write
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"global_step": 2, "w": torch.zeros(3)}, target)
+    assert _ckpt(target)["global_step"] == 1
+    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_optimized_metric_mistakes_are_named(compose_cfg):
+    with pytest.raises(ConfigError, match="optimized_mode=min"):
+        train(compose_cfg([*FAST, "optimized_metric=val/cer"]))
+    with pytest.raises(ConfigError, match="optimized_metric='val/accuracy' is not logged"):
+        train(compose_cfg([*FAST, "optimized_metric=val/accuracy", "~callbacks.progress_bar"]))

@@ -29,9 +29,14 @@ test: setup
 test-slow: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m slow $(ARGS)
 
+# CKPT=<checkpoint> adds the decoding and inference benchmarks (they need a trained model)
 bench: setup
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/renderer_throughput.py
+	$(BIN)/python bench/model_stats.py
+	$(BIN)/python bench/loader_throughput.py
+	$(if $(CKPT),$(BIN)/python bench/decode_speed.py --ckpt $(CKPT))
+	$(if $(CKPT),$(BIN)/python bench/inference_speed.py --ckpt $(CKPT))
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -11,6 +11,7 @@ from crnn_lit.checkpoint import load_model
 from crnn_lit.export import export
 from crnn_lit.transcription import GreedyDecoder
 
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_torch_at_any_width(tiny_ckpt, tmp_path, fmt):
     ckpt = tiny_ckpt
@@ -22,10 +23,10 @@ def test_export_matches_torch_at_any_width(tiny_ckpt, tmp_path, fmt):
     if fmt == "onnx":
         import onnxruntime as ort
         session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])  # noqa: E731
+        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
     else:
         scripted = torch.jit.load(str(out))
-        run = lambda x: scripted(x)  # noqa: E731
+        run = lambda x: scripted(x)
     decoder = GreedyDecoder(loaded.charset)
     for width, batch in ((32, 1), (100, 3), (400, 2)):
         x = torch.randn(batch, 1, 32, width)
@@ -60,11 +61,10 @@ def test_predict_same_text_from_onnx_and_torch_and_survives_a_corrupt_image(tiny
 
 
 def test_fine_tuning_with_another_charset_reinitializes_only_the_head(tiny_ckpt):
+    from conftest import TINY_MODEL
     from crnn_lit.charset import Charset
     from crnn_lit.checkpoint import CheckpointError, init_from
     from crnn_lit.model import build_model
-
-    from conftest import TINY_MODEL
 
     source = load_model(tiny_ckpt).model
     case = Charset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")

@@ -16,8 +16,8 @@ import yaml
 
 from conftest import FAST, ROOT, compose_train
 from crnn_lit.config import ConfigError
-from crnn_lit.tracking import finish_wandb
 from crnn_lit.runtime import AtomicCheckpointIO, _ddp_child_command, resolve_checkpoint
+from crnn_lit.tracking import finish_wandb
 from crnn_lit.train import train
 from runtime_helpers import read_wandb_run
 

@@ -65,8 +65,8 @@ def _load_benchmark(bench: DictConfig, preprocess: Preprocess):
 
 def _lexicon_column(setting: DictConfig, charset: Charset, cfg: DictConfig):
     """(decoder, per-image lexicon or None) for one lexicon setting: {file: path} or {per_image: tsv}."""
-    opts = dict(delta=cfg.lexicon_decoder.delta, fallback=cfg.lexicon_decoder.fallback,
-                candidates=cfg.lexicon_decoder.candidates)
+    opts = {"delta": cfg.lexicon_decoder.delta, "fallback": cfg.lexicon_decoder.fallback,
+            "candidates": cfg.lexicon_decoder.candidates}
     if "file" in setting:
         return LexiconDecoder(charset, lexicon=Lexicon.from_file(setting.file), **opts), None
     if "per_image" in setting:

@@ -57,6 +57,9 @@ def save_weights(path: str | Path, model: torch.nn.Module, charset: Charset, mod
     os.close(fd)
     try:
         torch.save({CHECKPOINT_KEY: model_record(charset, model_config), "state_dict": state}, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shipped model unreadable to others
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

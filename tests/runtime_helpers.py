@@ -34,32 +34,6 @@ class CrashAt(L.Callback):
             raise RuntimeError(f"simulated crash after step {self.step}")
 
 
-class StepFile(L.Callback):
-    """Writes the global step after every optimizer step to ``path`` (and the start step to ``path.start``)."""
-
-    def __init__(self, path: str):
-        self.path = Path(path)
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.path.with_suffix(".start").write_text(f"{trainer.global_step}\n")
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.path.write_text(f"{trainer.global_step}\n")
-
-
-class SlowSteps(L.Callback):
-    """Sleeps after each step, so a test can kill the run mid-epoch at a predictable pace."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        import time
-
-        time.sleep(self.seconds)
-
-
-# --- offline W&B runs: run-<id>.wandb is a LevelDB-style log of protobuf records -----------------------------
 _BLOCK = 32 * 1024
 _HEADER = 7  # crc32 (4) + length (2) + type (1); the file itself starts with ":W&B" + magic (2) + version (1)
 

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,12 @@ class Preprocess:
     def from_model_config(cls, config: dict) -> Preprocess:
         return cls(**{k: config[k] for k in cls.__dataclass_fields__ if k in config})
 
-    def resize(self) -> Resize:
+    @cached_property
+    def resize(self) -> Resize:  # built (and validated) once, not per image
         return Resize(self.height, self.min_width, self.max_width, self.width_policy, self.fixed_width)
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(self.resize()(to_channels(image, self.channels)))
+        return to_tensor(self.resize(to_channels(image, self.channels)))
 
     def to_dict(self) -> dict:
         return {

@@ -72,7 +72,8 @@ def predict(cfg: DictConfig) -> list[dict]:
         lexicons = per_image.lists_for(r.keys) if per_image is not None else None
         for key, p in zip(r.keys, decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):
             results.append({"image": key, "text": p.text, "confidence": round(p.confidence, 4)})
-    results.sort(key=lambda row: keys.index(row["image"]))  # input order, not width order
+    position = {key: i for i, key in enumerate(keys)}
+    results.sort(key=lambda row: position[row["image"]])  # input order, not width order
     width = max([len(r["image"]) for r in results + failed] + [5])
     for row in results:
         print(f"{row['image']:<{width}}  {row['confidence']:.3f}  {row['text']}")

@@ -225,8 +225,8 @@ def test_synthetic_words_dataset(renderer):
 
 def test_every_shipped_font_has_all_printable_ascii():
     fonts = discover_fonts(FONTS)
-    assert 12 <= len(fonts) <= 24
-    assert sum(f.stat().st_size for f in fonts) < 8 * 2**20
+    assert 100 <= len(fonts) <= 250  # the "≥ 100 faces"
+    assert sum(f.stat().st_size for f in fonts) < 40 * 2**20  # keep the repository light
     readme = (FONTS / "README.md").read_text()
     assert len(PRINTABLE_ASCII) == 94
     for path in fonts:

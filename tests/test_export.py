@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import ROOT
 from crnn_lit.checkpoint import load_model
 from crnn_lit.export import export
 from crnn_lit.transcription import GreedyDecoder
@@ -76,3 +77,26 @@ def test_fine_tuning_with_another_charset_reinitializes_only_the_head(tiny_ckpt)
     other = build_model({**TINY_MODEL["backbone"], "channels": [8, 16, 32, 32, 64, 64, 32]}, TINY_MODEL["rnn"], 37, 1)
     with pytest.raises(CheckpointError, match="architecture differs"):
         init_from(other, load_model(tiny_ckpt).charset, tiny_ckpt)
+
+
+def test_predict_and_evaluate_default_to_the_shipped_model(compose_predict, compose_evaluate, tmp_path):
+    """No ckpt given: the shipped real-text model (data/pretrained/<pretrained>.pt) reads clean printed words."""
+    from PIL import ImageDraw, ImageFont
+
+    from crnn_lit.config import resolve_ckpt
+    from crnn_lit.predict import predict
+
+    folder = tmp_path / "words"
+    folder.mkdir()
+    font = ImageFont.truetype(str(ROOT / "data/fonts/dejavu/DejaVuSans-Bold.ttf"), 40)
+    words = ["coffee", "station", "hotel", "2024"]
+    for i, word in enumerate(words):
+        image = Image.new("L", (int(font.getlength(word)) + 20, 56), 235)
+        ImageDraw.Draw(image).text((10, 4), word, font=font, fill=20)
+        image.save(folder / f"{i}.png")
+    cfg = compose_predict([f"inputs={folder}"])
+    shipped = ROOT / "data" / "pretrained" / f"{cfg.pretrained}.pt"
+    assert resolve_ckpt(cfg) == str(shipped) and shipped.is_file()
+    assert resolve_ckpt(compose_evaluate([])) == str(shipped)  # evaluate's default is the same model
+    assert resolve_ckpt(compose_predict([f"inputs={folder}", "ckpt=x/y.pt"])) == "x/y.pt"
+    assert [row["text"] for row in predict(cfg)] == words

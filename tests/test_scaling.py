@@ -3,6 +3,7 @@ exact resume after a crash, atomic checkpoints, and W&B never blocking."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -209,6 +210,18 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
     rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
     assert sum(1 for r in rows if ",0,3," in r or ",0,4," in r) >= 1  # epoch 0 rows from the first process
+
+    # the learning curve continues across the crash: same steps and image counts as the uninterrupted run,
+    # and the compute counters keep growing instead of restarting at zero
+    def curve(run):
+        with (run / "learning_curve.csv").open() as f:
+            return list(csv.DictReader(f))
+
+    ref_curve, run_curve = curve(ref_dir), curve(run_dir)
+    assert [(r["step"], r["images"]) for r in run_curve] == [(r["step"], r["images"]) for r in ref_curve]
+    assert [r["step"] for r in run_curve] == ["4", "8"]
+    assert 0 < float(run_curve[0]["cpu_hours"]) < float(run_curve[1]["cpu_hours"])
+    assert 0 < float(run_curve[0]["wall_hours"]) < float(run_curve[1]["wall_hours"])
 
 
 def test_resolve_checkpoint(compose_cfg, tmp_path):

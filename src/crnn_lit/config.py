@@ -51,3 +51,11 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), config_name: str
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def resolve_ckpt(cfg: DictConfig) -> str:
+    """The checkpoint an evaluate/predict/export config names: ``ckpt=pretrained`` (their default) is the shipped
+    model ``<paths.pretrained_dir>/<pretrained>.pt``; any other value is a path, returned as given."""
+    if cfg.ckpt == "pretrained":
+        return str(Path(cfg.paths.pretrained_dir) / f"{cfg.pretrained}.pt")
+    return str(cfg.ckpt)

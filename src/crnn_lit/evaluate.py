@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.inference import Preprocess, Timing, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import TextMetrics, protocol_normalize
@@ -119,7 +119,8 @@ def evaluate(cfg: DictConfig) -> dict:
     check_required(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    loaded = load_model(cfg.ckpt)
+    ckpt = resolve_ckpt(cfg)
+    loaded = load_model(ckpt)
     preprocess = Preprocess.from_model_config(loaded.config)
     backend = TorchBackend(loaded.model)
     out_dir = Path(cfg.paths.output_dir)
@@ -144,9 +145,9 @@ def evaluate(cfg: DictConfig) -> dict:
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, lexicon, 100 * column.accuracy, column.images)
     free = [c for c in columns if c.lexicon == "none"]
     combined = sum(c.accuracy * c.images for c in free) / sum(c.images for c in free) if free else None
-    table = markdown(columns, combined, cfg.ckpt)
+    table = markdown(columns, combined, ckpt)
     (out_dir / "results.md").write_text(table, encoding="utf-8")
-    result = {"ckpt": str(cfg.ckpt), "protocol": "case-sensitive [0-9a-zA-Z]" if cfg.case_sensitive else
+    result = {"ckpt": ckpt, "protocol": "case-sensitive [0-9a-zA-Z]" if cfg.case_sensitive else
               "lowercase [0-9a-z], exact match", "combined_accuracy_lexicon_free": combined,
               "columns": [asdict(c) for c in columns], "skipped": skipped}
     (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
 from crnn_lit.inference import Preprocess, output_length_spec
 
 log = logging.getLogger("crnn_lit.export")
@@ -72,7 +72,7 @@ def main(cfg: DictConfig) -> None:
     try:
         check_required(cfg)
         out = cfg.output or str(Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}")
-        path = export(cfg.ckpt, cfg.format, out, cfg.opset)
+        path = export(resolve_ckpt(cfg), cfg.format, out, cfg.opset)
     except (ConfigError, CheckpointError) as err:
         log.error("%s", err)
         sys.exit(2)

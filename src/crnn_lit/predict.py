@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image
 from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
@@ -53,7 +53,7 @@ def load_backend(ckpt: str):
 
 def predict(cfg: DictConfig) -> list[dict]:
     check_required(cfg)
-    backend, charset, preprocess = load_backend(cfg.ckpt)
+    backend, charset, preprocess = load_backend(resolve_ckpt(cfg))
     decoder = instantiate(cfg.decoder)(charset)
     per_image = getattr(decoder, "lexicon", None)
     per_image = per_image if per_image is not None and getattr(per_image, "is_per_image", False) else None

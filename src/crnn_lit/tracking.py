@@ -8,18 +8,23 @@
 * ``ValSamples`` builds the validation sample table (image, label, prediction, confidence, correct).
 * The best checkpoint is uploaded as a ``model`` artifact when ``log_model`` is set (``log_best_checkpoint``).
 * ``AppendingCSVLogger`` keeps ``metrics.csv`` of a resumed run (Lightning's CSVLogger deletes it).
+* ``LearningCurve`` writes validation metrics against training images, wall-clock hours and CPU-hours to a CSV,
+  across resumes (the compute budget, not the epoch count, is what CPU users compare).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
 import secrets
 import string
 import sys
+import time
 from pathlib import Path
 
+import lightning as L
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -238,3 +243,69 @@ def finish_wandb() -> None:
     wandb = sys.modules.get("wandb")  # only if this process imported it: never import wandb just to close it
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process, its reaped children and its live children (the DataLoader
+    workers), in seconds. Live children are read from /proc; elsewhere only reaped ones are counted."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    proc, me, tick = Path("/proc"), str(os.getpid()), os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    if not proc.is_dir():
+        return total
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if fields[1] == me:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+class LearningCurve(L.Callback):
+    """Appends one CSV row per validation: step, epoch, training images seen (all ranks), cumulative training
+    wall-clock and CPU hours (this process tree), and every ``val/*`` metric. The counters live in the
+    checkpoint, so a resumed run continues the same curve instead of restarting it at zero."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.images, self.wall_s, self.cpu_s = 0, 0.0, 0.0  # totals up to the last checkpointed moment
+        self._wall0 = self._cpu0 = None
+
+    def _totals(self) -> tuple[float, float]:
+        if self._wall0 is None:
+            return self.wall_s, self.cpu_s
+        return self.wall_s + time.perf_counter() - self._wall0, self.cpu_s + cpu_seconds() - self._cpu0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # counted at the start, so a checkpoint written at this batch's end (by any callback) includes it
+        self.images += len(batch) * trainer.world_size
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # only fit's validations: a trainer.validate() after training would restore an older checkpoint's counters
+        if trainer.sanity_checking or trainer.global_rank != 0 or trainer.state.fn != "fit":
+            return
+        wall, cpu = self._totals()
+        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "images": self.images,
+               "wall_hours": round(wall / 3600, 4), "cpu_hours": round(cpu / 3600, 4)}
+        row |= {k: round(float(v), 5) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")}
+        new = not self.path.is_file()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def state_dict(self) -> dict:
+        wall, cpu = self._totals()
+        return {"images": self.images, "wall_s": wall, "cpu_s": cpu}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.images, self.wall_s, self.cpu_s = state_dict["images"], state_dict["wall_s"], state_dict["cpu_s"]
+        if self._wall0 is not None:  # restored after on_train_start: count from now
+            self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()

@@ -40,4 +40,35 @@ def test_tiny_batch_overfits_and_decodes_its_labels():
     with torch.no_grad():
         predictions = GreedyDecoder(charset)(model(batch.images).log_softmax(2), batch.input_lengths)
     assert [p.text for p in predictions] == batch.labels
-    assert all(0.2 < p.confidence <= 1.0 for p in predictions)
+    # confidence = product of per-frame maxima, in eval mode (BN running statistics of only 4 images)
+    confidences = [p.confidence for p in predictions]
+    assert all(0.05 < c <= 1.0 for c in confidences) and sum(confidences) / 4 > 0.3, confidences
+
+
+def test_channels_last_changes_the_layout_not_the_numbers():
+    charset = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
+    renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"), seed=3)
+    spec = ({"_target_": "crnn_lit.model.backbone.VGG", "channels": [8, 16, 32, 32, 64, 64, 64]},
+            {"_target_": "crnn_lit.model.rnn.SequenceModel", "hidden_size": 16, "num_layers": 1}, 37, 1)
+    torch.manual_seed(0)
+    plain = build_model(*spec)
+    nhwc = build_model(*spec)
+    nhwc.load_state_dict(plain.state_dict())
+    data = PreparedDataset(SyntheticWords(renderer, 10), charset, Resize(32, 16, 400, "bucketed", 100), 1,
+                           plain.output_length)
+    batch = Collate(plain.output_length)([data[i] for i in range(4)])
+    systems = [CRNNSystem(m, charset, optimizer=None, scheduler=None, decoder=GreedyDecoder, model_config={},
+                          channels_last=cl) for m, cl in ((plain, False), (nhwc, True))]
+    def conv2(model):  # the second conv: the first has one input channel, where both layouts coincide
+        return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][1].weight
+
+    assert conv2(nhwc).is_contiguous(memory_format=torch.channels_last)
+    assert not conv2(plain).is_contiguous(memory_format=torch.channels_last)
+    losses = []
+    for system in systems:
+        loss = system._ctc_loss(system(batch.images), batch)
+        loss.backward()
+        losses.append(loss.item())
+    assert abs(losses[0] - losses[1]) < 1e-4 * abs(losses[0]) and losses[0] > 0
+    for p, q in zip(plain.parameters(), nhwc.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-3)

@@ -92,6 +92,9 @@ def test_train_writes_checkpoint_that_loads_with_its_charset(compose_cfg, tmp_pa
     assert 0.0 <= metrics["val/acc"] <= 1.0
     best = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))
     assert (tmp_path / "csv" / "metrics.csv").read_text().count("val/acc") == 1
+    curve = (tmp_path / "learning_curve.csv").read_text().splitlines()  # fit's one validation, not the final one
+    assert curve[0].startswith("step,epoch,images,wall_hours,cpu_hours,val/acc") and len(curve) == 2
+    assert curve[1].split(",")[2] == "64"  # training images seen: samples_per_epoch
 
     loaded = load_model(best)
     assert loaded.charset.chars == "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

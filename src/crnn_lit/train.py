@@ -69,7 +69,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     make_train_loader_resumable(datamodule)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                        decoder=instantiate(cfg.decoder), model_config=spec)
+                        decoder=instantiate(cfg.decoder), model_config=spec,
+                        channels_last=cfg.channels_last)
     loggers = _instantiate_dict(cfg.get("logger"))
     callbacks = [*_instantiate_dict(cfg.get("callbacks")), _LoaderPosition()]
     if loggers:

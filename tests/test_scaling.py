@@ -69,7 +69,9 @@ def test_ddp_cpu_two_ranks_train_on_different_samples_in_one_run_dir(tmp_path):
     sweep = only_child(outputs / "multiruns")
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
     job = sweep / "0"
-    assert sorted(p.name for p in job.iterdir()) == [".hydra", "checkpoints", "csv", "train.log"]
+    assert sorted(p.name for p in job.iterdir()) == [".hydra", "checkpoints", "csv", "learning_curve.csv", "train.log"]
+    with (job / "learning_curve.csv").open() as f:
+        assert [row["images"] for row in csv.DictReader(f)] == ["64"]  # rank 0 counts both ranks' images
     assert (job / "checkpoints" / "last.ckpt").is_file()
 
 

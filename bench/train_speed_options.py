@@ -11,12 +11,10 @@ ones. Writes bench/results/train_speed_options_<backbone>_<rnn>.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,7 +24,7 @@ from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.model import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import make_batches, nodes  # noqa: E402  (bench/ is a folder of scripts, not a package)
+from train_throughput import make_batches, nodes, run_plain  # bench/ is a folder of scripts, not a package
 
 OPTIONS = {  # name → (batch size, threads, bf16 autocast, channels-last, compile)
     "fp32 (baseline)": (64, 2, False, False, False),
@@ -37,31 +35,6 @@ OPTIONS = {  # name → (batch size, threads, bf16 autocast, channels-last, comp
     "batch 128": (128, 2, False, False, False),
     "1 thread": (64, 1, False, False, False),
 }
-
-
-def images_per_second(model, batches, warmup: int, bf16: bool, channels_last: bool, compiled: bool) -> float:
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if compiled else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-    images, start = 0, None
-    for i, b in enumerate(batches):
-        if i == warmup:
-            start = time.perf_counter()
-        x = b.images.contiguous(memory_format=torch.channels_last) if channels_last else b.images
-        optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with autocast:
-            logits = step_model(x)
-        log_probs = torch.nn.functional.log_softmax(logits.float(), 2)  # CTC always in fp32
-        loss = torch.nn.functional.ctc_loss(log_probs, b.targets, b.input_lengths, b.target_lengths, zero_infinity=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        if i >= warmup:
-            images += len(b)
-    return images / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -83,7 +56,8 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(*nodes(args.backbone, args.rnn), charset.num_classes, 1)
         batches = make_batches(args.steps + args.warmup, batch, args.width, charset)
-        ips = images_per_second(model, batches, args.warmup, bf16, channels_last, compiled)
+        ips = run_plain(model, batches, args.warmup, lambda params: torch.optim.AdamW(params, lr=1e-3),
+                        bf16, channels_last, compiled)
         results[name] = round(ips, 1)
         print(f"{name}: {ips:.1f} images/s", file=sys.stderr)
     base = results.get("fp32 (baseline)")

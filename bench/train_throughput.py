@@ -10,6 +10,7 @@ hits both alike. The figure is the ratio framework / plain (target ≥ 0.95). Wr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -69,16 +70,24 @@ def run_framework(model, charset, batches, warmup) -> float:
     return timer.images / (time.perf_counter() - timer.start)
 
 
-def run_plain(model, batches, warmup) -> float:
-    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.9)
+def run_plain(model, batches, warmup, optimizer=None, bf16=False, channels_last=False, compiled=False) -> float:
+    """Images/s of a plain PyTorch training loop over ``batches`` (the first ``warmup`` untimed). ``optimizer``:
+    a factory of params (default Adadelta, the paper's); the other options are bench/train_speed_options.py's."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if compiled else model
+    make_optimizer = optimizer or (lambda params: torch.optim.Adadelta(params, lr=1.0, rho=0.9))
+    optimizer = make_optimizer(model.parameters())
     model.train()
-    images = 0
-    start = None
+    images, start = 0, None
     for i, b in enumerate(batches):
         if i == warmup:
             start = time.perf_counter()
+        x = b.images.contiguous(memory_format=torch.channels_last) if channels_last else b.images
         optimizer.zero_grad(set_to_none=True)
-        log_probs = torch.nn.functional.log_softmax(model(b.images).float(), 2)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            logits = step_model(x)
+        log_probs = torch.nn.functional.log_softmax(logits.float(), 2)  # CTC always in fp32
         loss = torch.nn.functional.ctc_loss(log_probs, b.targets, b.input_lengths, b.target_lengths,
                                             zero_infinity=True)
         loss.backward()

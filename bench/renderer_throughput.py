@@ -1,6 +1,6 @@
 """Throughput of the embedded synthetic word renderer, single process, one thread.
 
-    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--samples docs/renderer_samples.png]
+    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--renderer default|v1] [--samples docs/renderer_samples.png]
 
 Renders ``--n`` images twice: a cold pass (indices 0..n-1, fonts/glyph caches filling up) and a warm pass
 (indices n..2n-1, different words, caches filled) — the warm rate is what a long training run sees. Also
@@ -31,6 +31,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # runnable from a plain checkout too
 
+from crnn_lit.config import compose_config
 from crnn_lit.data.sources.renderer import WordRenderer
 
 
@@ -56,8 +57,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000, help="images per pass")
     ap.add_argument("--channels", type=int, default=1, choices=(1, 3))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--words", default=str(ROOT / "data/words/english.txt"))
-    ap.add_argument("--fonts", default=str(ROOT / "data/fonts"))
+    ap.add_argument("--renderer", default="default", help="renderer config (conf/renderer/<name>.yaml)")
+    ap.add_argument("--train-rate", type=float, default=178.0,
+                    help="images/s the fastest training set-up consumes (light CRNN, make train: 150-178)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/renderer.json"))
     ap.add_argument("--samples", default=None, help="also save a 16-image PNG grid here")
     args = ap.parse_args()
@@ -65,7 +67,9 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    renderer = WordRenderer(args.words, args.fonts, channels=args.channels, seed=args.seed)
+    spec = compose_config([f"renderer={args.renderer}"]).renderer
+    renderer = WordRenderer(spec.words_file, spec.fonts_dir, extra_words_files=spec.extra_words_files,
+                            textures_dir=spec.textures_dir, style=spec.style, channels=args.channels, seed=args.seed)
     init_s = time.perf_counter() - t0
 
     n = args.n
@@ -89,6 +93,9 @@ def main() -> None:
         "images": n,
         "images_per_s": round(n / warm_s, 1),
         "images_per_s_cold": round(n / cold_s, 1),
+        "renderer": args.renderer,
+        "train_images_per_s": args.train_rate,
+        "renderer_over_training": round(n / warm_s / args.train_rate, 2),  # issue #11: keep >= 3
         "mean_width": round(float(np.mean(widths)), 1),
         "max_width": int(np.max(widths)),
         "width_us_per_call": round(width_us, 2),

@@ -7,16 +7,20 @@ import os
 import pickle
 import re
 import string
+import dataclasses
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import ImageFont
 
+from crnn_lit.config import compose_config
 from crnn_lit.data.sources.renderer import (
     PRINTABLE_ASCII,
+    RenderStyle,
     SyntheticWords,
     WordRenderer,
     _luma,
@@ -31,7 +35,10 @@ ALNUM = re.compile(r"[A-Za-z0-9]+")
 
 
 def make(**kw) -> WordRenderer:
-    return WordRenderer(str(WORDS), str(FONTS), **kw)
+    """A renderer over the shipped assets; keyword arguments go to WordRenderer or, by name, to its style."""
+    knobs = {f.name for f in fields(RenderStyle)}
+    style = {k: kw.pop(k) for k in list(kw) if k in knobs}
+    return WordRenderer(str(WORDS), str(FONTS), style=style, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +202,9 @@ def test_max_word_len_and_charset():
 def test_contrast_is_guaranteed(renderer):
     for i in range(500):
         p = renderer.plan(i)
-        assert abs(_luma(p.fg) - _luma(p.bg)) >= renderer.min_contrast + p.bg_amp - 1e-9
+        assert abs(_luma(p.fg) - _luma(p.bg)) >= renderer.style.min_contrast + p.bg_amp - 1e-9
         for col in (p.border_color, p.shadow_color):
-            assert abs(_luma(col) - _luma(p.fg)) >= renderer.min_contrast - 1e-9
+            assert abs(_luma(col) - _luma(p.fg)) >= renderer.style.min_contrast - 1e-9
     clean = make(p_noise=0.0, p_blur=0.0, p_gradient=0.0, p_texture=0.0, p_border=0.0, p_shadow=0.0)
     for i in range(20):
         img = clean.render(i).image.astype(int)
@@ -247,3 +254,109 @@ def test_word_list_properties():
     assert len(set(lowered)) == len(words)
     assert "a" in words and "the" in words and "A" not in words
     assert (WORDS.parent / "LICENSE").is_file()
+
+
+# --------------------------------------------------------------------------------------------------
+# realism (issue #11): the style crnn_lit trains with, from conf/renderer/default.yaml
+
+
+@pytest.fixture(scope="module")
+def realistic() -> WordRenderer:
+    spec = compose_config(["renderer=default"]).renderer
+    return WordRenderer(spec.words_file, spec.fonts_dir, extra_words_files=spec.extra_words_files,
+                        textures_dir=spec.textures_dir, style=spec.style)
+
+
+def test_style_config_becomes_a_style_and_rejects_unknown_knobs(realistic):
+    st = realistic.style
+    assert isinstance(st, RenderStyle) and st.margin_x == (0.0, 0.12) and st.p_photo == 0.35
+    assert len(realistic.textures) == 11
+    with pytest.raises(TypeError, match="p_unknown"):
+        make(p_unknown=0.5)
+    with pytest.raises(ValueError, match="min_contrast"):
+        make(min_contrast=0.5, photo_amplitude=0.5)
+
+
+def test_every_effect_is_deterministic_per_seed_and_index(realistic):
+    other = pickle.loads(pickle.dumps(realistic))
+    other._cache.clear()
+    kinds = set()
+    for i in [9, 3, 10**9, 0, 77, 5, 123, 31, 64, 12]:
+        p = realistic.plan(i)
+        kinds.add(p.bg_kind)
+        a, b = realistic.render(i), other.render(i)
+        assert a.label == b.label and np.array_equal(a.image, b.image)
+        assert a.image.shape == (32, realistic.width(i))
+    assert "photo" in kinds
+
+
+def test_effects_are_drawn_at_their_rates(realistic):
+    plans = [realistic.plan(i) for i in range(1500)]
+    def rate(hit):
+        return sum(map(hit, plans)) / len(plans)
+    assert 0.28 < rate(lambda p: p.bg_kind == "photo") < 0.42
+    assert 0.18 < rate(lambda p: p.lowres < 1.0) < 0.32
+    assert 0.18 < rate(lambda p: p.jpeg > 0) < 0.32
+    assert 0.24 < rate(lambda p: p.bold > 0) < 0.36
+    assert 0.10 < rate(lambda p: p.edge >= 0) < 0.20
+    # case as on signs: about 45 % of dictionary words in capitals
+    words = [p.label for p in plans if p.label.isalpha() and len(p.label) > 1]
+    assert 0.38 < sum(w.isupper() for w in words) / len(words) < 0.52
+    assert any(p.neighbours for p in plans)
+
+
+def test_background_stays_within_its_amplitude(realistic):
+    """Photos, gradients, noise textures and border steps never eat into the text's contrast margin."""
+    for i in range(300):
+        p = realistic.plan(i)
+        field = realistic._background(p, 32, p.width, lambda: np.random.default_rng(i))
+        if field is not None:
+            assert np.abs(field).max() <= p.bg_amp * 255.0 + 1e-3, (i, p.bg_kind)
+        assert abs(_luma(p.fg) - _luma(p.bg)) >= realistic.style.min_contrast + p.bg_amp - 1e-9
+
+
+def test_tight_crops_put_ink_at_both_edges():
+    """margin 0, no rotation: ink within 3 px of every edge (PIL's glyph boxes are 1-2 canvas px loose)."""
+    tight = make(margin_x=(0.0, 0.0), margin_y=(0.0, 0.0), p_tight_y=1.0, max_rotation=0.0, max_shear=0.0,
+                 p_perspective=0.0, p_gradient=0.0, p_texture=0.0, p_blur=0.0, p_noise=0.0, p_border=0.0,
+                 p_shadow=0.0, min_width=1)
+    touching = 0
+    for i in range(40):
+        p = tight.plan(i)
+        img = tight.render(i).image.astype(int)
+        bg = round(_luma(p.bg) * 255)
+        ink = np.abs(img - bg) > 40
+        cols, rows = np.nonzero(ink.any(0))[0], np.nonzero(ink.any(1))[0]
+        touching += bool(cols[0] <= 3 and cols[-1] >= img.shape[1] - 4 and rows[0] <= 3 and rows[-1] >= 28)
+    assert touching >= 36
+
+
+def test_neighbours_never_cover_the_word():
+    """Other text stays outside the word: its slivers may enter the margins, never the word's own ink."""
+    base = dict(p_blur=0.0, p_noise=0.0, p_border=0.0, p_shadow=0.0, margin_x=(0.0, 0.5), margin_y=(0.0, 0.3))
+    with_n, without = make(p_neighbours=1.0, **base), make(p_neighbours=0.0, **base)
+    changed = 0
+    for i in range(60):
+        p = with_n.plan(i)
+        q = dataclasses.replace(p, neighbours=[])
+        alone, _, _ = with_n._text_layer(q)
+        both, dx, dy = with_n._text_layer(p)
+        # the word's pixels in the larger canvas, where both layers align
+        region = both[-dy : -dy + alone.shape[0], -dx : -dx + alone.shape[1]]
+        assert np.array_equal(np.maximum(region, alone), region)
+        overlap = (alone > 0) & (region != alone)
+        assert overlap.sum() <= 0.01 * (alone > 0).sum(), i
+        if p.neighbours:
+            changed += not np.array_equal(with_n.draw(p, i), with_n.draw(q, i))
+        assert without.plan(i).neighbours == []
+    assert changed >= 20
+
+
+def test_shipped_textures_are_licensed_photos():
+    tex = ROOT / "data" / "textures"
+    readme = (tex / "README.md").read_text()
+    files = sorted(tex.glob("*.jpg"))
+    assert len(files) == 11 and sum(f.stat().st_size for f in files) < 1 * 2**20
+    for f in files:
+        row = next(line for line in readme.splitlines() if f"`{f.name}`" in line)
+        assert "CC0" in row or "public domain" in row or "no known copyright" in row, row

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
 import re
 import string
-import dataclasses
 import subprocess
 import sys
 from dataclasses import fields
@@ -309,7 +309,8 @@ def test_background_stays_within_its_amplitude(realistic):
     """Photos, gradients, noise textures and border steps never eat into the text's contrast margin."""
     for i in range(300):
         p = realistic.plan(i)
-        field = realistic._background(p, 32, p.width, lambda: np.random.default_rng(i))
+        rng = np.random.default_rng(i)
+        field = realistic._background(p, 32, p.width, lambda rng=rng: rng)
         if field is not None:
             assert np.abs(field).max() <= p.bg_amp * 255.0 + 1e-3, (i, p.bg_kind)
         assert abs(_luma(p.fg) - _luma(p.bg)) >= realistic.style.min_contrast + p.bg_amp - 1e-9
@@ -333,7 +334,8 @@ def test_tight_crops_put_ink_at_both_edges():
 
 def test_neighbours_never_cover_the_word():
     """Other text stays outside the word: its slivers may enter the margins, never the word's own ink."""
-    base = dict(p_blur=0.0, p_noise=0.0, p_border=0.0, p_shadow=0.0, margin_x=(0.0, 0.5), margin_y=(0.0, 0.3))
+    base = {"p_blur": 0.0, "p_noise": 0.0, "p_border": 0.0, "p_shadow": 0.0, "margin_x": (0.0, 0.5),
+            "margin_y": (0.0, 0.3)}
     with_n, without = make(p_neighbours=1.0, **base), make(p_neighbours=0.0, **base)
     changed = 0
     for i in range(60):

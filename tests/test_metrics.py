@@ -3,13 +3,14 @@ import pytest
 from crnn_lit.metrics import TextMetrics, protocol_normalize
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("Hello!", "hello"), ("I'm 42", "im42"), ("ÉTÉ", "t"), ("a-b_c", "abc")])
+@pytest.mark.parametrize(("raw", "expected"), [("Hello!", "hello"), ("I'm 42", "im42"), ("ÉTÉ", "ete"), ("café", "cafe"), ("a-b_c", "abc"), ("ﬁ", "fi")])
 def test_protocol_normalize(raw, expected):
     assert protocol_normalize(raw) == expected
 
 
 def test_protocol_case_sensitive():
     assert protocol_normalize("Hello, World", case_sensitive=True) == "HelloWorld"
+    assert protocol_normalize("Café", case_sensitive=True) == "Cafe"
 
 
 def test_text_metrics_values():

@@ -71,7 +71,7 @@ def test_fine_tuning_with_another_charset_reinitializes_only_the_head(tiny_ckpt)
     case = Charset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     model = build_model(TINY_MODEL["backbone"], TINY_MODEL["rnn"], case.num_classes, 1)
     fresh_head = model.head.weight.clone()
-    assert init_from(model, case, tiny_ckpt) == ["head.weight", "head.bias"]
+    assert init_from(model, case, tiny_ckpt).reinitialized == ["head.weight", "head.bias"]
     assert torch.equal(model.head.weight, fresh_head)
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items() if not k.startswith("head"))
     other = build_model({**TINY_MODEL["backbone"], "channels": [8, 16, 32, 32, 64, 64, 32]}, TINY_MODEL["rnn"], 37, 1)

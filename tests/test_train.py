@@ -142,3 +142,22 @@ def test_init_from_with_another_charset_fine_tunes_with_a_fresh_head(compose_cfg
     assert load_model(next((tmp_path / "finetuned").glob("epoch*.ckpt"))).model.head.out_features == 63
     with pytest.raises(ConfigError, match="init_from"):
         train(compose_cfg([*FAST, f"init_from={source}", f"ckpt_path={source}"]))
+
+
+def test_a_chained_stage_counts_on_from_its_source(compose_cfg, tmp_path, capsys):
+    """init_from a weights file written by `python -m crnn_lit.checkpoint weights`: images and CPU hours go on."""
+    from crnn_lit.checkpoint import main as checkpoint_cli
+
+    train(compose_cfg([*FAST]))
+    stage1 = (tmp_path / "learning_curve.csv").read_text().splitlines()[1].split(",")
+    best = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))
+    checkpoint_cli(["weights", str(best), str(tmp_path / "stage1.pt")])
+    assert "CPU-hours of training" in capsys.readouterr().out
+    assert load_model(tmp_path / "stage1.pt").training["images"] == 64
+
+    train(compose_cfg([*FAST, f"init_from={tmp_path / 'stage1.pt'}",
+                       f"callbacks.learning_curve.path={tmp_path / 'stage2.csv'}",
+                       f"callbacks.model_checkpoint.dirpath={tmp_path / 'stage2'}"]))
+    stage2 = (tmp_path / "stage2.csv").read_text().splitlines()[1].split(",")
+    assert stage2[2] == "128"  # 64 images in each stage
+    assert float(stage2[4]) > float(stage1[4]) > 0  # cpu_hours keep growing across stages

@@ -4,6 +4,10 @@ Every checkpoint — a Lightning training checkpoint or a small weights-only fil
 carries a ``crnn_lit`` record: the charset and the model config (backbone + rnn Hydra nodes, input height and
 channels). ``load_model`` rebuilds the network from that record alone, with ``torch.load(weights_only=True)``
 so opening a checkpoint never executes pickled code, and checks that weights, charset and architecture agree.
+A weights-only file may also carry ``training``: the training totals (images, wall-clock and CPU hours) of every
+stage that led to it, so that a run started with ``init_from`` keeps counting from there.
+
+    python -m crnn_lit.checkpoint weights RUN/checkpoints/epoch006.ckpt data/pretrained/name.pt [--half]
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ def _fingerprint(chars: str, model_config: dict) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def model_record(charset: Charset, model_config: dict) -> dict:
-    return {"format_version": FORMAT_VERSION, "charset": charset.to_dict(), "model": model_config,
-            "fingerprint": _fingerprint(charset.chars, model_config)}
+def model_record(charset: Charset, model_config: dict, training: dict | None = None) -> dict:
+    record = {"format_version": FORMAT_VERSION, "charset": charset.to_dict(), "model": model_config,
+              "fingerprint": _fingerprint(charset.chars, model_config)}
+    if training:
+        record["training"] = training
+    return record
 
 
 @dataclass
@@ -45,18 +52,21 @@ class LoadedModel:
     model: torch.nn.Module
     charset: Charset
     config: dict  # the model config of the record (backbone, rnn, height, channels)
+    training: dict | None = None  # totals of the training that made it: images, wall_s, cpu_s (None: unknown)
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, charset: Charset, model_config: dict,
-                 half: bool = False) -> Path:
-    """Write a weights-only file (optionally fp16), atomically: a killed write never leaves a truncated file."""
+                 half: bool = False, training: dict | None = None) -> Path:
+    """Write a weights-only file (optionally fp16), atomically: a killed write never leaves a truncated file.
+
+    ``training``: the training totals to record (``{"images", "wall_s", "cpu_s"}``, see ``LoadedModel``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save({CHECKPOINT_KEY: model_record(charset, model_config), "state_dict": state}, tmp)
+        torch.save({CHECKPOINT_KEY: model_record(charset, model_config, training), "state_dict": state}, tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shipped model unreadable to others
@@ -120,11 +130,27 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
         raise CheckpointError(f"{path}: weights do not fit the stored architecture; missing {missing[:5]}, "
                               f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return LoadedModel(model.eval(), charset, config)
+    return LoadedModel(model.eval(), charset, config, _training_totals(checkpoint, record))
 
 
-def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=None) -> list[str]:
-    """Start training ``model`` from the weights at ``path`` (fine-tuning); returns the re-initialized keys.
+def _training_totals(checkpoint: dict, record: dict) -> dict | None:
+    """A Lightning checkpoint's LearningCurve counters (cumulative, earlier stages included), else the record's."""
+    from crnn_lit.tracking import LearningCurve
+
+    state = checkpoint.get("callbacks", {}).get(LearningCurve.__qualname__)
+    if state is not None:
+        return {k: state[k] for k in ("images", "wall_s", "cpu_s")}
+    return record.get("training")
+
+
+@dataclass
+class Initialized:
+    reinitialized: list[str]  # keys left at their fresh initialization (the head, when the charset differs)
+    training: dict | None  # the source's training totals, which the new run continues from
+
+
+def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=None) -> Initialized:
+    """Start training ``model`` from the weights at ``path`` (fine-tuning).
 
     The architecture must match. When the checkpoint's charset differs from ``charset``, every weight but the
     head is loaded and the head keeps its fresh initialization (its rows would mean other characters).
@@ -147,4 +173,29 @@ def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=No
                      "all other weights loaded", path, len(source.charset), len(charset))
         else:
             log.info("initialized from %s (all weights)", path)
-    return reinit
+    return Initialized(reinit, source.training)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m crnn_lit.checkpoint", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    weights = sub.add_parser("weights", help="write the weights-only file of any crnn_lit checkpoint "
+                                             "(charset, model config and training totals kept)")
+    weights.add_argument("checkpoint")
+    weights.add_argument("output")
+    weights.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
+    args = parser.parse_args(argv)
+    try:
+        loaded = load_model(args.checkpoint)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
+    out = save_weights(args.output, loaded.model, loaded.charset, loaded.config, half=args.half,
+                       training=loaded.training)
+    hours = "" if not loaded.training else f", {loaded.training['cpu_s'] / 3600:.2f} CPU-hours of training"
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB{hours})")
+
+
+if __name__ == "__main__":
+    main()

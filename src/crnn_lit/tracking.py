@@ -278,6 +278,11 @@ class LearningCurve(L.Callback):
             return self.wall_s, self.cpu_s
         return self.wall_s + time.perf_counter() - self._wall0, self.cpu_s + cpu_seconds() - self._cpu0
 
+    def continue_from(self, totals: dict | None) -> None:
+        """Count on from an earlier stage's totals (a run started with ``init_from``), before training starts."""
+        if totals:
+            self.images, self.wall_s, self.cpu_s = int(totals["images"]), totals["wall_s"], totals["cpu_s"]
+
     def on_train_start(self, trainer, pl_module) -> None:
         self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()
 

@@ -28,7 +28,7 @@ from crnn_lit.runtime import (
     resolve_checkpoint,
 )
 from crnn_lit.system import CRNNSystem
-from crnn_lit.tracking import finish_wandb, log_best_checkpoint
+from crnn_lit.tracking import LearningCurve, finish_wandb, log_best_checkpoint
 
 log = logging.getLogger("crnn_lit.train")
 
@@ -64,7 +64,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if ckpt_path:
             raise ConfigError("init_from starts a new run from weights; resuming (ckpt_path/resume) continues one — "
                               "give one of them")
-        init_from(model, charset, cfg.init_from, log)
+        initialized = init_from(model, charset, cfg.init_from, log)
     datamodule = instantiate(cfg.data, charset=charset, output_length=model.backbone.output_length)
     make_train_loader_resumable(datamodule)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
@@ -73,6 +73,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
                         channels_last=cfg.channels_last)
     loggers = _instantiate_dict(cfg.get("logger"))
     callbacks = [*_instantiate_dict(cfg.get("callbacks")), _LoaderPosition()]
+    if cfg.get("init_from"):  # a chained stage: its learning curve counts on from the source's totals
+        for cb in callbacks:
+            if isinstance(cb, LearningCurve):
+                cb.continue_from(initialized.training)
     if loggers:
         callbacks.append(_LogConfig(OmegaConf.to_container(cfg, resolve=True)))
     if _hydra_in_use():

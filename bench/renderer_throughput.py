@@ -1,6 +1,7 @@
 """Throughput of the embedded synthetic word renderer, single process, one thread.
 
-    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--renderer default|v1] [--samples docs/renderer_samples.png]
+    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--renderer default|v1]
+        [--samples docs/renderer_samples.png [--real ../shared/data/real_train/iiit5k]]
 
 Renders ``--n`` images twice: a cold pass (indices 0..n-1, fonts/glyph caches filling up) and a warm pass
 (indices n..2n-1, different words, caches filled) — the warm rate is what a long training run sees. Also
@@ -35,18 +36,27 @@ from crnn_lit.config import compose_config
 from crnn_lit.data.sources.renderer import WordRenderer
 
 
-def save_grid(
-    renderer: WordRenderer, path: Path, n: int = 16, cols: int = 2, cell_w: int = 240, zoom: int = 2
-) -> None:
-    """Save ``n`` renders (indices 0..n-1) as one PNG, ``cols`` per row, magnified ``zoom``x (nearest)."""
+def save_grid(renderer: WordRenderer, path: Path, n: int = 16, cols: int = 2, cell_w: int = 240, zoom: int = 2,
+              real: Path | None = None) -> None:
+    """Save ``n`` renders (indices 0..n-1) as one PNG, ``cols`` per row, magnified ``zoom``x (nearest).
+
+    ``real``: a folder with ``labels.tsv``; its first ``n`` crops (scaled to the same height) fill a second block
+    of columns to the right, for a side-by-side look. Keep such a sheet out of the repository (dataset images).
+    """
     h, gap = renderer.height, 4
+    images = [Image.fromarray(renderer.render(i).image).convert("RGB") for i in range(n)]
+    blocks = [images]
+    if real is not None:
+        rels = [line.split("\t")[0] for line in (real / "labels.tsv").read_text("utf-8").splitlines()[:n]]
+        crops = [Image.open(real / rel).convert("RGB") for rel in rels]
+        blocks.append([c.resize((max(1, round(c.width * h / c.height)), h), Image.Resampling.LANCZOS) for c in crops])
     rows = (n + cols - 1) // cols
-    grid = Image.new("RGB", (cols * (cell_w + gap) + gap, rows * (h + gap) + gap), (128, 128, 128))
-    for i in range(n):
-        img = Image.fromarray(renderer.render(i).image).convert("RGB")
-        if img.width > cell_w:
-            img = img.crop((0, 0, cell_w, h))
-        grid.paste(img, (gap + (i % cols) * (cell_w + gap), gap + (i // cols) * (h + gap)))
+    block_w = cols * (cell_w + gap) + gap
+    grid = Image.new("RGB", (len(blocks) * block_w, rows * (h + gap) + gap), (128, 128, 128))
+    for b, block in enumerate(blocks):
+        for i, img in enumerate(block):
+            img = img.crop((0, 0, min(img.width, cell_w), h))
+            grid.paste(img, (b * block_w + gap + (i % cols) * (cell_w + gap), gap + (i // cols) * (h + gap)))
     grid = grid.resize((grid.width * zoom, grid.height * zoom), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path, optimize=True)
@@ -61,7 +71,8 @@ def main() -> None:
     ap.add_argument("--train-rate", type=float, default=178.0,
                     help="images/s the fastest training set-up consumes (light CRNN, make train: 150-178)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/renderer.json"))
-    ap.add_argument("--samples", default=None, help="also save a 16-image PNG grid here")
+    ap.add_argument("--samples", default=None, help="also save a 24-image PNG grid here")
+    ap.add_argument("--real", default=None, help="with --samples: a labels.tsv folder shown beside the renders")
     args = ap.parse_args()
 
     cv2.setNumThreads(1)
@@ -120,7 +131,7 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if args.samples:
-        save_grid(renderer, Path(args.samples))
+        save_grid(renderer, Path(args.samples), n=24, real=Path(args.real) if args.real else None)
         print(f"saved samples to {args.samples}")
 
 

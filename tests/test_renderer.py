@@ -23,10 +23,11 @@ from crnn_lit.data.sources.renderer import (
     RenderStyle,
     SyntheticWords,
     WordRenderer,
-    _luma,
     discover_fonts,
+    luma,
     missing_glyphs,
 )
+from crnn_lit.data.sources.renderer.backgrounds import background_field
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ROOT / "data" / "words" / "english.txt"
@@ -202,9 +203,9 @@ def test_max_word_len_and_charset():
 def test_contrast_is_guaranteed(renderer):
     for i in range(500):
         p = renderer.plan(i)
-        assert abs(_luma(p.fg) - _luma(p.bg)) >= renderer.style.min_contrast + p.bg_amp - 1e-9
+        assert abs(luma(p.fg) - luma(p.bg)) >= renderer.style.min_contrast + p.bg_amp - 1e-9
         for col in (p.border_color, p.shadow_color):
-            assert abs(_luma(col) - _luma(p.fg)) >= renderer.style.min_contrast - 1e-9
+            assert abs(luma(col) - luma(p.fg)) >= renderer.style.min_contrast - 1e-9
     clean = make(p_noise=0.0, p_blur=0.0, p_gradient=0.0, p_texture=0.0, p_border=0.0, p_shadow=0.0)
     for i in range(20):
         img = clean.render(i).image.astype(int)
@@ -310,10 +311,10 @@ def test_background_stays_within_its_amplitude(realistic):
     for i in range(300):
         p = realistic.plan(i)
         rng = np.random.default_rng(i)
-        field = realistic._background(p, 32, p.width, lambda rng=rng: rng)
+        field = background_field(p, 32, p.width, realistic.textures, lambda rng=rng: rng)
         if field is not None:
             assert np.abs(field).max() <= p.bg_amp * 255.0 + 1e-3, (i, p.bg_kind)
-        assert abs(_luma(p.fg) - _luma(p.bg)) >= realistic.style.min_contrast + p.bg_amp - 1e-9
+        assert abs(luma(p.fg) - luma(p.bg)) >= realistic.style.min_contrast + p.bg_amp - 1e-9
 
 
 def test_tight_crops_put_ink_at_both_edges():
@@ -325,7 +326,7 @@ def test_tight_crops_put_ink_at_both_edges():
     for i in range(40):
         p = tight.plan(i)
         img = tight.render(i).image.astype(int)
-        bg = round(_luma(p.bg) * 255)
+        bg = round(luma(p.bg) * 255)
         ink = np.abs(img - bg) > 40
         cols, rows = np.nonzero(ink.any(0))[0], np.nonzero(ink.any(1))[0]
         touching += bool(cols[0] <= 3 and cols[-1] >= img.shape[1] - 4 and rows[0] <= 3 and rows[-1] >= 28)

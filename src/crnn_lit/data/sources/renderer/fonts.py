@@ -1,0 +1,138 @@
+"""Font faces: discovery, glyph coverage, per-size metrics and glyph bitmaps (cached), pen positions."""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+PRINTABLE_ASCII = "".join(chr(c) for c in range(33, 127))  # the 94 printable, non-space ASCII characters
+DIGITS = "0123456789"
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+FONT_SUFFIXES = (".ttf", ".otf")
+
+
+def discover_fonts(fonts_dir: str | Path) -> list[Path]:
+    """All .ttf/.otf files under ``fonts_dir`` (recursive), in a stable (sorted) order."""
+    root = Path(fonts_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"fonts_dir {str(root)!r} is not a directory")
+    return sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FONT_SUFFIXES),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+
+
+def font_codepoints(path: str | Path) -> set[int]:
+    """Code points mapped to a real glyph by the font's Unicode ``cmap`` subtables (formats 4 and 12).
+
+    A tiny sfnt reader, so that glyph coverage can be checked without extra dependencies.
+    """
+    data = Path(path).read_bytes()
+    num_tables = struct.unpack_from(">H", data, 4)[0]
+    cmap = None
+    for i in range(num_tables):
+        tag, _, off, _ = struct.unpack_from(">4sIII", data, 12 + 16 * i)
+        if tag == b"cmap":
+            cmap = off
+    if cmap is None:
+        raise ValueError(f"{path}: no cmap table")
+    points: set[int] = set()
+    n_sub = struct.unpack_from(">H", data, cmap + 2)[0]
+    for i in range(n_sub):
+        platform, encoding, sub_off = struct.unpack_from(">HHI", data, cmap + 4 + 8 * i)
+        if not (platform == 0 or (platform == 3 and encoding in (1, 10))):
+            continue
+        sub = cmap + sub_off
+        fmt = struct.unpack_from(">H", data, sub)[0]
+        if fmt == 4:
+            seg_count = struct.unpack_from(">H", data, sub + 6)[0] // 2
+            ends = struct.unpack_from(f">{seg_count}H", data, sub + 14)
+            starts_at = sub + 16 + 2 * seg_count
+            starts = struct.unpack_from(f">{seg_count}H", data, starts_at)
+            deltas = struct.unpack_from(f">{seg_count}h", data, starts_at + 2 * seg_count)
+            ro_at = starts_at + 4 * seg_count
+            range_offsets = struct.unpack_from(f">{seg_count}H", data, ro_at)
+            for s in range(seg_count):
+                start, end, delta, ro = starts[s], ends[s], deltas[s], range_offsets[s]
+                if start == 0xFFFF:
+                    continue
+                for c in range(start, end + 1):
+                    if ro == 0:
+                        gid = (c + delta) & 0xFFFF
+                    else:
+                        gid = struct.unpack_from(">H", data, ro_at + 2 * s + ro + 2 * (c - start))[0]
+                        gid = (gid + delta) & 0xFFFF if gid else 0
+                    if gid:
+                        points.add(c)
+        elif fmt == 12:
+            n_groups = struct.unpack_from(">I", data, sub + 12)[0]
+            for g in range(n_groups):
+                start, end, glyph = struct.unpack_from(">III", data, sub + 16 + 12 * g)
+                for c in range(start, end + 1):
+                    if glyph + (c - start):
+                        points.add(c)
+    return points
+
+
+def missing_glyphs(path: str | Path, chars: str = PRINTABLE_ASCII) -> str:
+    """The characters of ``chars`` that the font at ``path`` has no glyph for ("" when complete)."""
+    points = font_codepoints(path)
+    return "".join(ch for ch in chars if ord(ch) not in points)
+
+
+class FontAtSize:
+    """One face at one pixel size: glyph metrics always, glyph bitmaps on first use."""
+
+    __slots__ = ("bitmaps", "bottom", "font", "metrics", "top")
+
+    def __init__(self, path: Path, size: int):
+        self.font = ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
+        self.metrics: dict[str, tuple[float, int, int, int, int]] = {}
+        self.bitmaps: dict[str, np.ndarray] = {}
+        # Font-level vertical extent (relative to the baseline) so that all words of a face share one
+        # scale: "ace" is not blown up to the height of "Hg".
+        tops, bottoms = [], []
+        for ch in LETTERS + DIGITS:
+            _, _, t, _, b = self.metric(ch)
+            tops.append(t)
+            bottoms.append(b)
+        self.top = min(tops)
+        self.bottom = max(bottoms)
+
+    def metric(self, ch: str) -> tuple[float, int, int, int, int]:
+        """(advance, left, top, right, bottom) of ``ch`` with the pen at the baseline origin."""
+        m = self.metrics.get(ch)
+        if m is None:
+            left, top, right, bottom = self.font.getbbox(ch, anchor="ls")
+            m = (self.font.getlength(ch), left, top, right, bottom)
+            self.metrics[ch] = m
+        return m
+
+    def bitmap(self, ch: str) -> np.ndarray:
+        """Anti-aliased coverage of ``ch``, exactly its bbox from :meth:`metric` (uint8)."""
+        bmp = self.bitmaps.get(ch)
+        if bmp is None:
+            _, left, top, right, bottom = self.metric(ch)
+            img = Image.new("L", (max(right - left, 1), max(bottom - top, 1)), 0)
+            ImageDraw.Draw(img).text((-left, -top), ch, font=self.font, fill=255, anchor="ls")
+            bmp = np.asarray(img, dtype=np.uint8)
+            self.bitmaps[ch] = bmp
+        return bmp
+
+
+def pen_positions(face: FontAtSize, text: str, spacing: float) -> tuple[list[int], tuple[int, int, int, int]]:
+    """Pen x of each character and the ink box (x0, top, x1, bottom) relative to the pen origin/baseline."""
+    pen, xs = 0.0, []
+    x0, x1, top, bottom = math.inf, -math.inf, math.inf, -math.inf
+    for ch in text:
+        adv, left, t, right, b = face.metric(ch)
+        x = round(pen)
+        xs.append(x)
+        x0, x1 = min(x0, x + left), max(x1, x + right)
+        top, bottom = min(top, t), max(bottom, b)
+        pen += adv + spacing
+    return xs, (x0, top, x1, bottom)

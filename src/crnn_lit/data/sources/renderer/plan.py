@@ -1,0 +1,85 @@
+"""What one sample will look like: the plan (every random decision) and the small random/colour helpers."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's "L" conversion
+
+
+@dataclass(slots=True)
+class Layout:
+    """The part of a plan the image width depends on (label, font, geometry)."""
+
+    label: str
+    font: int
+    size: int
+    xs: list[int]
+    ink: tuple[int, int, int, int]
+    matrix: tuple[float, ...]
+    width: int
+    border: int
+    shadow: tuple[int, int]
+    bold: int
+    neighbours: list[tuple[str, int, int]]
+
+
+@dataclass(slots=True)
+class RenderPlan:
+    """Every decision about one sample; drawing it needs no further randomness except pixel noise."""
+
+    label: str
+    font: int  # index into WordRenderer.fonts
+    size: int  # font size in px
+    xs: list[int]  # pen x of each character (glyph-canvas coordinates, before _PAD)
+    ink: tuple[int, int, int, int]  # x0, y0 (=font top, relative to baseline), x1, y1 of the text box
+    matrix: tuple[float, ...]  # 3x3 row-major homography: glyph canvas -> output pixels (edge coords)
+    width: int  # final image width
+    fg: tuple[float, float, float]  # text colour, RGB 0..1
+    bg: tuple[float, float, float]  # background base colour, RGB 0..1
+    bg_kind: str  # "flat" | "gradient" | "texture" | "photo"
+    bg_amp: float  # max luminance deviation of the background from its base colour
+    bg_angle: float  # gradient direction (radians)
+    photo: tuple[int, float, float, float, bool]  # photo background: texture index, x, y (0..1), scale, mirrored
+    edge: float  # a straight background step (sign border) at this height (0..1 of H); -1: none
+    neighbours: list[tuple[str, int, int]]  # (text, x, baseline y) of other text cut by the crop (canvas px)
+    bold: int  # stroke thickening in canvas px (0: none)
+    border: int  # outline thickness in canvas px (0: none)
+    border_color: tuple[float, float, float]
+    shadow: tuple[int, int]  # shadow offset in canvas px ((0, 0): none)
+    shadow_color: tuple[float, float, float]
+    blur: float  # Gaussian blur sigma in output px (0: none)
+    noise: float  # Gaussian noise sigma in 0..255 units (0: none)
+    lowres: float  # down-sampling factor before upsampling back (1: none)
+    jpeg: int  # JPEG quality (0: none)
+
+
+def uniform(r: random.Random, lo_hi: tuple[float, float]) -> float:
+    lo, hi = lo_hi
+    return lo + (hi - lo) * r.random()
+
+
+def below(r: random.Random, n: int) -> int:
+    """Uniform integer in [0, n) from ``random()`` only (its output is stable across Python versions)."""
+    return min(int(r.random() * n), n - 1)
+
+
+def color_with_luma(r: random.Random, luma: float, saturation: float) -> tuple[float, float, float]:
+    """A random RGB colour with exactly the given luminance and a random hue/chroma up to ``saturation``."""
+    d = [r.random() - 0.5 for _ in range(3)]
+    shift = sum(w * x for w, x in zip(_LUMA, d))
+    d = [x - shift for x in d]  # chroma direction: adding it leaves the luminance unchanged
+    limit = math.inf
+    for x in d:  # largest step keeping every channel in [0, 1]
+        if x > 1e-9:
+            limit = min(limit, (1.0 - luma) / x)
+        elif x < -1e-9:
+            limit = min(limit, luma / -x)
+    step = 0.0 if limit == math.inf else limit * saturation * r.random()
+    return tuple(min(max(luma + step * x, 0.0), 1.0) for x in d)  # type: ignore[return-value]
+
+
+def luma(rgb: tuple[float, float, float]) -> float:
+    return _LUMA[0] * rgb[0] + _LUMA[1] * rgb[1] + _LUMA[2] * rgb[2]

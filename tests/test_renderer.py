@@ -363,3 +363,17 @@ def test_shipped_textures_are_licensed_photos():
     for f in files:
         row = next(line for line in readme.splitlines() if f"`{f.name}`" in line)
         assert "CC0" in row or "public domain" in row or "no known copyright" in row, row
+
+
+def test_font_weights_steer_the_face_draw():
+    fonts = discover_fonts(FONTS)
+    display = {i for i, f in enumerate(fonts) if f.relative_to(FONTS).parts[0] == "aenigma"}
+    assert 10 < len(display) < 40
+    def share(r):
+        return sum(r.plan(i).font in display for i in range(600)) / 600
+    assert share(make(font_weights={"aenigma/*": 0.0})) == 0.0
+    uniform = share(make())
+    assert abs(uniform - len(display) / len(fonts)) < 0.05
+    assert share(make(font_weights={"aenigma/*": 5.0})) > 2.5 * uniform
+    with pytest.raises(ValueError, match="positive weight"):
+        make(font_weights={"*": 0})

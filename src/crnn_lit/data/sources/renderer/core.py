@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from crnn_lit.data.sources.renderer.fonts import (
     PRINTABLE_ASCII,
     FontAtSize,
     discover_fonts,
+    font_cdf,
     pen_positions,
 )
 from crnn_lit.data.sources.renderer.plan import Layout, RenderPlan, below, color_with_luma, luma, uniform
@@ -92,6 +94,7 @@ class WordRenderer:
         self.fonts = discover_fonts(fonts_dir)
         if not self.fonts:
             raise FileNotFoundError(f"no .ttf/.otf fonts under {fonts_dir!r}")
+        self._font_cdf = font_cdf(self.fonts, Path(fonts_dir), self.style.font_weights)
 
         allowed = set(charset_chars) if charset_chars is not None else None
         self._allowed = allowed
@@ -171,7 +174,7 @@ class WordRenderer:
         """First part of a plan: label, font and geometry (everything the width depends on)."""
         rand = r.random
         label = self._label(r)
-        font = below(r, len(self.fonts))
+        font = below(r, len(self.fonts)) if self._font_cdf is None else bisect.bisect_right(self._font_cdf, r.random())
         size = self.style.font_size[0] + below(r, self.style.font_size[1] - self.style.font_size[0] + 1)
         face = self._face(font, size)
 

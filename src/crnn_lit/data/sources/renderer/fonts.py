@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,23 @@ def pen_positions(face: FontAtSize, text: str, spacing: float) -> tuple[list[int
         top, bottom = min(top, t), max(bottom, b)
         pen += adv + spacing
     return xs, (x0, top, x1, bottom)
+
+
+def font_cdf(fonts: list[Path], root: Path, weights: Mapping[str, float]) -> list[float] | None:
+    """Cumulative sampling probabilities of ``fonts`` under ``weights`` ({glob on the path below ``root``: weight},
+    first match wins, unmatched faces weigh 1); None when every face weighs the same (uniform draw)."""
+    if not weights:
+        return None
+    w = []
+    for path in fonts:
+        rel = path.relative_to(root).as_posix()
+        w.append(next((float(v) for pattern, v in weights.items() if fnmatch.fnmatchcase(rel, pattern)), 1.0))
+    total = sum(w)
+    if total <= 0:
+        raise ValueError("font_weights leave no face with a positive weight")
+    cdf, acc = [], 0.0
+    for v in w:
+        acc += v / total
+        cdf.append(acc)
+    cdf[-1] = 1.0 + 1e-12  # bisect never runs past the last face
+    return cdf

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class RenderStyle:
     photo_amplitude: max luminance deviation of photo backgrounds around their base colour.
     p_edge: probability of a straight luminance step in the background near the top or bottom (a sign's
             border), within the background's amplitude.
+    font_weights: {glob on the font's path below fonts_dir: weight} (first match wins, others weigh 1), e.g.
+        ``{"aenigma/*": 0.3}`` draws the display faces less often; {} draws every face equally.
     p_lowres: probability of down-sampling the finished image and sampling it back up (low resolution).
     lowres_scale: (min, max) down-sampling factor.
     p_jpeg: probability of JPEG compression artefacts.
@@ -79,6 +81,7 @@ class RenderStyle:
     blur_sigma: tuple[float, float] = (0.3, 0.9)
     p_noise: float = 0.4
     noise_sigma: tuple[float, float] = (1.0, 6.0)
+    font_weights: dict = field(default_factory=dict)
     p_tight_y: float = 0.0
     p_bold: float = 0.0
     p_neighbours: float = 0.0
@@ -93,6 +96,8 @@ class RenderStyle:
     def __post_init__(self):
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
             if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
-                object.__setattr__(self, name, tuple(value))  # YAML lists -> tuples (hashable, picklable)
+                object.__setattr__(self, name, tuple(value))  # YAML lists -> tuples (picklable)
+            elif type(value).__name__ == "DictConfig":
+                object.__setattr__(self, name, dict(value))
         if not 0.0 <= self.min_contrast + max(self.bg_amplitude, self.photo_amplitude) <= 0.95:
             raise ValueError("min_contrast + bg_amplitude (and + photo_amplitude) must stay below 0.95")

@@ -80,7 +80,7 @@ def main() -> None:
     t0 = time.perf_counter()
     spec = compose_config([f"renderer={args.renderer}"]).renderer
     renderer = WordRenderer(spec.words_file, spec.fonts_dir, extra_words_files=spec.extra_words_files,
-                            textures_dir=spec.textures_dir, style=spec.style, channels=args.channels, seed=args.seed)
+                            textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style, channels=args.channels, seed=args.seed)
     init_s = time.perf_counter() - t0
 
     n = args.n

@@ -265,7 +265,7 @@ def test_word_list_properties():
 def realistic() -> WordRenderer:
     spec = compose_config(["renderer=default"]).renderer
     return WordRenderer(spec.words_file, spec.fonts_dir, extra_words_files=spec.extra_words_files,
-                        textures_dir=spec.textures_dir, style=spec.style)
+                        textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style)
 
 
 def test_style_config_becomes_a_style_and_rejects_unknown_knobs(realistic):
@@ -377,3 +377,20 @@ def test_font_weights_steer_the_face_draw():
     assert share(make(font_weights={"aenigma/*": 5.0})) > 2.5 * uniform
     with pytest.raises(ValueError, match="positive weight"):
         make(font_weights={"*": 0})
+
+
+def test_frequent_words_follow_their_tempered_frequency():
+    freq = ROOT / "data" / "words" / "frequency" / "english_frequency.tsv"
+    lines = freq.read_text().splitlines()
+    assert len(lines) == 60_000 and lines[0] == "the\t7.73"
+    r = make(frequency_file=str(freq), p_frequent=1.0, p_digits=0.0, p_upper=0.0, p_capitalized=0.0)
+    labels = [r.label(i) for i in range(4000)]
+    top = {line.split("\t")[0] for line in lines[:100]}
+    # power 0.5: the 100 most frequent words hold 5.4 % of the mass (uniform: 0.17 %, power 1: 48 %)
+    assert 0.04 < sum(w in top for w in labels) / len(labels) < 0.07
+    flat = make(frequency_file=str(freq), p_frequent=1.0, frequency_power=0.0, p_digits=0.0)
+    assert sum(flat.label(i).lower() in top for i in range(4000)) < 40
+    assert all(r.label(i) == make(frequency_file=str(freq), p_frequent=1.0, p_digits=0.0, p_upper=0.0,
+                                  p_capitalized=0.0).label(i) for i in range(50))
+    upper = make(frequency_file=str(freq), charset_chars=string.ascii_uppercase)  # words fitted to the charset
+    assert upper._frequent[:3] == ["THE", "TO", "AND"]

@@ -26,6 +26,7 @@ from crnn_lit.data.sources.renderer.fonts import (
 )
 from crnn_lit.data.sources.renderer.plan import Layout, RenderPlan, below, color_with_luma, luma, uniform
 from crnn_lit.data.sources.renderer.style import RenderStyle
+from crnn_lit.data.sources.renderer.words import load_frequencies, load_words
 
 _MASK64 = (1 << 64) - 1
 _PAD = 4  # blank pixels around the glyph canvas (room for borders and shadows)
@@ -52,6 +53,8 @@ class WordRenderer:
         extra_words_files: more word lists (e.g. MJSynth's 90k vocabulary); missing files are skipped. ALL-CAPS
             entries are lower-cased, so that the style's case policy decides their case.
         textures_dir: folder of grayscale photographs used as backgrounds (``data/textures``); None: no photos.
+        frequency_file: ``word<TAB>zipf`` lines (``data/words/frequency/english_frequency.tsv``): the words drawn
+            by frequency (``style.p_frequent``); None: none.
         style: how the images look (:class:`RenderStyle`, or a mapping of its fields); None: its defaults.
     """
 
@@ -68,6 +71,7 @@ class WordRenderer:
         charset_chars: str | None = None,
         extra_words_files: tuple[str, ...] = (),
         textures_dir: str | None = None,
+        frequency_file: str | None = None,
         style: RenderStyle | Mapping | None = None,
     ):
         if channels not in (1, 3):
@@ -99,25 +103,10 @@ class WordRenderer:
         allowed = set(charset_chars) if charset_chars is not None else None
         self._allowed = allowed
         self.extra_words_files = tuple(str(f) for f in extra_words_files)
-        lines = Path(words_file).read_text(encoding="utf-8").splitlines()
-        for extra in self.extra_words_files:  # optional: e.g. a vocabulary under ../shared/data
-            if Path(extra).is_file():
-                lines += [w.lower() if w.isupper() else w for w in Path(extra).read_text("utf-8").splitlines()]
-        words, seen = [], set()
-        for line in lines:
-            w = line.strip()
-            if not w or len(w) > self.max_word_len or any(c.isspace() for c in w):
-                continue
-            if allowed is not None:
-                w = next((f for f in (w, w.lower(), w.upper()) if set(f) <= allowed), "")
-                if not w:
-                    continue
-            if w not in seen:
-                seen.add(w)
-                words.append(w)
-        if not words:
-            raise ValueError(f"no usable words in {words_file!r}")
-        self.words = words
+        self.words = load_words(words_file, self.extra_words_files, self.max_word_len, allowed)
+        self.frequency_file = None if frequency_file is None else str(frequency_file)
+        self._frequent, self._frequent_cdf = ([], None) if frequency_file is None else load_frequencies(
+            frequency_file, self.style.frequency_power, self.max_word_len, allowed)
 
         if allowed is None:
             self._random_digits, self._random_mixed = DIGITS, DIGITS + LETTERS
@@ -157,7 +146,10 @@ class WordRenderer:
             n = lo + below(r, hi - lo + 1)
             pool = self._random_digits if r.random() < 0.5 else self._random_mixed
             return "".join(pool[below(r, len(pool))] for _ in range(n))
-        w = self.words[below(r, len(self.words))]
+        if self._frequent_cdf is not None and r.random() < self.style.p_frequent:
+            w = self._frequent[bisect.bisect_right(self._frequent_cdf, r.random())]
+        else:
+            w = self.words[below(r, len(self.words))]
         u = r.random()
         if u < self.style.p_upper:
             cand = w.upper()

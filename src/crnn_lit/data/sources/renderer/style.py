@@ -15,6 +15,9 @@ class RenderStyle:
     Attributes:
     p_upper: probability of rendering a dictionary word in UPPER CASE.
     p_capitalized: probability of Capitalizing a lowercase dictionary word.
+    p_frequent: probability that a dictionary word comes from the frequency list (``frequency_file``), drawn
+        ∝ 10^(frequency_power · Zipf), instead of uniformly from the word lists.
+    frequency_power: tempering of those frequencies (1: as counted, 0: uniform).
     p_digits: probability of a random string (digits only or mixed letters/digits) instead of a word.
     random_len: (min, max) length of random strings.
     font_size: (min, max) font size in px at which glyphs are rasterised (before height normalisation).
@@ -59,6 +62,8 @@ class RenderStyle:
     p_upper: float = 0.1
     p_capitalized: float = 0.2
     p_digits: float = 0.1
+    p_frequent: float = 0.0
+    frequency_power: float = 0.5
     random_len: tuple[int, int] = (1, 10)
     font_size: tuple[int, int] = (18, 36)
     p_spacing: float = 0.3

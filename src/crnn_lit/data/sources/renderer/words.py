@@ -1,0 +1,61 @@
+"""Word sources: dictionary lists (drawn uniformly) and a frequency list (drawn by tempered frequency)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _fit(word: str, max_len: int, allowed: set[str] | None) -> str:
+    """The word, or its lower/upper-cased form that the charset allows; "" when none fits."""
+    if not word or len(word) > max_len or any(c.isspace() for c in word):
+        return ""
+    if allowed is None:
+        return word
+    return next((f for f in (word, word.lower(), word.upper()) if set(f) <= allowed), "")
+
+
+def load_words(words_file: str, extra_files: Sequence[str], max_len: int, allowed: set[str] | None) -> list[str]:
+    """Every usable word of ``words_file`` and of the ``extra_files`` that exist, once each, in file order.
+
+    ALL-CAPS entries of the extra lists (MJSynth's vocabulary is upper case) are lower-cased, so that the
+    style's case policy decides their case."""
+    lines = Path(words_file).read_text(encoding="utf-8").splitlines()
+    for extra in extra_files:  # optional: e.g. a vocabulary under ../shared/data
+        if Path(extra).is_file():
+            lines += [w.lower() if w.isupper() else w for w in Path(extra).read_text("utf-8").splitlines()]
+    words, seen = [], set()
+    for line in lines:
+        w = _fit(line.strip(), max_len, allowed)
+        if w and w not in seen:
+            seen.add(w)
+            words.append(w)
+    if not words:
+        raise ValueError(f"no usable words in {words_file!r}")
+    return words
+
+
+def load_frequencies(path: str, power: float, max_len: int, allowed: set[str] | None
+                     ) -> tuple[list[str], list[float] | None]:
+    """Words of a ``word<TAB>zipf`` file and the cumulative probabilities of drawing each, ∝ 10^(power·zipf).
+
+    ``power`` tempers the frequencies: 1 follows them (``the`` ≈ 4 % of all draws), 0 is uniform."""
+    words, weights = [], []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        word, _, zipf = line.partition("\t")
+        w = _fit(word.strip(), max_len, allowed)
+        if not w:
+            continue
+        try:
+            weights.append(10.0 ** (power * float(zipf)))
+        except ValueError:
+            raise ValueError(f"{path}:{n}: expected word<TAB>zipf, got {line!r}") from None
+        words.append(w)
+    if not words:
+        return [], None
+    total, acc, cdf = sum(weights), 0.0, []
+    for v in weights:
+        acc += v / total
+        cdf.append(acc)
+    cdf[-1] = 1.0 + 1e-12
+    return words, cdf

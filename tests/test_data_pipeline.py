@@ -101,6 +101,8 @@ def test_augmentation_is_reproducible_per_seed_with_workers(folder):
     assert not all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, c, strict=False))
     d, e = _augmented_batches(folder, 1, 0), _augmented_batches(folder, 1, 0)
     assert all(torch.equal(x, y) for x, y in zip(d, e, strict=True))
+    # seeded per batch, not per worker: the same augmented batches with or without workers
+    assert all(torch.equal(x, y) for x, y in zip(a, d, strict=True))
 
 
 def test_huge_source_without_samples_per_epoch_is_refused():

@@ -168,8 +168,9 @@ def _ckpt(path: Path) -> dict:
 
 def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     """8 steps (2 epochs × 4); a crash after step 7 loses step 7; resume=auto continues from the step-6 checkpoint
-    mid-epoch and ends with the weights and optimizer state of an uninterrupted run, bit for bit."""
-    common = [*TINY, "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=3",
+    mid-epoch and ends with the weights and optimizer state of an uninterrupted run, bit for bit — augmentation
+    included (it is seeded per batch)."""
+    common = [*TINY, "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=3", "augment=strong",
               "+callbacks.keys._target_=runtime_helpers.RecordKeys"]
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
     train(compose_train([*common, "logger=none", f"+callbacks.keys.out_dir={ref_dir}"], ref_dir))

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
-from crnn_lit.data.dataset import PreparedDataset
+from crnn_lit.data.dataset import PreparedDataset, seed32
 from crnn_lit.data.transforms import Resize, WidthPolicy
 
 log = logging.getLogger(__name__)
@@ -24,25 +24,14 @@ log = logging.getLogger(__name__)
 MAX_FULL_PASS = 50_000_000
 
 
-def _seed32(*entropy: int) -> int:
-    return int(np.random.SeedSequence([int(e) % 2**63 for e in entropy]).generate_state(1)[0])
-
-
-def seed_augment(augment, seed: int) -> None:
-    """Seed an albumentations pipeline (it keeps its own generators, untouched by ``np.random.seed``)."""
-    if augment is not None and hasattr(augment, "set_random_seed"):
-        augment.set_random_seed(seed)
-
-
 def seed_worker(worker_id: int, rank: int = 0) -> None:
-    """DataLoader ``worker_init_fn``: derive every RNG of the worker (python, numpy, albumentations) from the
-    torch worker seed (DataLoader generator seed + worker id) and the rank, so a fixed ``seed`` reproduces the
-    augmented stream and no two workers or ranks share one."""
+    """DataLoader ``worker_init_fn``: derive the worker's python and numpy RNGs from the torch worker seed
+    (DataLoader generator seed + worker id) and the rank, so that no two workers or ranks share one.
+    (Augmentation does not use them: ``PreparedDataset`` seeds it per batch.)"""
     info = get_worker_info()
-    seed = _seed32(info.seed, rank, worker_id)
+    seed = seed32(info.seed, rank, worker_id)
     random.seed(seed)
     np.random.seed(seed)
-    seed_augment(getattr(info.dataset, "augment", None), seed)
 
 
 class TextDataModule(L.LightningDataModule):
@@ -56,8 +45,9 @@ class TextDataModule(L.LightningDataModule):
     share): source configs interpolate both; the module only keeps them for messages.
 
     Sources with ``epoch_indices(rng, n)`` (``MixedSource``) choose each epoch's training indices themselves
-    (per-source ratios). ``augment`` (an albumentations pipeline, training only) is seeded per DataLoader worker
-    from ``seed``, the worker id and the rank (``seed_worker``), so a fixed seed reproduces the run.
+    (per-source ratios). ``augment`` (an albumentations pipeline, training only) is seeded per batch from ``seed`` and
+    the batch's indices (``PreparedDataset.__getitems__``), so a fixed seed reproduces the run with any number of
+    workers, and a resumed run augments its batches exactly as an uninterrupted one.
     """
 
     def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, height: int,
@@ -67,7 +57,7 @@ class TextDataModule(L.LightningDataModule):
                  mix: dict | None = None):
         super().__init__()
         resize = Resize(height, min_width, max_width, width_policy, fixed_width)
-        self.train_set = PreparedDataset(train, charset, resize, channels, output_length, augment)
+        self.train_set = PreparedDataset(train, charset, resize, channels, output_length, augment, seed=seed)
         self.val_set = PreparedDataset(val, charset, resize, channels, output_length, None)
         self.collate = Collate(output_length)
         self.width_policy = width_policy
@@ -90,9 +80,7 @@ class TextDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: PreparedDataset, sampler: WidthBatchSampler) -> DataLoader:
         rank = self._rank()
-        if self.num_workers == 0:  # augmentation runs in this process
-            seed_augment(dataset.augment, _seed32(self.seed, rank))
-        else:
+        if self.num_workers > 0:
             # One OpenCV thread per process: the workers are the parallelism (no oversubscribed cores), and no
             # OpenCV thread pool is alive here when they fork (a worker touching an inherited pool's state, e.g.
             # cv2.setNumThreads in the child, deadlocks).

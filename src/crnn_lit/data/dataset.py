@@ -35,6 +35,11 @@ class Rejected:
     detail: str = ""
 
 
+def seed32(*entropy: int) -> int:
+    """A 32-bit seed mixed from integers (numpy's SeedSequence: nearby inputs give unrelated seeds)."""
+    return int(np.random.SeedSequence([int(e) % 2**63 for e in entropy]).generate_state(1)[0])
+
+
 def ctc_min_frames(label: str) -> int:
     """Frames CTC needs for ``label``: one per character plus a blank between each pair of equal neighbours."""
     return len(label) + sum(a == b for a, b in pairwise(label))
@@ -53,13 +58,14 @@ class PreparedDataset(Dataset):
     """
 
     def __init__(self, source, charset: Charset, resize: Resize, channels: int,
-                 output_length: Callable[[int], int], augment: Callable | None = None):
+                 output_length: Callable[[int], int], augment: Callable | None = None, seed: int = 0):
         self.source = source
         self.charset = charset
         self.resize = resize
         self.channels = channels
         self.output_length = output_length
         self.augment = augment
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.source)
@@ -68,6 +74,13 @@ class PreparedDataset(Dataset):
         """Resized width of sample ``index`` without decoding it (sources know their image sizes cheaply)."""
         w, h = self.source.size(index)
         return self.resize.width_for(w, h)
+
+    def __getitems__(self, indices: list[int]) -> list[Item | Rejected]:
+        """A batch (DataLoader calls this with a batch sampler). The augmentation is seeded from ``seed`` and the
+        batch's indices: a pure function of the batch, whichever worker draws it and whenever (exact resume)."""
+        if self.augment is not None and hasattr(self.augment, "set_random_seed"):
+            self.augment.set_random_seed(seed32(self.seed, *indices))
+        return [self[i] for i in indices]
 
     def __getitem__(self, index: int) -> Item | Rejected:
         try:

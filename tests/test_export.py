@@ -100,3 +100,20 @@ def test_predict_and_evaluate_default_to_the_shipped_model(compose_predict, comp
     assert resolve_ckpt(compose_evaluate([])) == str(shipped)  # evaluate's default is the same model
     assert resolve_ckpt(compose_predict([f"inputs={folder}", "ckpt=x/y.pt"])) == "x/y.pt"
     assert [row["text"] for row in predict(cfg)] == words
+
+
+def test_allowed_chars_read_a_number(compose_predict, tmp_path):
+    """`decoder.allowed_chars=0123456789`: "SOl" drawn in letters reads as the number 501 (as letters without)."""
+    from PIL import ImageDraw, ImageFont
+
+    from crnn_lit.predict import predict
+
+    font = ImageFont.truetype(str(ROOT / "data/fonts/dejavu/DejaVuSans-Bold.ttf"), 40)
+    image = Image.new("L", (int(font.getlength("SOl")) + 20, 56), 235)
+    ImageDraw.Draw(image).text((10, 4), "SOl", font=font, fill=20)
+    image.save(tmp_path / "sol.png")
+    (free,) = [r["text"] for r in predict(compose_predict([f"inputs={tmp_path}"]))]
+    assert free.startswith("so")
+    for decoder in ("greedy", "beam"):
+        cfg = compose_predict([f"inputs={tmp_path}", f"decoder={decoder}", "decoder.allowed_chars=0123456789"])
+        assert [r["text"] for r in predict(cfg)] == ["501"]

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from crnn_lit.charset import Charset
@@ -40,3 +41,25 @@ def test_greedy_decoder_texts_and_confidence():
     (pred,) = GreedyDecoder(Charset("abc"))(lp, torch.tensor([8]))
     assert pred.text == "caab"
     assert math.isclose(pred.confidence, 0.5 ** 8, rel_tol=1e-5)
+
+
+def test_allowed_and_blocked_chars_mask_every_decoder():
+    from crnn_lit.transcription import BeamDecoder, LexiconDecoder
+
+    charset = Charset("0123456789abcdefghijklmnopqrstuvwxyz")
+    o, zero, blank = charset.chars.index("o") + 1, charset.chars.index("0") + 1, 0
+    lp = torch.full((3, 1, charset.num_classes), -20.0)
+    lp[0, 0, o], lp[0, 0, zero] = -0.2, -1.8  # "o", with "0" a close second
+    lp[1:, 0, blank] = 0.0
+    lp = lp.log_softmax(-1)
+    lengths = torch.tensor([3])
+    assert GreedyDecoder(charset).decode(lp, lengths)[0].text == "o"
+    for decoder in (GreedyDecoder(charset, allowed_chars="0123456789"), BeamDecoder(charset, allowed_chars="0123456789"),
+                    GreedyDecoder(charset, blocked_chars="O"),  # case-folded to the charset's "o"
+                    LexiconDecoder(charset, allowed_chars="0123456789")):
+        pred = decoder.decode(lp, lengths, lexicons=[["o", "0"]] if isinstance(decoder, LexiconDecoder) else None)
+        assert pred[0].text == "0" and 0.9 < pred[0].confidence <= 1.0  # renormalized over what may be read
+    with pytest.raises(ValueError, match="not in the model's charset"):
+        GreedyDecoder(charset, allowed_chars="0-9")
+    with pytest.raises(ValueError, match="no character"):
+        GreedyDecoder(charset, allowed_chars="a", blocked_chars="a")

@@ -21,14 +21,48 @@ class Decoder:
 
     ``lexicons`` is for lexicon-based decoders: one word list per image (or None). Decoders that do not use a
     lexicon ignore it.
+
+    ``allowed_chars`` / ``blocked_chars`` restrict the output at decode time (e.g. ``"0123456789"`` to read a
+    number): the classes of the other characters are removed from every frame's distribution and the rest
+    renormalized before any decoding, so every decoder (and a lexicon's words) sees only what may be read.
+    Characters are matched after the charset's case folding; one the charset cannot produce is an error.
     """
 
-    def __init__(self, charset: Charset):
+    def __init__(self, charset: Charset, allowed_chars: str | None = None, blocked_chars: str | None = None):
         self.charset = charset
+        self.allowed_chars, self.blocked_chars = allowed_chars, blocked_chars
+        self._masked = _masked_classes(charset, allowed_chars, blocked_chars)
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
                lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
+        if self._masked is not None:
+            log_probs = log_probs.float().index_fill(-1, self._masked, float("-inf")).log_softmax(-1)
+        return self._decode(log_probs, lengths, lexicons)
+
+    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+                lexicons: Sequence[Sequence[str] | None] | None) -> list[Prediction]:
         raise NotImplementedError
 
     def __call__(self, log_probs, lengths, lexicons=None) -> list[Prediction]:
         return self.decode(log_probs, lengths, lexicons)
+
+
+def _masked_classes(charset: Charset, allowed: str | None, blocked: str | None) -> torch.Tensor | None:
+    """Class indices that may not be emitted (never the blank, 0); None when nothing is masked."""
+    if not allowed and not blocked:
+        return None
+
+    def classes(chars: str, what: str) -> set[int]:
+        folded = {c.lower() if charset.fold == "lower" else c.upper() if charset.fold == "upper" else c for c in chars}
+        unknown = sorted(c for c in folded if c not in charset.chars)
+        if unknown:
+            raise ValueError(f"{what} {''.join(unknown)!r}: not in the model's charset {charset.chars!r}")
+        return {charset.chars.index(c) + 1 for c in folded}
+
+    keep = classes(allowed, "allowed_chars") if allowed else set(range(1, charset.num_classes))
+    if blocked:
+        keep -= classes(blocked, "blocked_chars")
+    if not keep:
+        raise ValueError("allowed_chars/blocked_chars leave no character to read")
+    masked = sorted(set(range(1, charset.num_classes)) - keep)
+    return torch.tensor(masked, dtype=torch.long) if masked else None

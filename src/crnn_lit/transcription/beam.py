@@ -148,8 +148,9 @@ class BeamDecoder(Decoder):
     dropped prefixes are lost); with ``prune_mass=1`` and a beam wide enough to hold every prefix it is exact.
     """
 
-    def __init__(self, charset, beam_width: int = 10, prune_mass: float = 0.9999, prune_top_k: int | None = 16):
-        super().__init__(charset)
+    def __init__(self, charset, beam_width: int = 10, prune_mass: float = 0.9999, prune_top_k: int | None = 16,
+                 allowed_chars: str | None = None, blocked_chars: str | None = None):
+        super().__init__(charset, allowed_chars, blocked_chars)
         if beam_width < 1:
             raise ValueError(f"beam_width must be >= 1, got {beam_width}")
         if not 0.0 < prune_mass <= 1.0:
@@ -169,7 +170,7 @@ class BeamDecoder(Decoder):
             out.append(prefix_beam_search(rows, cands[n], self.beam_width))
         return out
 
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:
+    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:
         results = []
         for beam in self.beams(log_probs, lengths):
             prefix, logp = beam[0]

@@ -11,7 +11,7 @@ from crnn_lit.transcription.ctc import best_path
 class GreedyDecoder(Decoder):
     """Best-path decoding, vectorized over the batch; confidence = p(best path | y)."""
 
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:
+    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:
         sequences, path_lp = best_path(log_probs.float(), lengths)
         confidences = path_lp.exp().tolist()
         return [Prediction(self.charset.decode(s), c) for s, c in zip(sequences, confidences)]

@@ -341,8 +341,9 @@ class LexiconDecoder(Decoder):
     """
 
     def __init__(self, charset: Charset, lexicon: Lexicon | Sequence[str] | None = None, delta: int = 3,
-                 fallback: str = "greedy", candidates: str = "symdelete", prune: bool = True):
-        super().__init__(charset)
+                 fallback: str = "greedy", candidates: str = "symdelete", prune: bool = True,
+                 allowed_chars: str | None = None, blocked_chars: str | None = None):
+        super().__init__(charset, allowed_chars, blocked_chars)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if delta < 0:
@@ -391,8 +392,8 @@ class LexiconDecoder(Decoder):
             score = _forward_torch(lp, codes, np.array([len(text)]))
         return float(score[0])
 
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
-               lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
+    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+                lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
         lp = log_probs.detach().to(torch.float64).cpu().numpy()  # exact scoring runs in float64
         lens = np.minimum(lengths.detach().cpu().numpy().astype(np.int64), lp.shape[0])
         sequences = best_path_numpy(lp, lens)

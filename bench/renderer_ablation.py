@@ -1,0 +1,119 @@
+"""Renderer realism ablation: which renderer levers make a rendered-only model read real text.
+
+    python bench/renderer_ablation.py [--jobs 2] [--only default,no_photo] [--epochs 6 --samples 16000]
+
+Each variant trains `experiment=synthetic_only` (rendered words only, validation on renders) at a small fixed
+budget (default: the `make train` budget, 6 × 16,000 images, one thread per run), with one renderer change,
+then reads:
+
+* **real_train** (`../shared/data/real_train`: IIIT5K/SVT/IC15 *training* crops, 6,725 images), which a
+  rendered-only model never sees: this is the figure a lever is kept or dropped by;
+* the **benchmarks** (IIIT5K, SVT, IC15, SVTP, SVT-50), reported only, never used to choose anything.
+
+Results are appended to bench/results/renderer_ablation.json (one record per variant; variants already there
+are skipped, so an interrupted sweep continues). Runs go to outputs/renderer_ablation/<variant>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "renderer_ablation.json"
+S = "renderer.style."
+# name -> overrides on top of `experiment=synthetic_only` (whose renderer is conf/renderer/default.yaml)
+VARIANTS: dict[str, list[str]] = {
+    "v1": ["renderer=v1"],  # the renderer before issue #11 (same training recipe)
+    "v1_no_augment": ["renderer=v1", "augment=none"],  # today's `make train` before issue #11
+    "default": [],
+    "no_augment": ["augment=none"],
+    "no_photo": [f"{S}p_photo=0"],
+    "no_tight_crops": [f"{S}p_tight_y=0", f"{S}margin_x=[0.03,0.3]", f"{S}margin_y=[0.02,0.2]"],
+    "no_neighbours": [f"{S}p_neighbours=0"],
+    "no_bold": [f"{S}p_bold=0"],
+    "no_edge": [f"{S}p_edge=0"],
+    "no_lowres_jpeg": [f"{S}p_lowres=0", f"{S}p_jpeg=0"],
+    "v1_case": [f"{S}p_upper=0.1", f"{S}p_capitalized=0.2"],
+    "v1_contrast": [f"{S}min_contrast=0.35", f"{S}bg_amplitude=0.12"],
+    "v1_geometry": [f"{S}max_rotation=2", f"{S}p_perspective=0.3", f"{S}p_blur=0.25"],
+    "no_90k_words": ["renderer.extra_words_files=[]"],
+    "frequent_words": [f"{S}p_frequent=0.5"],
+    # display, script and handwriting faces (data/fonts/README.md) drawn at 0.3 of the others' rate
+    "fewer_display_fonts": [f"++{S}font_weights={{" + ",".join(f"{d}/*:0.3" for d in (
+        "aenigma", "beteckna", "blankenburg", "breip", "dustin", "femkeklaver", "humor-sans", "isabella", "kristi",
+        "lobster", "rufscript", "staypuft")) + "}"],
+}
+
+
+def run(cmd: list[str], log: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", WANDB_MODE="disabled")
+    with log.open("w") as f:
+        subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+
+
+def evaluate(ckpt: Path, root: str, out: Path, extra: list[str]) -> dict:
+    run([sys.executable, "-m", "crnn_lit.evaluate", f"ckpt={ckpt}", f"benchmark_root={root}", "threads=1",
+         f"hydra.run.dir={out}", *extra], out.parent / f"{out.name}.log")
+    result = json.loads((out / "results.json").read_text())
+    return {f"{c['benchmark']}" + ("" if c["lexicon"] == "none" else f"-{c['lexicon']}"): round(100 * c["accuracy"], 2)
+            for c in result["columns"]} | {"combined": round(100 * result["combined_accuracy_lexicon_free"], 2)}
+
+
+def variant(name: str, args) -> dict:
+    run_dir = ROOT / "outputs" / "renderer_ablation" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = ["experiment=synthetic_only", f"trainer.max_epochs={args.epochs}",
+                 f"data.samples_per_epoch={args.samples}", f"hydra.run.dir={run_dir}", *VARIANTS[name]]
+    start = time.time()
+    run([sys.executable, "-m", "crnn_lit.train", *overrides], run_dir.parent / f"{name}.train.log")
+    ckpt = next((run_dir / "checkpoints").glob("epoch*.ckpt"))
+    curve = (run_dir / "learning_curve.csv").read_text().splitlines()
+    last = dict(zip(curve[0].split(","), curve[-1].split(","), strict=True))
+    no_lexicons = [f"benchmarks.{b}.lexicons={{}}" for b in ("iiit5k", "svt", "ic15")]
+    real = evaluate(ckpt, args.real_root, run_dir / "eval_real_train", ["only=[iiit5k,svt,ic15]", *no_lexicons])
+    bench = evaluate(ckpt, args.benchmark_root, run_dir / "eval_benchmarks", [])
+    return {"variant": name, "overrides": VARIANTS[name], "images": int(last["images"]),
+            "cpu_hours": float(last["cpu_hours"]), "wall_minutes": round((time.time() - start) / 60, 1),
+            "synthetic_val_acc": round(100 * float(last["val/acc"]), 2), "real_train": real, "benchmarks": bench,
+            "checkpoint": ckpt.name}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variant names")
+    ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (one thread each)")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--samples", type=int, default=16000)
+    ap.add_argument("--real-root", default=str(ROOT.parent / "shared" / "data" / "real_train"))
+    ap.add_argument("--benchmark-root", default=str(ROOT.parent / "shared" / "data" / "benchmarks"))
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    done = json.loads(OUT.read_text()) if OUT.is_file() else []
+    todo = [n for n in names if n not in {r["variant"] for r in done}]
+
+    lock = threading.Lock()
+
+    def one(name: str) -> None:
+        record = variant(name, args) | {"budget": f"{args.epochs} x {args.samples} images, 1 thread"}
+        with lock:
+            current = json.loads(OUT.read_text()) if OUT.is_file() else []
+            OUT.write_text(json.dumps([*current, record], indent=1) + "\n")
+        print(json.dumps(record), flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(one, todo))
+
+
+if __name__ == "__main__":
+    main()

@@ -117,3 +117,17 @@ def test_allowed_chars_read_a_number(compose_predict, tmp_path):
     for decoder in ("greedy", "beam"):
         cfg = compose_predict([f"inputs={tmp_path}", f"decoder={decoder}", "decoder.allowed_chars=0123456789"])
         assert [r["text"] for r in predict(cfg)] == ["501"]
+
+
+def test_predict_takes_a_list_of_inputs(compose_predict, tmp_path):
+    """`inputs=[a.png,folder]` on the Hydra command line: every image once, keyed by its path, in the order given."""
+    from crnn_lit.predict import predict
+
+    folder = tmp_path / "more"
+    folder.mkdir()
+    for name, where in (("a.png", tmp_path), ("b.png", folder), ("c.png", folder)):
+        Image.fromarray(np.full((32, 60), 200, np.uint8)).save(where / name)
+    a = tmp_path / "a.png"
+    rows = predict(compose_predict([f"inputs=[{a},{folder},{folder / 'b.png'}]"]))
+    assert [r["image"] for r in rows] == [str(a), str(folder / "b.png"), str(folder / "c.png")]
+    assert all(isinstance(r["text"], str) for r in rows)

@@ -161,3 +161,9 @@ def test_a_chained_stage_counts_on_from_its_source(compose_cfg, tmp_path, capsys
     stage2 = (tmp_path / "stage2.csv").read_text().splitlines()[1].split(",")
     assert stage2[2] == "128"  # 64 images in each stage
     assert float(stage2[4]) > float(stage1[4]) > 0  # cpu_hours keep growing across stages
+
+
+def test_checkpoint_name_carries_the_monitored_metric(compose_cfg, tmp_path):
+    train(compose_cfg([*FAST, "optimized_metric=val/cer", "optimized_mode=min"]))
+    (best,) = (tmp_path / "checkpoints").glob("epoch*.ckpt")
+    assert best.name.startswith("epoch000-cer") and "acc" not in best.name

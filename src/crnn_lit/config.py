@@ -12,9 +12,12 @@ CONFIG_DIR = PROJECT_ROOT / "conf"
 
 
 def register_resolvers() -> None:
-    """``${crnn_lit_root:}`` = the checkout root, so paths in conf/ work from any working directory."""
+    """``${crnn_lit_root:}`` = the checkout root, so paths in conf/ work from any working directory;
+    ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name."""
     if not OmegaConf.has_resolver("crnn_lit_root"):
         OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("metric_tag"):
+        OmegaConf.register_new_resolver("metric_tag", lambda name: str(name).rsplit("/", 1)[-1])
 
 
 class ConfigError(ValueError):

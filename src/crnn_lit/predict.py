@@ -12,6 +12,7 @@ import glob
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -28,18 +29,28 @@ log = logging.getLogger("crnn_lit.predict")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
-def find_inputs(inputs: str) -> tuple[list[Path], Path]:
-    """Image paths for a file, a folder (recursive) or a glob, and the base their keys are relative to."""
+def find_inputs(inputs: str | Sequence[str]) -> list[tuple[Path, str]]:
+    """(path, key) of every image of a file, a folder (recursive) or a glob — or of a list of them.
+
+    One input: keys are relative to it (a folder's files by their path inside it). A list (``inputs=[a.png,dir]``):
+    keys are the paths as found, each image once, in the order given."""
+    if not isinstance(inputs, str):
+        found = [pair for item in inputs for pair in _find_one(str(item), relative=False)]
+        return list({key: (path, key) for path, key in found}.values())
+    return _find_one(inputs, relative=True)
+
+
+def _find_one(inputs: str, relative: bool) -> list[tuple[Path, str]]:
     path = Path(inputs)
     if path.is_file():
-        return [path], path.parent
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        return files, path
-    files = sorted(Path(p) for p in glob.glob(inputs, recursive=True) if Path(p).is_file())
-    if not files:
-        raise ConfigError(f"inputs={inputs!r} is not a file, a folder or a glob that matches any file")
-    return files, Path(".")
+        files, base = [path], path.parent
+    elif path.is_dir():
+        files, base = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), path
+    else:
+        files, base = sorted(Path(p) for p in glob.glob(inputs, recursive=True) if Path(p).is_file()), Path(".")
+        if not files:
+            raise ConfigError(f"inputs={inputs!r} is not a file, a folder or a glob that matches any file")
+    return [(p, str(p.relative_to(base)) if relative and p.is_relative_to(base) else str(p)) for p in files]
 
 
 def load_backend(ckpt: str):
@@ -57,10 +68,8 @@ def predict(cfg: DictConfig) -> list[dict]:
     decoder = instantiate(cfg.decoder)(charset)
     per_image = getattr(decoder, "lexicon", None)
     per_image = per_image if per_image is not None and getattr(per_image, "is_per_image", False) else None
-    paths, base = find_inputs(cfg.inputs)
     images, keys, failed = [], [], []
-    for path in paths:
-        key = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+    for path, key in find_inputs(cfg.inputs):
         try:
             images.append(preprocess(decode_image(path, key)))
             keys.append(key)

@@ -9,6 +9,7 @@ from omegaconf import open_dict
 from PIL import Image
 
 import crnn_lit.evaluate as evaluate_module
+from corpus import write_folder
 from crnn_lit.inference import Recognized
 
 CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -74,3 +75,31 @@ def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluat
     rows = (tmp_path / "predictions" / "SVT_50.tsv").read_text().splitlines()
     assert "img/b.png\tWORLD!\tworld\t" in "\n".join(rows) and rows[-1].startswith("img/e.png\tzz\t\t0.0000\t0")
     assert json.loads((tmp_path / "results.json").read_text())["columns"][1]["images"] == 5
+
+
+def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_evaluate, monkeypatch, tmp_path):
+    """A DTRB/parseq evaluation tree (IIIT5k_3000/, SVTP/ as LMDBs in DTRB's key layout) beside one of our folders:
+    every image is read, the SVT lexicon column whose file is absent is skipped with its reason, not a crash."""
+    from corpus import good_entries, write_dtrb_lmdb
+
+    def labelled(backend, batches, timing=None):  # a "model" that reads every word right (the label, folded)
+        for b in batches:
+            texts = ["".join(c for c in label.lower() if c in CHARS) for label in b.labels]
+            log_probs, lengths = crafted(texts)
+            yield Recognized(log_probs, lengths, b.keys, b.labels)
+
+    monkeypatch.setattr(evaluate_module, "recognize", labelled)
+    root = tmp_path / "evaluation"
+    write_dtrb_lmdb(root / "IIIT5k_3000", [(data, label) for _, data, label in good_entries(12)])
+    write_dtrb_lmdb(root / "SVTP", [(data, label) for _, data, label in good_entries(5, seed=50)])
+    write_folder(root / "svt", good_entries(4, seed=90))  # no lexicon50.tsv beside it
+    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={root}", "only=[iiit5k,svt,svtp]"])
+    with open_dict(cfg):
+        for key in ("iiit5k", "svt"):
+            cfg.benchmarks[key].lexicons.pop("90k", None)
+    result = evaluate_module.evaluate(cfg)
+    got = {(c["benchmark"], c["lexicon"]): (c["images"], c["accuracy"]) for c in result["columns"]}
+    assert got == {("IIIT5K", "none"): (12, 1.0), ("SVT", "none"): (4, 1.0), ("SVTP", "none"): (5, 1.0)}
+    assert result["skipped"]["SVT 50"].startswith("lexicon file not found")
+    rows = (tmp_path / "predictions" / "IIIT5K_none.tsv").read_text().splitlines()
+    assert sorted(row.split("\t")[0] for row in rows[1:]) == [f"image-{i:09d}" for i in range(1, 13)]

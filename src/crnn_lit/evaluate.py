@@ -23,6 +23,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
 from crnn_lit.data.sample import BadSample
+from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.inference import Preprocess, Timing, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import TextMetrics, protocol_normalize
 from crnn_lit.transcription import Decoder, LexiconDecoder
@@ -45,11 +46,21 @@ class Column:
     decode_ms_per_image: float
 
 
-def _load_benchmark(bench: DictConfig, preprocess: Preprocess):
-    """Preprocessed images, keys and raw labels of one benchmark folder; unreadable images are listed apart."""
-    from crnn_lit.data.sources.folder import FolderDataset
+def find_benchmark(bench: DictConfig) -> tuple[Path | None, str]:
+    """The first of the benchmark's candidate paths (``path``: one, or a list such as ours, DTRB's and parseq's
+    folder names) that holds data, and its format; (None, what was tried) when none does."""
+    candidates = [bench.path] if isinstance(bench.path, str) else list(bench.path)
+    for candidate in candidates:
+        try:
+            return Path(candidate), detect_format(candidate, "test") if bench.format == "auto" else bench.format
+        except ValueError:
+            continue
+    return None, "not found: " + ", ".join(str(c) for c in candidates)
 
-    source = FolderDataset(str(bench.path))
+
+def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess):
+    """Preprocessed images, keys and raw labels of one benchmark (folder or LMDB); unreadable images apart."""
+    source = open_source(path, fmt, split="test")
     images, keys, labels, unreadable = [], [], [], []
     for i in range(len(source)):
         try:
@@ -61,6 +72,12 @@ def _load_benchmark(bench: DictConfig, preprocess: Preprocess):
         keys.append(sample.key)
         labels.append(sample.label)
     return images, keys, labels, unreadable
+
+
+def _lexicon_missing(setting: DictConfig) -> str | None:
+    """Why a lexicon setting cannot be used (its file is not on disk), or None."""
+    path = setting.get("file") or setting.get("per_image")
+    return None if path is None or Path(path).is_file() else f"lexicon file not found: {path}"
 
 
 def _lexicon_column(setting: DictConfig, charset: Charset, cfg: DictConfig):
@@ -129,15 +146,22 @@ def evaluate(cfg: DictConfig) -> dict:
     for key, bench in cfg.benchmarks.items():
         if cfg.only and key not in cfg.only:
             continue
-        if not (Path(bench.path) / "labels.tsv").is_file():
-            skipped[bench.name] = f"not found: {bench.path}/labels.tsv"
+        path, fmt = find_benchmark(bench)
+        if path is None:
+            skipped[bench.name] = fmt
             log.warning("skipping %s: %s", bench.name, skipped[bench.name])
             continue
-        images, keys, labels, unreadable = _load_benchmark(bench, preprocess)
+        images, keys, labels, unreadable = _load_benchmark(path, fmt, preprocess)
         timing = Timing()
         recognized = list(recognize(backend, width_batches(images, cfg.batch_size, keys, labels), timing))
         settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
-        settings += [(name, *_lexicon_column(s, loaded.charset, cfg)) for name, s in (bench.lexicons or {}).items()]
+        for name, setting in (bench.lexicons or {}).items():
+            missing = _lexicon_missing(setting)
+            if missing:
+                skipped[f"{bench.name} {name}"] = missing
+                log.warning("skipping the %s %s column: %s", bench.name, name, missing)
+                continue
+            settings.append((name, *_lexicon_column(setting, loaded.charset, cfg)))
         for lexicon, decoder, per_image in settings:
             column = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
                             cfg.case_sensitive, timing, out_dir)

@@ -75,6 +75,8 @@ def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluat
     rows = (tmp_path / "predictions" / "SVT_50.tsv").read_text().splitlines()
     assert "img/b.png\tWORLD!\tworld\t" in "\n".join(rows) and rows[-1].startswith("img/e.png\tzz\t\t0.0000\t0")
     assert json.loads((tmp_path / "results.json").read_text())["columns"][1]["images"] == 5
+    sheet = Image.open(tmp_path / "errors" / "SVT.png")  # the two lexicon-free misreadings (w0rld, abd), one row each
+    assert sheet.height == 2 * (2 * 32 + 8)
 
 
 def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_evaluate, monkeypatch, tmp_path):

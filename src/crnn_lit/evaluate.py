@@ -92,9 +92,10 @@ def _lexicon_column(setting: DictConfig, charset: Charset, cfg: DictConfig):
 
 
 def _score(name: str, lexicon: str, decoder: Decoder, per_image, recognized, unreadable, case_sensitive: bool,
-           timing: Timing, out_dir: Path) -> Column:
+           timing: Timing, out_dir: Path) -> tuple[Column, list[tuple[str, str, str, float]]]:
+    """The column's figures (and predictions/<name>_<lexicon>.tsv) and its errors: (key, label, reading, conf)."""
     metrics = TextMetrics(normalize=True, case_sensitive=case_sensitive)
-    rows, confidences = [], []
+    rows, confidences, errors = [], [], []
     start = time.perf_counter()
     for r in recognized:
         lexicons = per_image.lists_for(r.keys) if per_image is not None else None
@@ -104,6 +105,8 @@ def _score(name: str, lexicon: str, decoder: Decoder, per_image, recognized, unr
             correct = protocol_normalize(p.text, case_sensitive) == protocol_normalize(label, case_sensitive)
             rows.append(f"{key}\t{label}\t{p.text}\t{p.confidence:.4f}\t{int(correct)}")
             confidences.append(p.confidence)
+            if not correct:
+                errors.append((key, label, p.text, p.confidence))
     decode_s = time.perf_counter() - start
     if unreadable:  # errors: nothing could be read
         metrics.update([""] * len(unreadable), [label for _, label, _ in unreadable])
@@ -115,7 +118,31 @@ def _score(name: str, lexicon: str, decoder: Decoder, per_image, recognized, unr
     n = int(metrics.total)
     return Column(name, lexicon, n, len(unreadable), values["acc"], values["ned"], values["cer"],
                   sum(confidences) / max(len(confidences), 1), timing.images_per_s,
-                  1000 * decode_s / max(len(confidences), 1))
+                  1000 * decode_s / max(len(confidences), 1)), errors
+
+
+def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, torch.Tensor], path: Path,
+                limit: int = 60, font: Path | None = None) -> None:
+    """A PNG of the most confident errors first: what the network saw (its input, height-normalized), the label,
+    the reading and its confidence — the first thing to look at, and what tells the renderer work what fails."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    shown = sorted(errors, key=lambda e: -e[3])[:limit]
+    scale, cell_w, text_w = 2, 240, 260
+    row_h = 32 * scale + 8
+    sheet = Image.new("RGB", (cell_w * scale // 2 * 2 + text_w, max(1, len(shown)) * row_h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    face = ImageFont.truetype(str(font), 16) if font is not None and font.is_file() else ImageFont.load_default()
+    for i, (key, label, reading, confidence) in enumerate(shown):
+        pixels = ((images[key].float() + 1.0) * 127.5).clamp(0, 255).byte()  # the [-1, 1] input, back to uint8
+        image = Image.fromarray(pixels.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB")
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+        sheet.paste(image.crop((0, 0, min(image.width, cell_w * scale // 2 * 2), image.height)), (0, i * row_h))
+        x = cell_w * scale // 2 * 2 + 8
+        draw.text((x, i * row_h + 4), f"{label}  →  {reading or '∅'}", fill=(0, 0, 0), font=face)
+        draw.text((x, i * row_h + 26), f"{confidence:.2f}  {key[-28:]}", fill=(110, 110, 110), font=face)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
 
 
 def markdown(columns: list[Column], combined: float | None, ckpt: str) -> str:
@@ -163,9 +190,12 @@ def evaluate(cfg: DictConfig) -> dict:
                 continue
             settings.append((name, *_lexicon_column(setting, loaded.charset, cfg)))
         for lexicon, decoder, per_image in settings:
-            column = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
-                            cfg.case_sensitive, timing, out_dir)
+            column, errors = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
+                                    cfg.case_sensitive, timing, out_dir)
             columns.append(column)
+            if lexicon == "none" and cfg.error_sheet:
+                error_sheet(errors, dict(zip(keys, images, strict=True)), out_dir / "errors" / f"{bench.name}.png",
+                            limit=cfg.error_sheet, font=Path(cfg.paths.data_dir) / "fonts/dejavu/DejaVuSansMono.ttf")
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, lexicon, 100 * column.accuracy, column.images)
     free = [c for c in columns if c.lexicon == "none"]
     combined = sum(c.accuracy * c.images for c in free) / sum(c.images for c in free) if free else None

@@ -4,6 +4,8 @@ PYTHONPATH) and a reader for offline W&B run files."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import struct
 from pathlib import Path
 
@@ -32,6 +34,17 @@ class CrashAt(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             raise RuntimeError(f"simulated crash after step {self.step}")
+
+
+class SigtermAt(L.Callback):
+    """Sends this process SIGTERM as optimizer step ``step`` + 1 starts (a preemption notice mid-epoch)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 _BLOCK = 32 * 1024

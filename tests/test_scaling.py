@@ -280,3 +280,14 @@ def test_optimized_metric_mistakes_are_named(compose_cfg):
         train(compose_cfg([*FAST, "optimized_metric=val/cer"]))
     with pytest.raises(ConfigError, match="optimized_metric='val/accuracy' is not logged"):
         train(compose_cfg([*FAST, "optimized_metric=val/accuracy", "~callbacks.progress_bar"]))
+
+
+def test_sigterm_mid_epoch_saves_the_current_step_and_resumes_from_it(tmp_path):
+    """SIGTERM during step 6 (last.ckpt otherwise only every 100 steps): the run saves step 6, exits 0, and
+    resume=auto continues from there."""
+    common = [*TINY, "trainer.max_epochs=2", "logger=none", "hydra.run.dir=run"]
+    run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermAt", "+callbacks.term.step=5"], tmp_path)
+    assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 6
+    proc = run_cli([*common, "resume=auto"], tmp_path)
+    assert "last.ckpt" in proc.stdout + proc.stderr
+    assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8

@@ -101,7 +101,9 @@ class LastCheckpoint(L.Callback):
     """Keeps ``<dirpath>/last.ckpt`` = the newest training state, for ``resume=auto``.
 
     Saved every ``every_n_train_steps`` optimizer steps (a killed run loses fewer steps than that), after every
-    validation and when training ends. (Lightning's ``ModelCheckpoint(save_last=True)`` refreshes last.ckpt only
+    validation, when training ends, and after the step during which a SIGTERM arrived (preemptible machines,
+    ``timeout``, SLURM's ``--signal=TERM@<seconds>``): Lightning then stops the run cleanly, and ``resume=auto``
+    loses nothing. (Lightning's ``ModelCheckpoint(save_last=True)`` refreshes last.ckpt only
     when it also saves a top-k checkpoint, so a run whose metric stops improving would resume from an old state.)
     """
 
@@ -119,7 +121,8 @@ class LastCheckpoint(L.Callback):
         self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.every and trainer.global_step % self.every == 0 and trainer.global_step != self._saved_step:
+        due = self.every and trainer.global_step % self.every == 0
+        if (due or trainer.received_sigterm) and trainer.global_step != self._saved_step:
             self._save(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:

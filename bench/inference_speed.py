@@ -40,7 +40,7 @@ def run(backend, images, keys, labels, batch_size, decoder) -> tuple[float, floa
     """(images/s, word accuracy) over all images."""
     metrics = TextMetrics(normalize=True)
     start = time.perf_counter()
-    for r in recognize(backend, width_batches(images, batch_size, keys, labels)):
+    for r in recognize(backend, width_batches(images, batch_size, keys, labels, output_length=backend.output_length)):
         metrics.update([p.text for p in decoder.decode(r.log_probs, r.lengths)], r.labels)
     elapsed = time.perf_counter() - start
     return len(images) / elapsed, float(metrics.compute()["acc"])

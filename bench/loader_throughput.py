@@ -46,7 +46,9 @@ from crnn_lit.data.sources.lmdb import LmdbDataset
 from crnn_lit.data.sources.mixed import MixedSource
 from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
 from crnn_lit.data.transforms import Resize
-from crnn_lit.model.backbone import output_length
+from crnn_lit.model.backbone import WidthPlan
+
+output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
 SETS = ("iiit5k", "svt", "ic15")

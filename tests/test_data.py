@@ -7,7 +7,9 @@ from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item, PreparedDataset, ctc_min_frames
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.transforms import Resize, to_channels
-from crnn_lit.model.backbone import output_length
+from crnn_lit.model.backbone import WidthPlan
+
+output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 
 LOWER = Charset("0123456789abcdefghijklmnopqrstuvwxyz")
 

@@ -18,7 +18,9 @@ from crnn_lit.data.batching import WidthBatchSampler
 from crnn_lit.data.datamodule import TextDataModule
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.mixed import HoldoutSplit
-from crnn_lit.model.backbone import output_length
+from crnn_lit.model.backbone import WidthPlan
+
+output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 from crnn_lit.train import train
 
 LOWER = Charset.from_file(PROJECT_ROOT / "data" / "charsets" / "lowercase36.txt")

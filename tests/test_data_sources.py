@@ -35,7 +35,9 @@ from crnn_lit.data.sources.lmdb import LmdbDataset, LmdbWriter
 from crnn_lit.data.sources.mixed import HoldoutSplit, MixedSource, split_counts
 from crnn_lit.data.sources.synth90k import Synth90k
 from crnn_lit.data.transforms import Resize
-from crnn_lit.model.backbone import output_length
+from crnn_lit.model.backbone import WidthPlan
+
+output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 LOWER = Charset.from_file(PROJECT_ROOT / "data" / "charsets" / "lowercase36.txt")

@@ -131,3 +131,17 @@ def test_predict_takes_a_list_of_inputs(compose_predict, tmp_path):
     rows = predict(compose_predict([f"inputs=[{a},{folder},{folder / 'b.png'}]"]))
     assert [r["image"] for r in rows] == [str(a), str(folder / "b.png"), str(folder / "c.png")]
     assert all(isinstance(r["text"], str) for r in rows)
+
+
+def test_the_frame_count_comes_from_the_model(tiny_ckpt):
+    """Batching lengths and the export sidecar ask the model for T(width), not a module-level formula."""
+    from crnn_lit.export import sidecar
+    from crnn_lit.inference import TorchBackend, width_batches
+
+    loaded = load_model(tiny_ckpt)
+    loaded.model.backbone.width_stride = 8  # as a backbone with another down-sampling plan would say
+    assert sidecar(loaded, "onnx")["output_length"] == {"formula": "T = floor(W / stride) + offset", "stride": 8,
+                                                         "offset": 1}
+    backend = TorchBackend(loaded.model)
+    (batch,) = width_batches([torch.zeros(1, 32, 80)], 4, ["a"], output_length=backend.output_length)
+    assert batch.input_lengths.tolist() == [80 // 8 + 1]

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from crnn_lit.model import build_model
-from crnn_lit.model.backbone import output_length
+from crnn_lit.model.backbone import WidthPlan
+
+output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 
 VGG = {"_target_": "crnn_lit.model.backbone.VGG", "channels": [64, 128, 256, 256, 512, 512, 512]}
 VGG_LIGHT = {"_target_": "crnn_lit.model.backbone.VGG", "channels": [32, 64, 128, 128, 256, 256, 256]}

@@ -180,7 +180,7 @@ def evaluate(cfg: DictConfig) -> dict:
             continue
         images, keys, labels, unreadable = _load_benchmark(path, fmt, preprocess)
         timing = Timing()
-        recognized = list(recognize(backend, width_batches(images, cfg.batch_size, keys, labels), timing))
+        recognized = list(recognize(backend, width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length), timing))
         settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
         for name, setting in (bench.lexicons or {}).items():
             missing = _lexicon_missing(setting)

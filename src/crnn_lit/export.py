@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
-from crnn_lit.inference import Preprocess, output_length_spec
+from crnn_lit.inference import Preprocess
 
 log = logging.getLogger("crnn_lit.export")
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -35,7 +35,7 @@ def sidecar(loaded, fmt: str) -> dict:
         "blank_index": 0,
         "num_classes": loaded.charset.num_classes,
         "preprocess": Preprocess.from_model_config(loaded.config).to_dict(),
-        "output_length": output_length_spec(),
+        "output_length": loaded.model.output_length_spec(),
         "model": loaded.config,
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +20,6 @@ from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Batch, Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item
 from crnn_lit.data.transforms import Resize, to_channels, to_tensor
-from crnn_lit.model.backbone import WIDTH_OFFSET, WIDTH_STRIDE, output_length
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,9 @@ class Recognized:
 
 
 def width_batches(images: Sequence[torch.Tensor], batch_size: int, keys: Sequence[str],
-                  labels: Sequence[str] | None = None) -> Iterator[Batch]:
-    """Group preprocessed images of similar width into right-padded batches (evaluation order: by width)."""
+                  labels: Sequence[str] | None = None, *, output_length: Callable[[int], int]) -> Iterator[Batch]:
+    """Group preprocessed images of similar width into right-padded batches (evaluation order: by width);
+    ``output_length`` is the model's width → frame count (``backend.output_length``)."""
     labels = labels if labels is not None else [""] * len(images)
     widths = [im.shape[-1] for im in images]
     sampler = WidthBatchSampler(EpochSampler(len(images), shuffle=False), batch_size, widths.__getitem__)
@@ -80,6 +80,7 @@ class TorchBackend:
 
     def __init__(self, model: torch.nn.Module):
         self.model = model.eval()
+        self.output_length = model.output_length
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -100,6 +101,11 @@ class OnnxBackend:
         sidecar = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
         self.charset = Charset.from_dict(sidecar["charset"])
         self.preprocess = Preprocess(**{k: sidecar["preprocess"][k] for k in Preprocess.__dataclass_fields__})
+        self._stride, self._offset = int(sidecar["output_length"]["stride"]), int(sidecar["output_length"]["offset"])
+
+    def output_length(self, width: int) -> int:
+        """Frames for an input ``width``, from the sidecar's formula (written from the model at export)."""
+        return width // self._stride + self._offset
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         (out,) = self.session.run(None, {self.input_name: images.numpy().astype(np.float32)})
@@ -128,8 +134,3 @@ def recognize(backend, batches: Iterator[Batch], timing: Timing | None = None) -
             timing.seconds += time.perf_counter() - start
             timing.images += len(batch)
         yield Recognized(log_probs, batch.input_lengths, batch.keys, batch.labels)
-
-
-def output_length_spec() -> dict:
-    """The frame-count formula, for code that runs the exported model without ours."""
-    return {"formula": "T = floor(W / stride) + offset", "stride": WIDTH_STRIDE, "offset": WIDTH_OFFSET}

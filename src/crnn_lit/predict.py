@@ -77,7 +77,7 @@ def predict(cfg: DictConfig) -> list[dict]:
             failed.append({"image": key, "error": f"{err.reason}: {err}"})
             log.warning("cannot read %s (%s); skipped", key, err.reason)
     results = []
-    for r in recognize(backend, width_batches(images, cfg.batch_size, keys)):
+    for r in recognize(backend, width_batches(images, cfg.batch_size, keys, output_length=backend.output_length)):
         lexicons = per_image.lists_for(r.keys) if per_image is not None else None
         for key, p in zip(r.keys, decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):
             results.append({"image": key, "text": p.text, "confidence": round(p.confidence, 4)})

@@ -20,7 +20,7 @@ import sys
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -156,11 +156,11 @@ def _histogram(values: np.ndarray, edges: list[int], unit: str = "") -> list[str
     return lines
 
 
-def inspect(source, charset: Charset, *, height: int = 32, min_width: int = 16, max_width: int = 400,
-            decode: bool = False, show: int = 5) -> dict:
-    """Statistics of ``source`` under the training label policy; returns them (and ``text``, the report)."""
+def inspect(source, charset: Charset, output_length: Callable[[int], int], *, height: int = 32, min_width: int = 16,
+            max_width: int = 400, decode: bool = False, show: int = 5) -> dict:
+    """Statistics of ``source`` under the training label policy; returns them (and ``text``, the report).
+    ``output_length`` is the model's width → frame count (labels needing more frames are filtered)."""
     from crnn_lit.data.transforms import Resize
-    from crnn_lit.model.backbone import output_length
 
     resize = Resize(height, min_width, max_width, "bucketed", 100)
     n = len(source)
@@ -245,6 +245,15 @@ def inspect(source, charset: Charset, *, height: int = 32, min_width: int = 16, 
 
 
 # --- entry point ----------------------------------------------------------------------------------------------
+def backbone_output_length(name: str, height: int) -> Callable[[int], int]:
+    """The frame count T(width) of the backbone ``conf/backbone/<name>.yaml`` at ``height`` (asked of the model)."""
+    from hydra.utils import instantiate
+
+    from crnn_lit.config import compose_config
+
+    return instantiate(compose_config([f"backbone={name}", f"data.height={height}"]).backbone).output_length
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m crnn_lit.data", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -270,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--min-width", type=int, default=16)
     i.add_argument("--max-width", type=int, default=400)
     i.add_argument("--show", type=int, default=5, help="examples per filter reason")
+    i.add_argument("--backbone", default="vgg_light", help="conf/backbone option whose frame count T(width) "
+                   "decides which labels are too long")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
@@ -292,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {reason}: " + "; ".join(shown[:3]))
         else:
             source = open_source(args.path, fmt, split=args.split, limit=args.limit)
-            result = inspect(source, load_charset(args.charset), height=args.height, min_width=args.min_width,
-                             max_width=args.max_width, decode=args.decode, show=args.show)
+            result = inspect(source, load_charset(args.charset), backbone_output_length(args.backbone, args.height),
+                             height=args.height, min_width=args.min_width, max_width=args.max_width,
+                             decode=args.decode, show=args.show)
             print(f"{args.path} ({fmt})")
             print(result["text"])
     except (FileNotFoundError, ValueError) as err:

@@ -15,13 +15,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-WIDTH_STRIDE = 4  # horizontal down-sampling of every backbone here
-WIDTH_OFFSET = 1  # the columns the padded height-only pools add minus the one the last valid conv removes
 
+class WidthPlan:
+    """How a backbone maps an input width to its frame count: T = floor(W / width_stride) + width_offset.
 
-def output_length(width: int) -> int:
-    """Sequence length T for an input of ``width`` pixels (height 32), for every backbone in this module."""
-    return width // WIDTH_STRIDE + WIDTH_OFFSET
+    Every consumer of T (CTC lengths, the label policy, decoding, the export sidecar, the inspector) asks the
+    model, so a backbone with another down-sampling plan only has to set these two numbers."""
+
+    width_stride = 4  # the paper's plan: two 2×2/2 pools
+    width_offset = 1  # the columns the padded height-only pools add minus the one the last valid conv removes
+
+    def output_length(self, width: int) -> int:
+        return width // self.width_stride + self.width_offset
 
 
 def _height_pool() -> nn.MaxPool2d:
@@ -34,7 +39,7 @@ def _check_height(x: torch.Tensor, height: int) -> None:
         raise ValueError(f"backbone expects input height {height}, got a tensor of shape {tuple(x.shape)}")
 
 
-class VGG(nn.Module):
+class VGG(WidthPlan, nn.Module):
     """The paper's 7-conv network (Shi et al. 2015, Table 1); ``channels`` scales it.
 
     conv1 pool conv2 pool conv3 conv4 hpool conv5+BN conv6+BN hpool conv7(2×2 valid), ReLU after each conv.
@@ -78,10 +83,6 @@ class VGG(nn.Module):
         _check_height(x, self.height)
         return self.features(x)
 
-    @staticmethod
-    def output_length(width: int) -> int:
-        return output_length(width)
-
 
 class BasicBlock(nn.Module):
     """ResNet basic block (two 3×3 convs + identity / 1×1 projection shortcut)."""
@@ -101,7 +102,7 @@ class BasicBlock(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(WidthPlan, nn.Module):
     """A ResNet-style extractor in the spirit of the one DTRB/FAN use for scene text (4 stages of basic blocks).
 
     Stages have ``channels`` widths and ``blocks`` depths; stage 1 and 2 end in 2×2 pools, stage 3 in a
@@ -139,7 +140,3 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_height(x, self.height)
         return self.features(x)
-
-    @staticmethod
-    def output_length(width: int) -> int:
-        return output_length(width)

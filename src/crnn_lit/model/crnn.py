@@ -31,3 +31,8 @@ class CRNN(nn.Module):
     def output_length(self, width: int) -> int:
         """Frames T produced for an image ``width`` pixels wide; CTC needs T ≥ len(label) + adjacent repeats."""
         return self.backbone.output_length(width)
+
+    def output_length_spec(self) -> dict:
+        """The frame-count formula, for code that runs the exported model without ours."""
+        return {"formula": "T = floor(W / stride) + offset", "stride": self.backbone.width_stride,
+                "offset": self.backbone.width_offset}

@@ -8,6 +8,7 @@ A weights-only file may also carry ``training``: the training totals (images, wa
 stage that led to it, so that a run started with ``init_from`` keeps counting from there.
 
     python -m crnn_lit.checkpoint weights RUN/checkpoints/epoch006.ckpt data/pretrained/name.pt [--half]
+    python -m crnn_lit.checkpoint import --format easyocr english_g2.pth english_g2.pt   # or --format dtrb
 """
 
 from __future__ import annotations
@@ -186,8 +187,20 @@ def main(argv: list[str] | None = None) -> None:
     weights.add_argument("checkpoint")
     weights.add_argument("output")
     weights.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
+    imp = sub.add_parser("import", help="convert a DTRB (None-VGG-BiLSTM-CTC) or EasyOCR (generation 2) "
+                                        "recognizer into a crnn_lit weights file, exactly")
+    imp.add_argument("--format", choices=("dtrb", "easyocr"), required=True)
+    imp.add_argument("checkpoint")
+    imp.add_argument("output")
+    imp.add_argument("--charset", default=None, help="the model's characters in class order (DTRB's "
+                     "--character), or a charset file; easyocr: defaults to english_g2's")
+    imp.add_argument("--height", type=int, default=None, help="input height (dtrb: 32, easyocr: 64)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "import":
+            out = import_checkpoint(args.checkpoint, args.output, args.format, args.charset, args.height)
+            print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
+            return
         loaded = load_model(args.checkpoint)
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
@@ -195,6 +208,36 @@ def main(argv: list[str] | None = None) -> None:
                        training=loaded.training)
     hours = "" if not loaded.training else f", {loaded.training['cpu_s'] / 3600:.2f} CPU-hours of training"
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB{hours})")
+
+
+def import_checkpoint(path: str | Path, output: str | Path, fmt: str, charset: str | None = None,
+                      height: int | None = None) -> Path:
+    """A DTRB/EasyOCR recognizer as a crnn_lit weights file (see ``crnn_lit.model.dtrb``); CheckpointError if it
+    does not map."""
+    from crnn_lit.model.build import build_model
+    from crnn_lit.model.dtrb import EASYOCR_CHARSETS, ImportRefused, convert_dtrb, load_state
+
+    height = height or (64 if fmt == "easyocr" else 32)
+    if charset is None:
+        if fmt != "easyocr":
+            raise CheckpointError("--charset is required for DTRB models: their characters (DTRB's --character, "
+                                  "in class order) are not stored in the .pth")
+        charset = EASYOCR_CHARSETS["english_g2"]
+    chars = Path(charset).read_text(encoding="utf-8").rstrip("\n") if Path(charset).is_file() else charset
+    try:
+        state, config, num_classes = convert_dtrb(load_state(path), height)
+    except ImportRefused as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    model_charset = Charset(chars, name=f"{fmt}-import")
+    if model_charset.num_classes != num_classes:
+        raise CheckpointError(f"{path} predicts {num_classes} classes (blank + {num_classes - 1} characters) but "
+                              f"the charset has {len(model_charset)} characters")
+    # DTRB trains on images stretched to 100 px; EasyOCR keeps the aspect ratio (and pads with the last column)
+    config |= {"min_width": 16, "max_width": 400, "fixed_width": 100,
+               "width_policy": "fixed" if fmt == "dtrb" else "bucketed"}
+    model = build_model(config["backbone"], config["rnn"], num_classes, config["channels"])
+    model.load_state_dict(state)
+    return save_weights(output, model.eval(), model_charset, config)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Keeping more columns than W/4 would cost RNN time; fewer would make short wide c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -47,22 +48,36 @@ class VGG(WidthPlan, nn.Module):
     narrower channel lists give the CPU-light variant (same receptive field and sequence length, far fewer
     FLOPs). ``batch_norm`` lists the convs (1-based) followed by BN: BN after every conv leaves the CTC
     all-blank plateau several times sooner, which matters on a CPU budget.
+
+    DTRB's "VGG" (deep-text-recognition-benchmark, EasyOCR's generation-2 recognizers) is the same layer list
+    with ``height_pool="dtrb"`` (height-only pools of kernel (2, 1): T = floor(W/4) − 1) and
+    ``height_reduce="mean"`` (feature rows averaged, so input heights 32, 48, 64, … work).
     """
 
     PAPER_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = PAPER_CHANNELS,
-                 batch_norm: Sequence[int] = (5, 6), height: int = 32):
+                 batch_norm: Sequence[int] = (5, 6), height: int = 32,
+                 height_pool: Literal["padded", "dtrb"] = "padded", height_reduce: Literal["none", "mean"] = "none"):
         super().__init__()
         if len(channels) != 7:
             raise ValueError(f"VGG backbone needs 7 channel counts, got {list(channels)}")
         if not set(batch_norm) <= set(range(1, 8)):
             raise ValueError(f"VGG batch_norm lists conv numbers 1..7, got {list(batch_norm)}")
-        if height != 32:
-            raise ValueError(f"VGG backbone is built for input height 32, got {height}")
+        if height_pool not in ("padded", "dtrb") or height_reduce not in ("none", "mean"):
+            raise ValueError(f"height_pool is padded|dtrb and height_reduce none|mean, got {height_pool!r}, "
+                             f"{height_reduce!r}")
+        if height_reduce == "none" and height != 32:
+            raise ValueError(f"VGG backbone is built for input height 32, got {height} "
+                             "(height_reduce=mean takes any multiple of 16 from 32 on)")
+        if height < 32 or height % 16:
+            raise ValueError(f"VGG input height must be a multiple of 16, at least 32; got {height}")
         c = list(channels)
         self.height = height
         self.out_channels = c[6]
+        self.height_reduce = height_reduce
+        # DTRB's height-only pools neither pad nor widen: two columns fewer than the paper's plan
+        self.width_offset = 1 if height_pool == "padded" else -1
 
         def conv(cin, cout, bn=False, k=3, p=1):
             layers = [nn.Conv2d(cin, cout, k, 1, p, bias=not bn)]  # BN's shift makes a conv bias redundant
@@ -70,18 +85,23 @@ class VGG(WidthPlan, nn.Module):
                 layers.append(nn.BatchNorm2d(cout))
             return [*layers, nn.ReLU(inplace=True)]
 
+        def hpool():
+            return _height_pool() if height_pool == "padded" else nn.MaxPool2d((2, 1), (2, 1))
+
         bn = [i + 1 in set(batch_norm) for i in range(7)]
         self.features = nn.Sequential(
             *conv(in_channels, c[0], bn[0]), nn.MaxPool2d(2, 2),  # 32 → 16
             *conv(c[0], c[1], bn[1]), nn.MaxPool2d(2, 2),  # 16 → 8
-            *conv(c[1], c[2], bn[2]), *conv(c[2], c[3], bn[3]), _height_pool(),  # 8 → 4
-            *conv(c[3], c[4], bn[4]), *conv(c[4], c[5], bn[5]), _height_pool(),  # 4 → 2
-            *conv(c[5], c[6], bn[6], k=2, p=0),  # 2 → 1
+            *conv(c[1], c[2], bn[2]), *conv(c[2], c[3], bn[3]), hpool(),  # 8 → 4
+            *conv(c[3], c[4], bn[4]), *conv(c[4], c[5], bn[5]), hpool(),  # 4 → 2
+            *conv(c[5], c[6], bn[6], k=2, p=0),  # 2 → 1 (at height 32)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_height(x, self.height)
-        return self.features(x)
+        x = self.features(x)
+        # rows left at heights > 32 (EasyOCR's 64 leaves 3) are averaged, as DTRB's AdaptiveAvgPool2d((None, 1))
+        return x.mean(dim=2, keepdim=True) if self.height_reduce == "mean" else x
 
 
 class BasicBlock(nn.Module):

@@ -113,7 +113,7 @@ def test_onnx_export_of_an_imported_model_matches(tmp_path):
 
 
 def test_what_does_not_map_is_refused_by_name(tmp_path):
-    net, path = _saved(tmp_path)
+    _, path = _saved(tmp_path)
     state = torch.load(path, weights_only=True)
     cases = {
         "TPS transformation": {**state, "module.Transformation.LocalizationNetwork.conv.0.weight": torch.zeros(1)},

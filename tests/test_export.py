@@ -61,18 +61,22 @@ def test_predict_same_text_from_onnx_and_torch_and_survives_a_corrupt_image(tiny
     assert len(written["predictions"]) == 3 and written["unreadable"][0]["image"] == "broken.png"
 
 
-def test_fine_tuning_with_another_charset_reinitializes_only_the_head(tiny_ckpt):
+def test_fine_tuning_with_another_charset_rebuilds_the_head_by_character(tiny_ckpt):
     from conftest import TINY_MODEL
     from crnn_lit.charset import Charset
     from crnn_lit.checkpoint import CheckpointError, init_from
     from crnn_lit.model import build_model
 
     source = load_model(tiny_ckpt).model
-    case = Charset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    model = build_model(TINY_MODEL["backbone"], TINY_MODEL["rnn"], case.num_classes, 1)
+    new = Charset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!")
+    model = build_model(TINY_MODEL["backbone"], TINY_MODEL["rnn"], new.num_classes, 1)
     fresh_head = model.head.weight.clone()
-    assert init_from(model, case, tiny_ckpt).reinitialized == ["head.weight", "head.bias"]
-    assert torch.equal(model.head.weight, fresh_head)
+    assert init_from(model, new, tiny_ckpt).reinitialized == ["head.weight", "head.bias"]
+    old = source.head.weight  # classes: blank, 0-9, a-z
+    assert torch.equal(model.head.weight[:37], old)  # blank, digits and letters: the same rows
+    assert torch.equal(model.head.weight[37:63], old[11:37])  # A-Z start from a-z (the other case)
+    assert torch.equal(model.head.weight[63], fresh_head[63])  # "!" was never there: fresh
+    assert torch.equal(model.head.bias[37:63], source.head.bias[11:37])
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items() if not k.startswith("head"))
     other = build_model({**TINY_MODEL["backbone"], "channels": [8, 16, 32, 32, 64, 64, 32]}, TINY_MODEL["rnn"], 37, 1)
     with pytest.raises(CheckpointError, match="architecture differs"):

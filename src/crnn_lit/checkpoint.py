@@ -146,23 +146,42 @@ def _training_totals(checkpoint: dict, record: dict) -> dict | None:
 
 @dataclass
 class Initialized:
-    reinitialized: list[str]  # keys left at their fresh initialization (the head, when the charset differs)
+    reinitialized: list[str]  # keys rebuilt rather than loaded whole (the head, when the charset differs)
     training: dict | None  # the source's training totals, which the new run continues from
+
+
+def _source_row(source: Charset, char: str) -> int | None:
+    """The class of ``char`` in ``source`` (or of its other case), None when it has neither."""
+    for c in (char, char.swapcase()):
+        if c in source.chars:
+            return source.chars.index(c) + 1
+    return None
 
 
 def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=None) -> Initialized:
     """Start training ``model`` from the weights at ``path`` (fine-tuning).
 
-    The architecture must match. When the checkpoint's charset differs from ``charset``, every weight but the
-    head is loaded and the head keeps its fresh initialization (its rows would mean other characters).
+    The architecture must match. When the checkpoint's charset differs from ``charset``, the head is rebuilt row
+    by row: the blank's row and every character's row come from the same character in the checkpoint (or its
+    other case, e.g. a lowercase model from a case-sensitive one); characters it never had keep their fresh
+    initialization. Every other weight is loaded.
     """
     source = load_model(path)
     reinit: list[str] = []
     state = source.model.state_dict()
+    target = model.state_dict()
+    carried = None
     if source.charset.chars != charset.chars:
         reinit = [k for k in state if k.startswith("head.")]
-        state = {k: v for k, v in state.items() if k not in reinit}
-    target = model.state_dict()
+        rows = [0] + [_source_row(source.charset, c) for c in charset.chars]  # class i ← source class rows[i]
+        for key in reinit:
+            if key in target and target[key].shape[1:] == state[key].shape[1:]:
+                new = target[key].clone()
+                for i, j in enumerate(rows):
+                    if j is not None:
+                        new[i] = state[key][j]
+                state[key] = new
+        carried = sum(j is not None for j in rows)
     wrong = [k for k, v in state.items() if k not in target or target[k].shape != v.shape]
     if wrong:
         raise CheckpointError(f"cannot fine-tune from {path}: its architecture differs at {wrong[:5]} "
@@ -170,8 +189,9 @@ def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=No
     model.load_state_dict(state, strict=False)
     if log is not None:
         if reinit:
-            log.info("initialized from %s; charset differs (%d → %d characters): head re-initialized, "
-                     "all other weights loaded", path, len(source.charset), len(charset))
+            log.info("initialized from %s; charset differs (%d → %d characters): head rebuilt by character "
+                     "(%d of %d rows carried over, the rest fresh), all other weights loaded", path,
+                     len(source.charset), len(charset), carried, charset.num_classes)
         else:
             log.info("initialized from %s (all weights)", path)
     return Initialized(reinit, source.training)

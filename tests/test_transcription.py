@@ -63,3 +63,28 @@ def test_allowed_and_blocked_chars_mask_every_decoder():
         GreedyDecoder(charset, allowed_chars="0-9")
     with pytest.raises(ValueError, match="no character"):
         GreedyDecoder(charset, allowed_chars="a", blocked_chars="a")
+
+
+def test_open_vocabulary_lexicon_keeps_a_far_likelier_reading():
+    """open_ratio 0 is the paper's strict mode, ∞ is lexicon-free; in between the word must be plausible."""
+    from crnn_lit.transcription import LexiconDecoder
+
+    charset = Charset("0123456789abcdefghijklmnopqrstuvwxyz")
+    reading = "hallo"
+    lp = torch.full((2 * len(reading) + 1, 1, charset.num_classes), -9.0)
+    for t in range(lp.shape[0]):  # blank h blank a blank l ... : "hallo", with "e" a distant second at the "a"
+        lp[t, 0, 0 if t % 2 == 0 else charset.chars.index(reading[t // 2]) + 1] = 0.0
+    lp[3, 0, charset.chars.index("e") + 1] = -4.0
+    lp = lp.log_softmax(-1)
+    lengths = torch.tensor([lp.shape[0]])
+    words = ["hello", "world"]
+    strict = LexiconDecoder(charset, lexicon=words).decode(lp, lengths)[0]
+    assert strict.text == "hello"
+    assert LexiconDecoder(charset, lexicon=words, open_ratio=0.0).decode(lp, lengths)[0] == strict
+    assert LexiconDecoder(charset, lexicon=words, open_ratio=math.inf).decode(lp, lengths)[0].text == reading
+    ratio = strict.confidence / GreedyDecoder(charset).decode(lp, lengths)[0].confidence  # ≈ e^-4
+    assert LexiconDecoder(charset, lexicon=words, open_ratio=ratio * 2).decode(lp, lengths)[0].text == reading
+    assert LexiconDecoder(charset, lexicon=words, open_ratio=ratio / 2).decode(lp, lengths)[0].text == "hello"
+    # per-image lists (SVT-50) stay strict whatever the ratio
+    per_image = LexiconDecoder(charset, open_ratio=math.inf).decode(lp, lengths, lexicons=[words])[0]
+    assert per_image.text == "hello"

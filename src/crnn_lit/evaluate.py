@@ -80,14 +80,21 @@ def _lexicon_missing(setting: DictConfig) -> str | None:
     return None if path is None or Path(path).is_file() else f"lexicon file not found: {path}"
 
 
-def _lexicon_column(setting: DictConfig, charset: Charset, cfg: DictConfig):
-    """(decoder, per-image lexicon or None) for one lexicon setting: {file: path} or {per_image: tsv}."""
+def _lexicon_columns(name: str, setting: DictConfig, charset: Charset, cfg: DictConfig) -> list[tuple]:
+    """(column name, decoder, per-image lexicon or None) for one lexicon setting: {file: path} gives the strict
+    column and, with ``lexicon_decoder.open_ratio``, an open-vocabulary one (unless the setting says ``open:
+    false``: a closed vocabulary holding every answer); {per_image: tsv} a strict one."""
     opts = {"delta": cfg.lexicon_decoder.delta, "fallback": cfg.lexicon_decoder.fallback,
             "candidates": cfg.lexicon_decoder.candidates}
     if "file" in setting:
-        return LexiconDecoder(charset, lexicon=Lexicon.from_file(setting.file), **opts), None
+        lexicon = Lexicon.from_file(setting.file)
+        columns = [(name, LexiconDecoder(charset, lexicon=lexicon, **opts), None)]
+        if cfg.lexicon_decoder.get("open_ratio") is not None and setting.get("open", True):
+            open_decoder = LexiconDecoder(charset, lexicon=lexicon, open_ratio=cfg.lexicon_decoder.open_ratio, **opts)
+            columns.append((f"{name} open", open_decoder, None))
+        return columns
     if "per_image" in setting:
-        return LexiconDecoder(charset, **opts), Lexicon.from_tsv(setting.per_image).normalized(charset)
+        return [(name, LexiconDecoder(charset, **opts), Lexicon.from_tsv(setting.per_image).normalized(charset))]
     raise ConfigError(f"a lexicon setting needs `file` or `per_image`, got {OmegaConf.to_container(setting)}")
 
 
@@ -188,7 +195,7 @@ def evaluate(cfg: DictConfig) -> dict:
                 skipped[f"{bench.name} {name}"] = missing
                 log.warning("skipping the %s %s column: %s", bench.name, name, missing)
                 continue
-            settings.append((name, *_lexicon_column(setting, loaded.charset, cfg)))
+            settings += _lexicon_columns(name, setting, loaded.charset, cfg)
         for lexicon, decoder, per_image in settings:
             column, errors = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
                                     cfg.case_sensitive, timing, out_dir)

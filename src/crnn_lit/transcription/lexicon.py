@@ -338,12 +338,20 @@ class LexiconDecoder(Decoder):
             smallest edit distance from l′).
         candidates: N_δ retrieval — ``symdelete`` (default, fastest), ``rapidfuzz``, ``bktree`` or ``linear``.
         prune: bound-ordered early stopping of the exact scoring (identical results; False scores every word).
+        open_ratio: open-vocabulary mode for the global lexicon: its best word w replaces the lexicon-free
+            reading l′ only when p(w|y) ≥ open_ratio · p(l′|y); otherwise l′ stays (a name, a number, a word the
+            lexicon lacks). None (or 0) is the paper's strict mode; ∞ never uses the lexicon. Per-image lists
+            (SVT-50) are always strict. Calibrate it on held-out real data (``bench/calibrate_open_lexicon.py``).
     """
 
     def __init__(self, charset: Charset, lexicon: Lexicon | Sequence[str] | None = None, delta: int = 3,
                  fallback: str = "greedy", candidates: str = "symdelete", prune: bool = True,
-                 allowed_chars: str | None = None, blocked_chars: str | None = None):
+                 open_ratio: float | None = None, allowed_chars: str | None = None,
+                 blocked_chars: str | None = None):
         super().__init__(charset, allowed_chars, blocked_chars)
+        if open_ratio is not None and open_ratio < 0:
+            raise ValueError(f"open_ratio must be >= 0 (or None), got {open_ratio}")
+        self.open_log_ratio = -math.inf if not open_ratio else math.log(open_ratio)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if delta < 0:
@@ -360,7 +368,7 @@ class LexiconDecoder(Decoder):
         self.dropped_words = 0  # entries of per-image lists passed to decode() that the charset cannot express
         # what happened per image: lexicon used, fallbacks taken, words scored exactly
         self.counts = {"images": 0, "global": 0, "per_image": 0, "no_lexicon": 0, "nearest": 0,
-                       "greedy_fallback": 0, "scored": 0}
+                       "greedy_fallback": 0, "open_kept": 0, "scored": 0}
         self._encoded: EncodedWords | None = None
         self._index: CandidateIndex | None = None
         self._list_cache: dict[tuple[str, ...], tuple[EncodedWords, int]] = {}
@@ -432,6 +440,12 @@ class LexiconDecoder(Decoder):
                 if ids.size:
                     wid, score, scored = best_word(frames, encoded, ids, prune=self.prune, greedy=sequences[n])
                     self.counts["scored"] += scored
+                    if wid >= 0 and use_global[n] and self.open_log_ratio > -math.inf:
+                        reading = self._score_text(frames, greedy[n])
+                        if score - reading < self.open_log_ratio:  # l′ is far more likely: keep it
+                            self.counts["open_kept"] += 1
+                            results.append(Prediction(greedy[n], math.exp(reading)))
+                            continue
                     if wid >= 0:
                         results.append(Prediction(encoded.words[wid], math.exp(score)))
                         continue

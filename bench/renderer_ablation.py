@@ -77,7 +77,7 @@ def variant(name: str, args) -> dict:
     ckpt = next((run_dir / "checkpoints").glob("epoch*.ckpt"))
     curve = (run_dir / "learning_curve.csv").read_text().splitlines()
     last = dict(zip(curve[0].split(","), curve[-1].split(","), strict=True))
-    no_lexicons = [f"benchmarks.{b}.lexicons={{}}" for b in ("iiit5k", "svt", "ic15")]
+    no_lexicons = [f"benchmarks.{b}.lexicons=null" for b in ("iiit5k", "svt", "ic15")]
     real = evaluate(ckpt, args.real_root, run_dir / "eval_real_train", ["only=[iiit5k,svt,ic15]", *no_lexicons])
     bench = evaluate(ckpt, args.benchmark_root, run_dir / "eval_benchmarks", [])
     return {"variant": name, "overrides": VARIANTS[name], "images": int(last["images"]),

@@ -146,7 +146,8 @@ class WordRenderer:
             n = lo + below(r, hi - lo + 1)
             pool = self._random_digits if r.random() < 0.5 else self._random_mixed
             return "".join(pool[below(r, len(pool))] for _ in range(n))
-        if self._frequent_cdf is not None and r.random() < self.style.p_frequent:
+        # (no draw at all when p_frequent is 0: the stream of every other decision stays as it was)
+        if self._frequent_cdf is not None and self.style.p_frequent > 0 and r.random() < self.style.p_frequent:
             w = self._frequent[bisect.bisect_right(self._frequent_cdf, r.random())]
         else:
             w = self.words[below(r, len(self.words))]

@@ -19,12 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from hydra.utils import instantiate
+from holdout import holdout_logits
 
-from crnn_lit.checkpoint import load_model
-from crnn_lit.config import PROJECT_ROOT, compose_config
-from crnn_lit.data.sample import BadSample
-from crnn_lit.inference import Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.metrics import protocol_normalize
 from crnn_lit.transcription import GreedyDecoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
@@ -40,20 +37,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "open_lexicon.json"))
     args = ap.parse_args()
 
-    loaded = load_model(args.ckpt)
-    holdout = instantiate(compose_config(["data=real_finetune"]).data.val)  # the 10 % of real_train held out
-    preprocess = Preprocess.from_model_config(loaded.config)
-    images, keys, labels = [], [], []
-    for i in range(len(holdout)):
-        try:
-            sample = holdout[i]
-        except BadSample:
-            continue
-        images.append(preprocess(sample.image))
-        keys.append(sample.key)
-        labels.append(sample.label)
-    backend = TorchBackend(loaded.model)
-    recognized = list(recognize(backend, width_batches(images, 64, keys, labels, output_length=backend.output_length)))
+    loaded, recognized = holdout_logits(args.ckpt)
     lexicon = Lexicon.from_file(args.lexicon)
 
     def accuracy(decoder) -> float:
@@ -67,7 +51,7 @@ def main() -> None:
     greedy = accuracy(GreedyDecoder(loaded.charset))
     tried = {str(t): accuracy(LexiconDecoder(loaded.charset, lexicon=lexicon, open_ratio=t)) for t in RATIOS}
     best = max(RATIOS, key=lambda t: (tried[str(t)], -t))
-    result = {"ckpt": str(args.ckpt), "holdout_images": len(images), "greedy_accuracy": greedy,
+    result = {"ckpt": str(args.ckpt), "holdout_images": sum(len(r.labels) for r in recognized), "greedy_accuracy": greedy,
               "accuracy_by_open_ratio": tried, "chosen_open_ratio": best}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

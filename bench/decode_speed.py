@@ -1,4 +1,4 @@
-"""Decoding speed: greedy, prefix beam search, lexicon-based decoding with the 90k lexicon, N_δ retrieval.
+"""Decoding speed: greedy, prefix beam search (plain and LM-fused, `decoder=beam_lm`), lexicon-based decoding with the 90k lexicon, N_δ retrieval.
 
     python bench/decode_speed.py --ckpt outputs/train/runs/<run>/checkpoints/<best>.ckpt   # realistic log-probs
     python bench/decode_speed.py                                                           # synthetic log-probs
@@ -7,7 +7,7 @@ With ``--ckpt`` the model reads ``--n`` words rendered by the embedded renderer 
 so T = 26); without it, log-probs are *synthetic* (peaked alignments of lexicon words with noise and ~8 %
 misread characters) and the JSON says so. One thread, single process. Reported:
 
-* greedy and beam (width 10) ms/image, decoding batches of ``--batch``;
+* greedy, beam (width 10) and LM-fused beam (conf/decoder/beam_lm.yaml) ms/image, decoding batches of ``--batch``;
 * lexicon decoding (87,623 words, δ = 3): ms/image decoding one image at a time (median, p90, mean, max) and
   batched, the size of N_δ(l′), how many words were scored exactly, and the number of images whose answer
   differs from scoring *every* word of N_δ(l′) exactly (``prune=False``) — must be 0;
@@ -38,7 +38,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from hydra.utils import instantiate
+
 from crnn_lit.charset import Charset
+from crnn_lit.config import compose_config
 from crnn_lit.metrics import TextMetrics
 from crnn_lit.transcription import (
     BeamDecoder,
@@ -189,7 +192,19 @@ def main() -> None:
                        "ms_per_image": round(b_time / n * 1e3, 4), "target_ms": 1.0,
                        "accuracy": accuracy(b_pred, labels),
                        "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, b_pred))}
-    print(f"greedy {results['greedy']}\nbeam {results['beam']}", file=sys.stderr)
+    # LM-fused beam search, as configured (conf/decoder/beam_lm.yaml); the first pass fills the LM caches
+    cfg = compose_config(["decoder=beam_lm"]).decoder
+    beam_lm = instantiate(cfg)(charset)
+    start = time.perf_counter()
+    l_pred = batched(beam_lm, lp, lengths, args.batch)
+    cold_s = time.perf_counter() - start
+    l_time = timed(lambda: batched(beam_lm, lp, lengths, args.batch))
+    results["beam_lm"] = {"lm": Path(cfg.lm).name, "order": beam_lm.fusion.lm.order, "lm_weight": cfg.lm_weight,
+                          "length_bonus": cfg.length_bonus, "beam_width": cfg.beam_width,
+                          "ms_per_image": round(l_time / n * 1e3, 4), "first_pass_ms_per_image": round(cold_s / n * 1e3, 4),
+                          "target_ms": 2.0, "accuracy": accuracy(l_pred, labels),
+                          "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, l_pred))}
+    print(f"greedy {results['greedy']}\nbeam {results['beam']}\nbeam_lm {results['beam_lm']}", file=sys.stderr)
 
     # --- lexicon-based, 90k words, delta 3 -------------------------------------------------------------
     start = time.perf_counter()

@@ -59,7 +59,8 @@ def bench_root(tmp_path):
 
 def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluate, monkeypatch, tmp_path):
     monkeypatch.setattr(evaluate_module, "recognize", fake_recognize)
-    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt,iiit5k]"])
+    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt,iiit5k]",
+                            "~decoder@lm_decoder"])
     with open_dict(cfg):
         del cfg.benchmarks.svt.lexicons["90k"]  # keep the fixture to its own per-image lexicon
     result = evaluate_module.evaluate(cfg)
@@ -79,6 +80,39 @@ def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluat
     assert sheet.height == 2 * (2 * 32 + 8)
 
 
+def test_evaluate_adds_the_language_model_column(tiny_ckpt, bench_root, compose_evaluate, monkeypatch, tmp_path):
+    """By default a second lexicon-free column decodes with decoder=beam_lm: with a confident model whose only doubt
+    is 0-or-o in "w0rld", the LM reads "world"; what greedy reads right stays right."""
+
+    def confident(backend, batches, timing=None):
+        for b in batches:
+            texts = [BENCH[k][1] for k in b.keys]
+            steps = max(2 * len(t) + 1 for t in texts)
+            probs = torch.full((steps, len(texts), len(CHARS) + 1), 1e-6)
+            for n, text in enumerate(texts):
+                for t in range(steps):
+                    c = CHARS.index(text[t // 2]) + 1 if t % 2 and t // 2 < len(text) else 0
+                    probs[t, n, c] = 1.0
+                    if text == "w0rld" and t == 3:  # the doubtful glyph
+                        probs[t, n, CHARS.index("o") + 1] = 0.8
+            yield Recognized((probs / probs.sum(-1, keepdim=True)).log(), torch.tensor([2 * len(t) + 1 for t in texts]),
+                             b.keys, b.labels)
+
+    monkeypatch.setattr(evaluate_module, "recognize", confident)
+    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt]"])
+    with open_dict(cfg):
+        cfg.benchmarks.svt.lexicons = None
+    result = evaluate_module.evaluate(cfg)
+    none, lm = result["columns"]
+    assert (none["lexicon"], lm["lexicon"], lm["images"]) == ("none", "beam+LM", 5)
+    readings = {row.split("\t")[0]: row.split("\t")[2]
+                for row in (tmp_path / "predictions" / "SVT_beam+LM.tsv").read_text().splitlines()[1:]}
+    assert readings == {"img/a.png": "hello", "img/b.png": "world", "img/c.png": "abd", "img/d.png": "x1", "img/e.png": ""}
+    assert (none["accuracy"], lm["accuracy"]) == (pytest.approx(2 / 5), pytest.approx(3 / 5))
+    assert "SVT beam+LM" in (tmp_path / "results.md").read_text()
+    assert result["combined_accuracy_lexicon_free"] == pytest.approx(none["accuracy"])  # the decoder= column only
+
+
 def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_evaluate, monkeypatch, tmp_path):
     """A DTRB/parseq evaluation tree (IIIT5k_3000/, SVTP/ as LMDBs in DTRB's key layout) beside one of our folders:
     every image is read, the SVT lexicon column whose file is absent is skipped with its reason, not a crash."""
@@ -95,7 +129,8 @@ def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_eval
     write_dtrb_lmdb(root / "IIIT5k_3000", [(data, label) for _, data, label in good_entries(12)])
     write_dtrb_lmdb(root / "SVTP", [(data, label) for _, data, label in good_entries(5, seed=50)])
     write_folder(root / "svt", good_entries(4, seed=90))  # no lexicon50.tsv beside it
-    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={root}", "only=[iiit5k,svt,svtp]"])
+    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={root}", "only=[iiit5k,svt,svtp]",
+                            "~decoder@lm_decoder"])
     with open_dict(cfg):
         for key in ("iiit5k", "svt"):
             cfg.benchmarks[key].lexicons.pop("90k", None)

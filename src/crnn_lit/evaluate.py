@@ -30,6 +30,7 @@ from crnn_lit.transcription import Decoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
 
 log = logging.getLogger("crnn_lit.evaluate")
+LM_COLUMN = "beam+LM"  # the column of `lm_decoder` (conf/evaluate.yaml)
 
 
 @dataclass
@@ -189,6 +190,8 @@ def evaluate(cfg: DictConfig) -> dict:
         timing = Timing()
         recognized = list(recognize(backend, width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length), timing))
         settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
+        if cfg.get("lm_decoder"):  # lexicon-free too, with the language model
+            settings.append((LM_COLUMN, instantiate(cfg.lm_decoder)(loaded.charset), None))
         for name, setting in (bench.lexicons or {}).items():
             missing = _lexicon_missing(setting)
             if missing:

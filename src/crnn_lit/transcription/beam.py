@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import heapq
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from crnn_lit.transcription.base import Decoder, Prediction
+
+if TYPE_CHECKING:
+    from crnn_lit.transcription.lm import LMFusion
 
 NEG_INF = float("-inf")
 
@@ -71,9 +75,9 @@ def frame_candidates(log_probs: np.ndarray, lengths: np.ndarray, mass: float, to
     return out
 
 
-def prefix_beam_search(rows: list[list[float]], candidates: list[list[tuple[int, float]]], beam_width: int
-                       ) -> list[tuple[tuple[int, ...], float]]:
-    """The final beam of one image as ``(prefix, log p(prefix))``, best first.
+def prefix_beam_search(rows: list[list[float]], candidates: list[list[tuple[int, float]]], beam_width: int,
+                       fusion: LMFusion | None = None) -> list[tuple[tuple[int, ...], float]]:
+    """The final beam of one image as ``(prefix, log p(prefix|y))``, best first.
 
     ``rows[t]`` is the full log-probability row of frame t (blank = 0) and ``candidates[t]`` the classes that may
     start a new character at t, most probable first (see :func:`frame_candidates`). Only valid frames are passed.
@@ -84,27 +88,35 @@ def prefix_beam_search(rows: list[list[float]], candidates: list[list[tuple[int,
     merged. A min-heap holds the ``beam_width`` best lower bounds seen so far, so an extension that cannot
     beat them is skipped, and so are all weaker classes and prefixes after it — the kept beam is the same as
     scoring every extension (up to exact ties).
+
+    With ``fusion`` (shallow fusion of a language model, :class:`~crnn_lit.transcription.lm.LMFusion`) prefixes
+    are ranked by log p(prefix|y) plus the sum of ``fusion.bonus`` over its characters, the final beam adds
+    ``fusion.end``; the returned scores stay log p(prefix|y). Without it (or with α = β = 0) the search is the
+    plain one.
     """
     lae = _logaddexp
     push, pushpop = heapq.heappush, heapq.heappushpop
-    beams: list[tuple[tuple[int, ...], float, float, float]] = [((), 0.0, NEG_INF, 0.0)]  # prefix, pb, pnb, total
+    bonus = fusion.bonus if fusion is not None else None
+    max_bonus = fusion.max_bonus if fusion is not None else 0.0
+    # prefix, pb, pnb, total = log p(prefix|y) so far, lm = its fusion score; kept best first by total + lm
+    beams: list[tuple[tuple[int, ...], float, float, float, float]] = [((), 0.0, NEG_INF, 0.0, 0.0)]
     for row, cands in zip(rows, candidates):
         lp_blank = row[0]
         stay: dict[tuple[int, ...], list[float]] = {}
         heap: list[float] = []
-        for prefix, pb, pnb, total in beams:
-            entry = [total + lp_blank, pnb + row[prefix[-1]] if prefix else NEG_INF]
+        for prefix, pb, pnb, total, lm in beams:
+            entry = [total + lp_blank, pnb + row[prefix[-1]] if prefix else NEG_INF, lm]
             stay[prefix] = entry
-            push(heap, lae(entry[0], entry[1]))
+            push(heap, lae(entry[0], entry[1]) + lm)
         floor = heap[0] if len(heap) >= beam_width else NEG_INF
-        fresh: list[tuple[float, tuple[int, ...]]] = []
+        fresh: list[tuple[float, tuple[int, ...], float]] = []
         best_lp = cands[0][1] if cands else NEG_INF
-        for prefix, pb, pnb, total in beams:  # best first
-            if total + best_lp <= floor:
+        for prefix, pb, pnb, total, lm in beams:  # best first
+            if total + lm + best_lp + max_bonus <= floor:
                 break
             last = prefix[-1] if prefix else -1
             for c, lp in cands:  # most probable first
-                if total + lp <= floor:
+                if total + lm + lp + max_bonus <= floor:
                     break
                 score = (pb if c == last else total) + lp
                 new = prefix + (c,)
@@ -112,23 +124,29 @@ def prefix_beam_search(rows: list[list[float]], candidates: list[list[tuple[int,
                 if entry is not None:  # reaches a staying prefix: merge
                     entry[1] = lae(entry[1], score)
                     continue
-                if score <= floor:
+                new_lm = lm + bonus(prefix, c) if bonus is not None else lm
+                fused = score + new_lm
+                if fused <= floor:
                     continue
-                fresh.append((score, new))
+                fresh.append((score, new, new_lm))
                 if len(heap) >= beam_width:
-                    pushpop(heap, score)
+                    pushpop(heap, fused)
                     floor = heap[0]
                 else:
-                    push(heap, score)
+                    push(heap, fused)
                     if len(heap) >= beam_width:
                         floor = heap[0]
-        scored = [(lae(pb, pnb), p, pb, pnb) for p, (pb, pnb) in stay.items()]
-        scored.extend((sc, p, NEG_INF, sc) for sc, p in fresh)
+        scored = []
+        for p, (pb, pnb, lm) in stay.items():
+            total = lae(pb, pnb)
+            scored.append((total + lm, p, pb, pnb, total, lm))
+        scored.extend((sc + lm, p, NEG_INF, sc, sc, lm) for sc, p, lm in fresh)
         scored.sort(key=_first, reverse=True)
-        beams = [(p, pb, pnb, total) for total, p, pb, pnb in scored[:beam_width]]
-    final = [(p, total) for p, _, _, total in beams]
-    final.sort(key=lambda x: (-x[1], x[0]))
-    return final
+        beams = [(p, pb, pnb, total, lm) for _, p, pb, pnb, total, lm in scored[:beam_width]]
+    end = fusion.end if fusion is not None else None
+    final = [(total + lm + (end(p) if end is not None else 0.0), p, total) for p, _, _, total, lm in beams]
+    final.sort(key=lambda x: (-x[0], x[1]))
+    return [(p, total) for _, p, total in final]
 
 
 def _first(item):
@@ -143,12 +161,16 @@ class BeamDecoder(Decoder):
         prune_mass: per frame, new characters are tried only from the most probable non-blank classes whose
             cumulative probability reaches this mass (1.0 = all classes).
         prune_top_k: at most this many new-character classes per frame (None = no cap).
+        lm: a character n-gram language model file (:mod:`crnn_lit.transcription.lm`) fused into the search
+            with weight ``lm_weight`` (α) and a per-character bonus ``length_bonus`` (β):
+            log p(l|y) + α·log P_LM(l) + β·|l| (``decoder=beam_lm``). None = no language model.
 
     With pruning and a finite beam the confidence is a lower bound of the exact p(l|y) (alignments through
     dropped prefixes are lost); with ``prune_mass=1`` and a beam wide enough to hold every prefix it is exact.
     """
 
     def __init__(self, charset, beam_width: int = 10, prune_mass: float = 0.9999, prune_top_k: int | None = 16,
+                 lm: str | None = None, lm_weight: float = 0.0, length_bonus: float = 0.0,
                  allowed_chars: str | None = None, blocked_chars: str | None = None):
         super().__init__(charset, allowed_chars, blocked_chars)
         if beam_width < 1:
@@ -158,16 +180,21 @@ class BeamDecoder(Decoder):
         self.beam_width = int(beam_width)
         self.prune_mass = float(prune_mass)
         self.prune_top_k = None if prune_top_k is None else int(prune_top_k)
+        self.fusion: LMFusion | None = None
+        if lm:
+            from crnn_lit.transcription.lm import CharNgramLM, LMFusion  # runs as a CLI too (python -m ...lm)
+
+            self.fusion = LMFusion(CharNgramLM.load(lm), charset, lm_weight, length_bonus)
 
     def beams(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[tuple[int, ...], float]]]:
-        """The final beam of every image (class sequences with log-probabilities, best first)."""
+        """The final beam of every image (class sequences with log p(l|y)), best (fused) first."""
         lp = log_probs.detach().float().cpu().numpy()
         lens = np.minimum(lengths.detach().cpu().numpy().astype(np.int64), lp.shape[0])
         cands = frame_candidates(lp, lens, self.prune_mass, self.prune_top_k)
         out = []
         for n in range(lp.shape[1]):
             rows = lp[: lens[n], n].tolist()
-            out.append(prefix_beam_search(rows, cands[n], self.beam_width))
+            out.append(prefix_beam_search(rows, cands[n], self.beam_width, self.fusion))
         return out
 
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:

@@ -1,0 +1,33 @@
+"""The real_train hold-out, read by a model: what calibration scripts tune decoders on — never a benchmark.
+
+The hold-out is `data=real_finetune`'s validation split (10 % of ../shared/data/real_train by a hash of the
+path); the shipped models never trained on it.
+"""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+
+from crnn_lit.checkpoint import load_model
+from crnn_lit.config import compose_config
+from crnn_lit.data.sample import BadSample
+from crnn_lit.inference import Preprocess, TorchBackend, recognize, width_batches
+
+
+def holdout_logits(ckpt: str, batch_size: int = 64):
+    """``(loaded model, list of Recognized batches)`` for every readable hold-out image."""
+    loaded = load_model(ckpt)
+    holdout = instantiate(compose_config(["data=real_finetune"]).data.val)
+    preprocess = Preprocess.from_model_config(loaded.config)
+    images, keys, labels = [], [], []
+    for i in range(len(holdout)):
+        try:
+            sample = holdout[i]
+        except BadSample:
+            continue
+        images.append(preprocess(sample.image))
+        keys.append(sample.key)
+        labels.append(sample.label)
+    backend = TorchBackend(loaded.model)
+    batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length)
+    return loaded, list(recognize(backend, batches))

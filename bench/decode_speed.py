@@ -37,6 +37,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the BK-tree (the paper's retrieval) is a test oracle, timed here
 
 from hydra.utils import instantiate
 
@@ -45,7 +46,6 @@ from crnn_lit.config import compose_config
 from crnn_lit.metrics import TextMetrics
 from crnn_lit.transcription import (
     BeamDecoder,
-    BKTree,
     GreedyDecoder,
     Lexicon,
     LexiconDecoder,
@@ -53,6 +53,7 @@ from crnn_lit.transcription import (
     SymDeleteIndex,
 )
 from crnn_lit.transcription.lexicon import _forward_torch
+from oracles import BKTree
 
 DEFAULT_LEXICON = ROOT.parent / "shared" / "data" / "lexicons" / "mjsynth90k_generic_vocabulary.txt"
 T_FRAMES = 26  # width 100 → T = 100 // 4 + 1

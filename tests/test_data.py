@@ -4,10 +4,11 @@ import torch
 
 from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
-from crnn_lit.data.dataset import Item, PreparedDataset, ctc_min_frames
+from crnn_lit.data.dataset import Item, PreparedDataset
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.transforms import Resize, to_channels
 from crnn_lit.model.backbone import WidthPlan
+from crnn_lit.transcription.ctc import min_frames
 
 output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 
@@ -38,10 +39,10 @@ def _prepared(items, policy="bucketed", max_width=400):
     return PreparedDataset(ListSource(items), LOWER, Resize(32, 16, max_width, policy, 100), 1, output_length)
 
 
-def test_ctc_min_frames_counts_repeats():
-    assert ctc_min_frames("abc") == 3
-    assert ctc_min_frames("hello") == 6  # 'll' needs a blank between
-    assert ctc_min_frames("aaa") == 5
+def test_min_frames_counts_repeats():
+    assert min_frames("abc") == 3
+    assert min_frames("hello") == 6  # 'll' needs a blank between
+    assert min_frames("aaa") == 5
 
 
 def test_too_long_labels_are_rejected_and_counted():

@@ -18,16 +18,15 @@ from conftest import SHARED_DATA
 from crnn_lit.charset import Charset
 from crnn_lit.transcription import (
     BeamDecoder,
-    BKTree,
     GreedyDecoder,
     LexiconDecoder,
-    LinearScan,
     RapidfuzzIndex,
     SymDeleteIndex,
     collapse,
     ctc_log_likelihoods,
 )
 from crnn_lit.transcription.lexicon import EncodedWords, Lexicon, _forward_torch, best_word, load_lexicon
+from oracles import BKTree, LinearScan
 
 
 def labelling_probs(log_probs: np.ndarray) -> dict[tuple[int, ...], float]:
@@ -199,7 +198,7 @@ def test_global_lexicon_uses_n_delta_of_the_greedy_result():
     cs = alphabet(5)  # "abcd"
     words = random_words(r, "abcd", 200, 6)
     decoders = {kind: LexiconDecoder(cs, Lexicon(words=words), delta=2, candidates=kind)
-                for kind in ("symdelete", "rapidfuzz", "bktree", "linear")}
+                for kind in ("symdelete", "rapidfuzz")}
     exhaustive = LexiconDecoder(cs, Lexicon(words=words), delta=2, prune=False)
     for _ in range(15):
         steps = 8

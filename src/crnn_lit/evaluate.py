@@ -85,17 +85,17 @@ def _lexicon_columns(name: str, setting: DictConfig, charset: Charset, cfg: Dict
     """(column name, decoder, per-image lexicon or None) for one lexicon setting: {file: path} gives the strict
     column and, with ``lexicon_decoder.open_ratio``, an open-vocabulary one (unless the setting says ``open:
     false``: a closed vocabulary holding every answer); {per_image: tsv} a strict one."""
-    opts = {"delta": cfg.lexicon_decoder.delta, "fallback": cfg.lexicon_decoder.fallback,
-            "candidates": cfg.lexicon_decoder.candidates}
+    def build(lexicon, **overrides) -> LexiconDecoder:
+        return instantiate(cfg.lexicon_decoder, lexicon=lexicon, **overrides)(charset)
+
     if "file" in setting:
         lexicon = Lexicon.from_file(setting.file)
-        columns = [(name, LexiconDecoder(charset, lexicon=lexicon, **opts), None)]
+        columns = [(name, build(lexicon, open_ratio=None), None)]
         if cfg.lexicon_decoder.get("open_ratio") is not None and setting.get("open", True):
-            open_decoder = LexiconDecoder(charset, lexicon=lexicon, open_ratio=cfg.lexicon_decoder.open_ratio, **opts)
-            columns.append((f"{name} open", open_decoder, None))
+            columns.append((f"{name} open", build(lexicon), None))
         return columns
     if "per_image" in setting:
-        return [(name, LexiconDecoder(charset, **opts), Lexicon.from_tsv(setting.per_image).normalized(charset))]
+        return [(name, build(None, open_ratio=None), Lexicon.from_tsv(setting.per_image).normalized(charset))]
     raise ConfigError(f"a lexicon setting needs `file` or `per_image`, got {OmegaConf.to_container(setting)}")
 
 

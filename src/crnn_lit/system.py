@@ -11,7 +11,6 @@ from collections.abc import Callable
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CHECKPOINT_KEY, model_record
@@ -20,6 +19,7 @@ from crnn_lit.metrics import TextMetrics
 from crnn_lit.model.crnn import CRNN
 from crnn_lit.tracking import ValSamples
 from crnn_lit.transcription import Decoder, GreedyDecoder
+from crnn_lit.transcription.ctc import ctc_loss
 
 RNG_KEY = "crnn_lit_rng"
 
@@ -59,10 +59,7 @@ class CRNNSystem(L.LightningModule):
         return self.model(images.contiguous(memory_format=self.memory_format))
 
     def _ctc_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        # CTC in fp32 even under mixed precision: log-space sums over alignments underflow in 16 bits.
-        log_probs = F.log_softmax(logits.float(), dim=2)
-        return F.ctc_loss(log_probs, batch.targets, batch.input_lengths, batch.target_lengths,
-                          blank=0, reduction="mean", zero_infinity=True)
+        return ctc_loss(logits, batch.targets, batch.input_lengths, batch.target_lengths)
 
     # --- training --------------------------------------------------------------------------------------
     def on_train_start(self) -> None:

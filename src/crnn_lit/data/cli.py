@@ -27,10 +27,10 @@ import numpy as np
 
 from crnn_lit.charset import Charset
 from crnn_lit.config import PROJECT_ROOT
-from crnn_lit.data.dataset import ctc_min_frames
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.data.sources.image_io import decode_image
+from crnn_lit.transcription.ctc import min_frames
 
 log = logging.getLogger("crnn_lit.data")
 
@@ -204,7 +204,7 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], *, he
                 reject("bad_image", f"{key} shape {image.shape}")
                 continue
             widths[i] = resize.width_for(image.shape[1], image.shape[0])
-        if ctc_min_frames(label) > output_length(int(widths[i])):
+        if min_frames(label) > output_length(int(widths[i])):
             reject("too_long", f"{key} {label!r} at width {widths[i]}")
 
     usable = n - sum(filtered.values())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from torch.utils.data import Dataset
 from crnn_lit.charset import Charset
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.transforms import Resize, to_channels, to_tensor
+from crnn_lit.transcription.ctc import min_frames
 
 
 @dataclass
@@ -38,11 +38,6 @@ class Rejected:
 def seed32(*entropy: int) -> int:
     """A 32-bit seed mixed from integers (numpy's SeedSequence: nearby inputs give unrelated seeds)."""
     return int(np.random.SeedSequence([int(e) % 2**63 for e in entropy]).generate_state(1)[0])
-
-
-def ctc_min_frames(label: str) -> int:
-    """Frames CTC needs for ``label``: one per character plus a blank between each pair of equal neighbours."""
-    return len(label) + sum(a == b for a, b in pairwise(label))
 
 
 class PreparedDataset(Dataset):
@@ -102,6 +97,6 @@ class PreparedDataset(Dataset):
             except Exception as err:  # noqa: BLE001 — a broken transform must not end the epoch: count it
                 return Rejected("augment_error", sample.key, f"{type(err).__name__}: {err}")
             image = self.resize(image)  # a no-op unless a transform changed the size
-        if ctc_min_frames(label) > self.output_length(image.shape[1]):
+        if min_frames(label) > self.output_length(image.shape[1]):
             return Rejected("too_long", sample.key, label)
         return Item(to_tensor(image), self.charset.encode(label), label, sample.key)

@@ -1,13 +1,34 @@
-"""CTC building blocks shared by every decoder: the many-to-one map B and the best path."""
+"""The CTC toolbox, one copy of each piece: the training loss, the many-to-one map B, the best path, and the
+frames a label needs. Decoders, the training module and the data pipeline import them from here; the exact
+p(l|y) of given labellings is :func:`crnn_lit.transcription.lexicon.ctc_log_likelihoods`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 
 T = TypeVar("T")
+BLANK = 0
+
+
+def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
+             target_lengths: torch.Tensor) -> torch.Tensor:
+    """The paper's objective, −Σ log p(l|y) averaged over the batch (each term divided by its label length, as
+    torch does), from raw logits (T, N, C). In fp32 even under mixed precision: log-space sums over alignments
+    underflow in 16 bits. Infeasible pairs (a label needing more frames than the image has) give 0, not inf."""
+    log_probs = F.log_softmax(logits.float(), dim=2)
+    return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="mean",
+                      zero_infinity=True)
+
+
+def min_frames(label: Sequence) -> int:
+    """Frames CTC needs for ``label`` (characters or class indices): one per symbol plus a blank between each
+    pair of equal neighbours (``ll`` needs ``l-l``)."""
+    return len(label) + sum(a == b for a, b in pairwise(label))
 
 
 def collapse(path: Sequence[T], blank: T) -> list[T]:

@@ -43,6 +43,7 @@ import torch
 from crnn_lit.charset import Charset
 from crnn_lit.transcription.base import Decoder, Prediction
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
+from crnn_lit.transcription.ctc import best_path, min_frames
 
 FALLBACKS = ("greedy", "nearest")
 
@@ -176,8 +177,7 @@ class EncodedWords:
         self.codes = np.zeros((len(self.words), max(width, 1)), dtype=np.int64)
         for i, w in enumerate(self.words):
             self.codes[i, : len(w)] = charset.encode(w)
-        repeats = (self.codes[:, 1:] == self.codes[:, :-1]) & (self.codes[:, 1:] != 0)
-        self.min_frames = self.lengths + repeats.sum(axis=1)  # CTC needs a blank between repeated characters
+        self.min_frames = np.array([min_frames(w) for w in self.words], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -315,16 +315,6 @@ def best_word(log_probs: np.ndarray, encoded: EncodedWords, ids: np.ndarray | No
     return int(feasible[i]), float(scores[i]), scored
 
 
-def best_path_numpy(log_probs: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
-    """:func:`crnn_lit.transcription.ctc.best_path` on a numpy (T, N, C) array (cheaper for small batches)."""
-    steps = log_probs.shape[0]
-    best = log_probs.argmax(axis=2)  # (T, N)
-    keep = best != 0
-    keep[1:] &= best[1:] != best[:-1]
-    keep &= np.arange(steps)[:, None] < lengths[None, :]
-    return [best[keep[:, n], n].tolist() for n in range(best.shape[1])]
-
-
 # --- the decoder -----------------------------------------------------------------------------------------
 
 class LexiconDecoder(Decoder):
@@ -336,7 +326,7 @@ class LexiconDecoder(Decoder):
         delta: edit-distance radius δ of N_δ(l′) for the global lexicon (paper: 3).
         fallback: when N_δ(l′) is empty — ``greedy`` (return l′) or ``nearest`` (score the words at the
             smallest edit distance from l′).
-        candidates: N_δ retrieval — ``symdelete`` (default, fastest), ``rapidfuzz``, ``bktree`` or ``linear``.
+        candidates: N_δ retrieval — ``symdelete`` (default, fastest) or ``rapidfuzz``.
         prune: bound-ordered early stopping of the exact scoring (identical results; False scores every word).
         open_ratio: open-vocabulary mode for the global lexicon: its best word w replaces the lexicon-free
             reading l′ only when p(w|y) ≥ open_ratio · p(l′|y); otherwise l′ stays (a name, a number, a word the
@@ -356,8 +346,8 @@ class LexiconDecoder(Decoder):
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if delta < 0:
             raise ValueError(f"delta must be >= 0, got {delta}")
-        if candidates not in ("symdelete", "rapidfuzz", "bktree", "linear"):
-            raise ValueError(f"unknown candidates {candidates!r}; choose symdelete, rapidfuzz, bktree or linear")
+        if candidates not in ("symdelete", "rapidfuzz"):
+            raise ValueError(f"unknown candidates {candidates!r}; choose symdelete or rapidfuzz")
         if lexicon is not None and not isinstance(lexicon, Lexicon):
             lexicon = Lexicon(words=list(lexicon))
         self.lexicon = lexicon.normalized(charset) if lexicon is not None else None
@@ -404,7 +394,7 @@ class LexiconDecoder(Decoder):
                 lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
         lp = log_probs.detach().to(torch.float64).cpu().numpy()  # exact scoring runs in float64
         lens = np.minimum(lengths.detach().cpu().numpy().astype(np.int64), lp.shape[0])
-        sequences = best_path_numpy(lp, lens)
+        sequences, _ = best_path(torch.from_numpy(lp), torch.from_numpy(lens))
         greedy = [self.charset.decode(s) for s in sequences]
         batch = lp.shape[1]
         if lexicons is not None and len(lexicons) != batch:

@@ -20,10 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from holdout import holdout_logits
+from holdout import accuracy, holdout_logits
 
 from crnn_lit.config import PROJECT_ROOT
-from crnn_lit.metrics import protocol_normalize
 from crnn_lit.transcription import BeamDecoder, GreedyDecoder
 from crnn_lit.transcription import lm as char_lm
 
@@ -41,13 +40,6 @@ def main() -> None:
 
     loaded, recognized = holdout_logits(args.ckpt)
 
-    def accuracy(decoder) -> float:
-        hits = total = 0
-        for r in recognized:
-            for p, label in zip(decoder.decode(r.log_probs, r.lengths), r.labels, strict=True):
-                hits += protocol_normalize(p.text) == protocol_normalize(label)
-                total += 1
-        return hits / total
 
     tried = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,12 +49,12 @@ def main() -> None:
                           "--frequency", str(WORDS / "frequency" / "english_frequency.tsv"), "--order", str(order)])
             for alpha, beta in itertools.product(ALPHAS, BETAS):
                 decoder = BeamDecoder(loaded.charset, lm=str(path), lm_weight=alpha, length_bonus=beta)
-                tried.append({"order": order, "alpha": alpha, "beta": beta, "accuracy": accuracy(decoder)})
+                tried.append({"order": order, "alpha": alpha, "beta": beta, "accuracy": accuracy(recognized, decoder)})
                 print(tried[-1], flush=True)
     best = max(tried, key=lambda t: (t["accuracy"], -t["alpha"], -t["beta"], -t["order"]))
     result = {"ckpt": str(args.ckpt), "holdout_images": sum(len(r.labels) for r in recognized),
-              "greedy_accuracy": accuracy(GreedyDecoder(loaded.charset)),
-              "beam_accuracy": accuracy(BeamDecoder(loaded.charset)), "chosen": best, "tried": tried}
+              "greedy_accuracy": accuracy(recognized, GreedyDecoder(loaded.charset)),
+              "beam_accuracy": accuracy(recognized, BeamDecoder(loaded.charset)), "chosen": best, "tried": tried}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "tried"}, indent=2))
 

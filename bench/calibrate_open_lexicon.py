@@ -19,10 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from holdout import holdout_logits
+from holdout import accuracy, holdout_logits
 
 from crnn_lit.config import PROJECT_ROOT
-from crnn_lit.metrics import protocol_normalize
 from crnn_lit.transcription import GreedyDecoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
 
@@ -40,16 +39,9 @@ def main() -> None:
     loaded, recognized = holdout_logits(args.ckpt)
     lexicon = Lexicon.from_file(args.lexicon)
 
-    def accuracy(decoder) -> float:
-        hits = total = 0
-        for r in recognized:
-            for p, label in zip(decoder.decode(r.log_probs, r.lengths), r.labels, strict=True):
-                hits += protocol_normalize(p.text) == protocol_normalize(label)
-                total += 1
-        return hits / total
 
-    greedy = accuracy(GreedyDecoder(loaded.charset))
-    tried = {str(t): accuracy(LexiconDecoder(loaded.charset, lexicon=lexicon, open_ratio=t)) for t in RATIOS}
+    greedy = accuracy(recognized, GreedyDecoder(loaded.charset))
+    tried = {str(t): accuracy(recognized, LexiconDecoder(loaded.charset, lexicon=lexicon, open_ratio=t)) for t in RATIOS}
     best = max(RATIOS, key=lambda t: (tried[str(t)], -t))
     result = {"ckpt": str(args.ckpt), "holdout_images": sum(len(r.labels) for r in recognized), "greedy_accuracy": greedy,
               "accuracy_by_open_ratio": tried, "chosen_open_ratio": best}

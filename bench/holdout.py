@@ -12,6 +12,7 @@ from crnn_lit.checkpoint import load_model
 from crnn_lit.config import compose_config
 from crnn_lit.data.sample import BadSample
 from crnn_lit.inference import Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.metrics import protocol_normalize
 
 
 def holdout_logits(ckpt: str, batch_size: int = 64):
@@ -31,3 +32,13 @@ def holdout_logits(ckpt: str, batch_size: int = 64):
     backend = TorchBackend(loaded.model)
     batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length)
     return loaded, list(recognize(backend, batches))
+
+
+def accuracy(recognized, decoder) -> float:
+    """Word accuracy of ``decoder`` on the recognized hold-out (standard protocol: lowercase, [0-9a-z])."""
+    hits = total = 0
+    for r in recognized:
+        for p, label in zip(decoder.decode(r.log_probs, r.lengths), r.labels, strict=True):
+            hits += protocol_normalize(p.text) == protocol_normalize(label)
+            total += 1
+    return hits / total

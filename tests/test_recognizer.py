@@ -83,9 +83,9 @@ def test_an_unreadable_image_is_reported_and_the_rest_read(shipped, folder, capl
         got = shipped.read([folder, np.zeros((32, 80), np.float64), np.asarray(draw("hotel")), 42])
     by_image = {p.image: p for p in got}
     assert [p.text for p in got if p.error is None] == WORDS + ["hotel"]
-    assert by_image[str(folder / "broken.png")].error.startswith("unreadable:")
-    assert by_image["#1"].error == "bad_image: #1: bad_image (array dtype float64; expected uint8 (0-255))"
-    assert by_image["#3"].error == "bad_image: #3: bad_image (int is not an image (a path, PIL image or array))"
+    assert by_image[str(folder / "broken.png")].error.startswith("unreadable (UnidentifiedImageError: cannot identify image file")
+    assert by_image["#1"].error == "bad_image (array dtype float64; expected uint8 (0-255))"
+    assert by_image["#3"].error == "bad_image (int is not an image (a path, PIL image or array))"
     assert (by_image["#1"].text, by_image["#1"].confidence) == ("", 0.0)
     assert "cannot read #1 (bad_image); skipped" in caplog.text
 

@@ -94,7 +94,7 @@ class Recognizer:
                 tensors.append(self.preprocess(array))
                 keys.append(key)
             except BadSample as err:
-                failed[key] = Prediction("", 0.0, key, f"{err.reason}: {err}")
+                failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)
                 log.warning("cannot read %s (%s); skipped", key, err.reason)
         read = {}
         batches = width_batches(tensors, self.batch_size, keys, output_length=self.backend.output_length)

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# src/crnn_lit/config.py → the checkout root (where conf/ and data/ live)
+# src/crnn_lit/config.py → the checkout root (where conf/ and data/ live in the repository)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = PROJECT_ROOT / "conf"
+# A built wheel carries conf/ and the runtime assets of data/ inside the package, as crnn_lit/conf and
+# crnn_lit/assets (pyproject's package-dir mapping); a checkout run (PYTHONPATH=src, editable install) has neither
+# and reads the repository's own folders, so there is one copy of each file in git.
+_PACKAGE = Path(str(files("crnn_lit")))  # an installed wheel is unzipped: a real folder Hydra can search
+INSTALLED = (_PACKAGE / "conf").is_dir()
+CONFIG_DIR = _PACKAGE / "conf" if INSTALLED else PROJECT_ROOT / "conf"
+ASSETS_DIR = _PACKAGE / "assets" if INSTALLED else PROJECT_ROOT / "data"
+
+
+def root_dir() -> Path:
+    """Where ``outputs/`` and repository-relative paths (``../shared/data``) start: the checkout when run from one,
+    else the working directory (an installed package's folder is no place for run outputs)."""
+    return Path.cwd() if INSTALLED else PROJECT_ROOT
 
 
 def register_resolvers() -> None:
-    """``${crnn_lit_root:}`` = the checkout root, so paths in conf/ work from any working directory;
-    ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name."""
+    """``${crnn_lit_root:}`` = ``root_dir()`` and ``${crnn_lit_assets:}`` = the shipped runtime assets, so paths in
+    conf/ work from any working directory; ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name."""
     if not OmegaConf.has_resolver("crnn_lit_root"):
-        OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(PROJECT_ROOT))
+        OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(root_dir()))
+    if not OmegaConf.has_resolver("crnn_lit_assets"):
+        OmegaConf.register_new_resolver("crnn_lit_assets", lambda: str(ASSETS_DIR))
     if not OmegaConf.has_resolver("metric_tag"):
         OmegaConf.register_new_resolver("metric_tag", lambda name: str(name).rsplit("/", 1)[-1])
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from crnn_lit.charset import Charset
-from crnn_lit.config import PROJECT_ROOT
+from crnn_lit.config import ASSETS_DIR
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.data.sources.image_io import decode_image
@@ -39,7 +39,7 @@ CHARSETS = {"lowercase": "lowercase36.txt", "case_sensitive": "case62.txt", "pri
 
 def load_charset(name: str) -> Charset:
     """A charset by config name (``lowercase``, ``case_sensitive``, ``printable``) or charset-file path."""
-    path = PROJECT_ROOT / "data" / "charsets" / CHARSETS[name] if name in CHARSETS else Path(name)
+    path = ASSETS_DIR / "charsets" / CHARSETS[name] if name in CHARSETS else Path(name)
     return Charset.from_file(path)
 
 

@@ -56,6 +56,28 @@ def decode_image(data: bytes | memoryview | Path, key: str) -> np.ndarray:
         raise BadSample("missing_file", key) from None
     except _DECODE_ERRORS as err:
         raise BadSample("unreadable", key, f"{type(err).__name__}: {err}") from None
+    return _checked(arr, key)
+
+
+def image_array(image: Image.Image | np.ndarray, key: str) -> np.ndarray:
+    """An in-memory image (PIL, or a uint8 H×W / H×W×{1,3,4} RGB(A) array) as ``decode_image`` returns files,
+    or ``BadSample`` ``bad_image`` saying what is wrong with it."""
+    if isinstance(image, Image.Image):
+        if image.width * image.height > MAX_PIXELS:
+            raise BadSample("bad_image", key, f"{image.width}×{image.height} is too large")
+        return _checked(_to_uint8(image), key)
+    if not isinstance(image, np.ndarray):
+        raise BadSample("bad_image", key, f"{type(image).__name__} is not an image (a path, PIL image or array)")
+    if image.dtype != np.uint8:
+        raise BadSample("bad_image", key, f"array dtype {image.dtype}; expected uint8 (0-255)")
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise BadSample("bad_image", key, f"array shape {image.shape}; expected H×W or H×W×{{1,3,4}}")
+    if image.size > MAX_PIXELS * (image.shape[2] if image.ndim == 3 else 1):
+        raise BadSample("bad_image", key, f"{image.shape[1]}×{image.shape[0]} is too large")
+    return _checked(image, key)
+
+
+def _checked(arr: np.ndarray, key: str) -> np.ndarray:
     if arr.ndim < 2 or min(arr.shape[:2]) < 2:
         raise BadSample("bad_image", key, f"size {arr.shape[1::-1] if arr.ndim >= 2 else arr.shape}")
     return arr

@@ -1,0 +1,146 @@
+"""The Python API: ``Recognizer.from_pretrained("cpu_scene_text").read(images) → [Prediction(text, confidence)]``.
+
+One object for reading word images: the model (a crnn_lit checkpoint or an exported ``.onnx``), its own
+preprocessing, width batching, a decoder from conf/decoder, and the results in input order. ``python -m
+crnn_lit.predict`` is this class behind a Hydra command line, so the two always print the same text.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from PIL import Image
+
+from crnn_lit.checkpoint import CheckpointError, load_model
+from crnn_lit.config import ConfigError, compose_config, resolve_ckpt
+from crnn_lit.data.sample import BadSample
+from crnn_lit.data.sources.image_io import decode_image, image_array
+from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.transcription import Decoder
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+# an image file, a folder (recursive) or a glob; a PIL image; a uint8 H×W or H×W×{3,4} RGB(A) array
+ImageInput = str | Path | Image.Image | np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What was read in one image; an unreadable one has ``error`` set (then text "" and confidence 0)."""
+
+    text: str
+    confidence: float  # probability of the returned labelling (as the decoder's), in [0, 1]
+    image: str = ""  # which input: its path (relative to the folder or glob given alone), or "#<i>" in a list
+    error: str | None = None
+
+
+class Recognizer:
+    """Reads word images with one model and one decoder. Build it with :meth:`from_pretrained`,
+    :meth:`from_checkpoint` (a checkpoint or ``.onnx`` file) or :meth:`from_config` (a composed predict config)."""
+
+    def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
+                 batch_size: int):
+        self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
+        lexicon = getattr(decoder, "lexicon", None)  # per-image word lists are looked up by each image's key
+        self._per_image = lexicon if lexicon is not None and lexicon.is_per_image else None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
+        """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``);
+        ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``)."""
+        ckpt = resolve_ckpt(cfg)
+        if ckpt.endswith(".onnx"):
+            if not Path(ckpt).is_file():
+                raise CheckpointError(f"ONNX model not found: {ckpt}")
+            backend = OnnxBackend(ckpt)
+            charset, preprocess = backend.charset, backend.preprocess
+        else:
+            loaded = load_model(ckpt)
+            backend, charset = TorchBackend(loaded.model), loaded.charset
+            preprocess = Preprocess.from_model_config(loaded.config)
+        decoder = instantiate(cfg.decoder, **dict(decoder_options or {}))(charset)
+        return cls(backend, preprocess, decoder, int(cfg.batch_size))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, decoder: str | None = None,
+                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None) -> Recognizer:
+        """A crnn_lit checkpoint (``.pt``/``.ckpt``) or an exported ``.onnx`` (its ``.json`` sidecar beside it).
+        ``decoder``: a conf/decoder name (greedy, beam, beam_lm, lexicon); None = conf/predict.yaml's."""
+        return cls.from_config(_predict_config(decoder, ckpt=str(path), batch_size=batch_size), decoder_options)
+
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, decoder: str | None = None,
+                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None) -> Recognizer:
+        """A shipped model, ``<paths.pretrained_dir>/<name>.pt`` (None = conf/predict.yaml's ``pretrained``)."""
+        cfg = _predict_config(decoder, ckpt="pretrained", pretrained=name, batch_size=batch_size)
+        return cls.from_config(cfg, decoder_options)
+
+    def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
+        """One ``Prediction`` per image, in input order (a folder's files sorted by path). Images are batched by
+        width; one that cannot be read (corrupt file, wrong array type) is logged and returned with ``error``."""
+        inputs = _inputs(images)
+        tensors, keys, failed = [], [], {}
+        for key, image in inputs:
+            try:
+                array = decode_image(image, key) if isinstance(image, Path) else image_array(image, key)
+                tensors.append(self.preprocess(array))
+                keys.append(key)
+            except BadSample as err:
+                failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)
+                log.warning("cannot read %s (%s); skipped", key, err.reason)
+        read = {}
+        batches = width_batches(tensors, self.batch_size, keys, output_length=self.backend.output_length)
+        for r in recognize(self.backend, batches):
+            lexicons = self._per_image.lists_for(r.keys) if self._per_image is not None else None
+            for key, p in zip(r.keys, self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):
+                read[key] = Prediction(p.text, float(p.confidence), key)
+        return [read[key] if key in read else failed[key] for key, _ in inputs]  # input order, not width order
+
+
+def _predict_config(decoder: str | None, **values) -> DictConfig:
+    """conf/predict.yaml (where the defaults live) with ``decoder=<name>`` and the values that are given."""
+    cfg = compose_config([f"decoder={decoder}"] if decoder else [], config_name="predict")
+    for key, value in values.items():
+        if value is not None:
+            cfg[key] = value
+    return cfg
+
+
+def _inputs(images: ImageInput | Iterable[ImageInput]) -> list[tuple[str, Any]]:
+    """(key, file path or in-memory image) of every input. One path (file, folder searched recursively, glob):
+    keys relative to it. A list (also ``inputs=[a.png,dir]`` from the command line): files keyed by their path as
+    found, each once, in the order given; in-memory images by their position, ``#<i>``."""
+    if isinstance(images, (str, Path)):
+        return [(key, path) for path, key in find_images(str(images), relative=True)]
+    if isinstance(images, (Image.Image, np.ndarray)):
+        return [("#0", images)]
+    found: dict[str, Any] = {}
+    for i, item in enumerate(images):
+        if isinstance(item, (str, Path)):
+            for path, key in find_images(str(item), relative=False):
+                found.setdefault(key, path)
+        else:
+            found[f"#{i}"] = item
+    return list(found.items())
+
+
+def find_images(inputs: str, relative: bool) -> list[tuple[Path, str]]:
+    """(path, key) of the image files of a file, a folder (recursive) or a glob; keys relative to it or not."""
+    path = Path(inputs)
+    if path.is_file():
+        files, base = [path], path.parent
+    elif path.is_dir():
+        files, base = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), path
+    else:
+        files, base = sorted(Path(p) for p in glob.glob(inputs, recursive=True) if Path(p).is_file()), Path(".")
+        if not files:
+            raise ConfigError(f"inputs={inputs!r} is not a file, a folder or a glob that matches any file")
+    return [(p, str(p.relative_to(base)) if relative and p.is_relative_to(base) else str(p)) for p in files]

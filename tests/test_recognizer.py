@@ -1,0 +1,134 @@
+"""The Python API: `Recognizer` reads what `predict` reads, from every kind of input, torch or ONNX."""
+
+import json
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from conftest import ROOT
+from crnn_lit import Recognizer
+
+WORDS = ["coffee", "station", "hotel", "2024"]
+
+
+def draw(word: str, mode: str = "L") -> Image.Image:
+    """A clean printed word, as the shipped model reads it."""
+    font = ImageFont.truetype(str(ROOT / "data/fonts/dejavu/DejaVuSans-Bold.ttf"), 40)
+    image = Image.new(mode, (int(font.getlength(word)) + 20, 56), 235 if mode == "L" else (235, 230, 200))
+    ImageDraw.Draw(image).text((10, 4), word, font=font, fill=20 if mode == "L" else (20, 30, 90))
+    return image
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Recognizer.from_pretrained("cpu_scene_text", decoder="greedy")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "words").mkdir()
+    for i, word in enumerate(WORDS):
+        draw(word).save(tmp_path / "words" / f"{i}.png")
+    return tmp_path / "words"
+
+
+def test_reads_what_predict_reads(shipped, folder, compose_predict):
+    from crnn_lit.predict import predict
+
+    got = shipped.read(folder)
+    assert [p.text for p in got] == WORDS
+    assert [p.image for p in got] == ["0.png", "1.png", "2.png", "3.png"]
+    assert all(0.5 < p.confidence <= 1 for p in got)
+    rows = predict(compose_predict([f"inputs={folder}", "decoder=greedy"]))
+    assert [(r["image"], r["text"], r["confidence"]) for r in rows] == \
+           [(p.image, p.text, round(p.confidence, 4)) for p in got]
+
+
+def test_every_kind_of_input_reads_the_same(shipped, folder):
+    paths = [folder / f"{i}.png" for i in range(len(WORDS))]
+    pil = [draw(w, "RGB") for w in WORDS]
+    arrays = [np.asarray(draw(w)) for w in WORDS[:2]] + [np.asarray(draw(w, "RGB")) for w in WORDS[2:]]
+    rgba = np.asarray(draw(WORDS[0], "RGB").convert("RGBA"))
+    assert [p.text for p in shipped.read(paths)] == WORDS  # a list of paths, keyed by path as given
+    assert [p.image for p in shipped.read([str(p) for p in paths])] == [str(p) for p in paths]
+    assert [p.text for p in shipped.read(str(folder / "*.png"))] == WORDS  # a glob
+    assert [p.text for p in shipped.read(pil)] == WORDS
+    assert [p.text for p in shipped.read(arrays)] == WORDS
+    assert [(p.text, p.image, p.error) for p in shipped.read(pil[1])] == [("station", "#0", None)]  # one image
+    mixed = shipped.read([arrays[3], paths[1], rgba])
+    assert [(p.image, p.text) for p in mixed] == [("#0", "2024"), (str(paths[1]), "station"), ("#2", "coffee")]
+
+
+def test_images_are_batched_by_width(monkeypatch):
+    """batch_size=2: the two narrowest words go through the network together, then the two widest — not the
+    input's pairs (station, 2024), (coffee, hotel) — and come back in input order."""
+    recognizer = Recognizer.from_pretrained("cpu_scene_text", batch_size=2)
+    widths, logits = [], recognizer.backend.logits
+    monkeypatch.setattr(recognizer.backend, "logits", lambda x: widths.append(x.shape[-1]) or logits(x))
+    words = ["station", "2024", "coffee", "hotel"]
+    images = [draw(w) for w in words]
+    assert [p.text for p in recognizer.read(images)] == words
+    size = {w: recognizer.preprocess(np.asarray(im)).shape[-1] for w, im in zip(words, images)}
+    assert size["2024"] < size["hotel"] < size["coffee"] < size["station"]
+    assert sorted(widths) == [size["hotel"], size["station"]]  # each batch is padded to its widest image
+
+
+def test_an_unreadable_image_is_reported_and_the_rest_read(shipped, folder, caplog):
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    with caplog.at_level(logging.WARNING):
+        got = shipped.read([folder, np.zeros((32, 80), np.float64), np.asarray(draw("hotel")), 42])
+    by_image = {p.image: p for p in got}
+    assert [p.text for p in got if p.error is None] == WORDS + ["hotel"]
+    assert by_image[str(folder / "broken.png")].error.startswith("unreadable (UnidentifiedImageError: cannot identify image file")
+    assert by_image["#1"].error == "bad_image (array dtype float64; expected uint8 (0-255))"
+    assert by_image["#3"].error == "bad_image (int is not an image (a path, PIL image or array))"
+    assert (by_image["#1"].text, by_image["#1"].confidence) == ("", 0.0)
+    assert "cannot read #1 (bad_image); skipped" in caplog.text
+
+
+def test_decoder_by_config_name_with_overrides():
+    """`decoder="beam"` + allowed_chars: "SOl" drawn in letters reads as the number 501."""
+    image = draw("SOl")
+    assert Recognizer.from_pretrained().read(image)[0].text.startswith("so")  # conf/predict.yaml's defaults
+    for decoder in ("greedy", "beam"):
+        digits = Recognizer.from_pretrained(decoder=decoder, decoder_options={"allowed_chars": "0123456789"})
+        assert digits.read(image)[0].text == "501"
+    from crnn_lit.transcription import BeamDecoder, Lexicon
+
+    assert isinstance(Recognizer.from_pretrained(decoder="beam_lm").decoder, BeamDecoder)
+    lexicon = Recognizer.from_pretrained(decoder="lexicon", decoder_options={"lexicon": Lexicon(["hotel", "motel"])})
+    assert lexicon.read(draw("hote1")).pop().text == "hotel"
+
+
+def test_onnx_reads_the_same_as_the_checkpoint(tmp_path, folder):
+    from crnn_lit.export import export
+
+    ckpt = ROOT / "data/pretrained/cpu_scene_text.pt"
+    onnx = export(str(ckpt), "onnx", tmp_path / "model.onnx")
+    from_onnx = Recognizer.from_checkpoint(onnx).read(folder)
+    from_torch = Recognizer.from_checkpoint(ckpt).read(folder)
+    assert [p.text for p in from_onnx] == [p.text for p in from_torch] == WORDS
+    assert np.allclose([p.confidence for p in from_onnx], [p.confidence for p in from_torch], atol=1e-3)
+    assert json.loads((tmp_path / "model.onnx.json").read_text())["preprocess"]["height"] == 32
+
+
+def test_missing_model_and_inputs_fail_with_one_clear_message(shipped, tmp_path):
+    from crnn_lit.checkpoint import CheckpointError
+    from crnn_lit.config import ConfigError
+
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        Recognizer.from_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="ONNX model not found"):
+        Recognizer.from_checkpoint(tmp_path / "nope.onnx")
+    with pytest.raises(ConfigError, match="is not a file, a folder or a glob"):
+        shipped.read(tmp_path / "missing.png")
+
+
+def test_importing_the_package_does_not_load_torch():
+    code = "import sys, crnn_lit, crnn_lit.config; print('torch' in sys.modules, crnn_lit.__all__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False ['Prediction', 'Recognizer']"

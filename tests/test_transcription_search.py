@@ -327,18 +327,19 @@ def test_no_lexicon_and_per_image_lexicon_requirements():
 def test_configs_compose_and_build():
     from hydra.utils import instantiate
 
-    from crnn_lit.config import compose_config
+    from crnn_lit.config import PROJECT_ROOT, compose_config
 
-    cfg = compose_config(["decoder=beam"])
-    beam = instantiate(cfg.decoder)(instantiate(cfg.charset))
+    charset = Charset.from_file(PROJECT_ROOT / "data/charsets/lowercase36.txt")
+    cfg = compose_config(["decoder=beam"], config_name="predict")
+    beam = instantiate(cfg.decoder)(charset)
     assert isinstance(beam, BeamDecoder) and beam.beam_width == 10
-    cfg = compose_config(["decoder=lexicon", "lexicon=file"])
+    cfg = compose_config(["decoder=lexicon", "lexicon=file"], config_name="predict")
     assert cfg.decoder.lexicon.source == "file" and cfg.decoder.delta == 3
-    cfg = compose_config(["decoder=lexicon"])
-    decoder = instantiate(cfg.decoder)(instantiate(cfg.charset))
+    cfg = compose_config(["decoder=lexicon"], config_name="predict")
+    decoder = instantiate(cfg.decoder)(charset)
     assert isinstance(decoder, LexiconDecoder) and decoder.lexicon is None
     if (SHARED_DATA / "benchmarks/svt/lexicon50.tsv").is_file():
-        cfg = compose_config(["decoder=lexicon", "lexicon=per_image"])
-        decoder = instantiate(cfg.decoder)(instantiate(cfg.charset))
+        cfg = compose_config(["decoder=lexicon", "lexicon=per_image"], config_name="predict")
+        decoder = instantiate(cfg.decoder)(charset)
         assert decoder.lexicon.is_per_image and len(decoder.lexicon) == 647
         assert "door" in decoder.lexicon.for_image("images/18_01_0.png")

@@ -15,15 +15,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
+from crnn_lit.checkpoint import load_model
+from crnn_lit.config import ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image
 from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.task import task
 
 log = logging.getLogger("crnn_lit.predict")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -105,16 +105,9 @@ def write(path: Path, results: list[dict], failed: list[dict]) -> None:
         writer.writerows(results + failed)
 
 
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+@task("predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        predict(cfg)
-    except (ConfigError, CheckpointError) as err:
-        log.error("%s", err)
-        sys.exit(2)
+    predict(cfg)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -121,6 +120,8 @@ class ResumableLoader(DataLoader):
     it back through ``load_state_dict`` before iterating; the loader then skips what was already trained on.
     Counting happens where batches leave the loader, so worker prefetching does not inflate it. The sampler's
     epoch is restored right away too: with workers, indices are drawn as soon as the iterator starts.
+    (torchdata's ``StatefulDataLoader`` would fast-forward the same way, but it is one more dependency and a fork
+    of the loader we measured; Lightning restores it through the same route, which ``LoaderPosition`` replaces.)
     """
 
     def __init__(self, loader: DataLoader):
@@ -161,11 +162,6 @@ class ResumableLoader(DataLoader):
         sampler = self.batch_sampler.sampler
         if "epoch" in state and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(int(state["epoch"]))
-
-
-def make_train_loader_resumable(datamodule: L.LightningDataModule) -> None:
-    build = datamodule.train_dataloader
-    datamodule.train_dataloader = lambda: ResumableLoader(build())
 
 
 # --- DDP under Hydra ---------------------------------------------------------------------------------------

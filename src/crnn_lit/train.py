@@ -20,7 +20,6 @@ from crnn_lit.model import build_model
 from crnn_lit.model.build import model_config
 from crnn_lit.runtime import (
     AtomicCheckpointIO,
-    make_train_loader_resumable,
     resolve_checkpoint,
     route_ddp_children_to_this_job,
 )
@@ -64,7 +63,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
                               "give one of them")
         initialized = init_from(model, charset, cfg.init_from, log)
     datamodule = instantiate(cfg.data, charset=charset, output_length=model.backbone.output_length)
-    make_train_loader_resumable(datamodule)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                         model_config=spec, channels_last=cfg.channels_last)

@@ -180,8 +180,9 @@ class LastCheckpoint(L.Callback):
     Saved every ``every_n_train_steps`` optimizer steps (a killed run loses fewer steps than that), after every
     validation, when training ends, and after the step during which a SIGTERM arrived (preemptible machines,
     ``timeout``, SLURM's ``--signal=TERM@<seconds>``): Lightning then stops the run cleanly, and ``resume=auto``
-    loses nothing. (Lightning's ``ModelCheckpoint(save_last=True)`` refreshes last.ckpt only
-    when it also saves a top-k checkpoint, so a run whose metric stops improving would resume from an old state.)
+    loses nothing. (Lightning 2.6's ``ModelCheckpoint(save_last=True, every_n_train_steps=N)`` defers last.ckpt
+    with its top-k save until the monitored validation metric exists — no step saves before the first validation
+    — and saves nothing on SIGTERM.)
     """
 
     FILENAME = "last.ckpt"

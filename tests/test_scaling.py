@@ -292,19 +292,3 @@ def test_sigterm_mid_epoch_saves_the_current_step_and_resumes_from_it(tmp_path):
     assert "last.ckpt" in proc.stdout + proc.stderr
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8
 
-
-def test_rng_state_callback_restores_every_generator(tmp_path):
-    import random
-
-    import numpy as np
-    import torch
-
-    from crnn_lit.callbacks import RngState
-
-    callback, checkpoint = RngState(), {}
-    callback.on_save_checkpoint(None, None, checkpoint)
-    path = tmp_path / "rng.ckpt"
-    torch.save(checkpoint, path)
-    draws = (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)])
-    callback.on_load_checkpoint(None, None, torch.load(path, weights_only=True))  # tensors and ints only
-    assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]) == draws

@@ -17,13 +17,10 @@ from crnn_lit.transcription.ctc import ctc_loss
 
 
 class CRNNSystem(L.LightningModule):
-    """Trains ``model`` end to end from word labels with loss −Σ log p(l|y) (CTC, blank = 0).
-
-    ``optimizer`` and ``scheduler`` are partials from config (``scheduler`` may be None; one-cycle's
-    ``total_steps`` is bound by ``crnn_lit.callbacks.TotalSteps``). Validation decodes greedily (lexicon-free) so
-    checkpoint selection never depends on a lexicon. ``model_config`` (backbone + rnn config, input spec) is
-    stored in every checkpoint with the charset. Counters, RNG states and sample tables: ``crnn_lit.callbacks``.
-    """
+    """Trains ``model`` from word labels with CTC, −Σ log p(l|y) (blank 0). ``optimizer``/``scheduler``: partials
+    from config (one-cycle's ``total_steps``: ``callbacks.TotalSteps``). Validation decodes greedily, so checkpoint
+    selection never depends on a lexicon. Checkpoints carry the charset and ``model_config`` (backbone, rnn, input
+    spec); counters, RNG states and sample tables are ``crnn_lit.callbacks``'."""
 
     def __init__(self, model: CRNN, charset: Charset, optimizer: Callable, scheduler: Callable | None,
                  model_config: dict, channels_last: bool = False):
@@ -70,8 +67,7 @@ class CRNNSystem(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:  # the model travels with its charset and config
         checkpoint[CHECKPOINT_KEY] = model_record(self.charset, self.model_config)

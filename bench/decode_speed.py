@@ -194,7 +194,7 @@ def main() -> None:
                        "accuracy": accuracy(b_pred, labels),
                        "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, b_pred))}
     # LM-fused beam search, as configured (conf/decoder/beam_lm.yaml); the first pass fills the LM caches
-    cfg = compose_config(["decoder=beam_lm"]).decoder
+    cfg = compose_config(["decoder=beam_lm"], config_name="predict").decoder
     beam_lm = instantiate(cfg)(charset)
     start = time.perf_counter()
     l_pred = batched(beam_lm, lp, lengths, args.batch)

@@ -27,7 +27,6 @@ from crnn_lit.data.batching import Batch
 from crnn_lit.model import build_model
 from crnn_lit.model.build import model_config
 from crnn_lit.system import CRNNSystem
-from crnn_lit.transcription import GreedyDecoder
 
 
 def make_batches(n: int, batch_size: int, width: int, charset: Charset, seed: int = 0) -> list[Batch]:
@@ -60,7 +59,7 @@ class _Timer(L.Callback):
 
 def run_framework(model, charset, batches, warmup) -> float:
     system = CRNNSystem(model, charset, optimizer=lambda p: torch.optim.Adadelta(p, lr=1.0, rho=0.9), scheduler=None,
-                        decoder=GreedyDecoder, model_config={})
+                        model_config={})
     timer = _Timer(warmup)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=len(batches), logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer], limit_val_batches=0,

@@ -34,6 +34,12 @@ class ListSource:
             raise BadSample("unreadable", f"item{i}")
         return Sample(img, label, f"item{i}")
 
+    def label(self, i):  # the index-only access the inspector uses
+        return self.items[i][1]
+
+    def key(self, i):
+        return f"item{i}"
+
 
 def _prepared(items, policy="bucketed", max_width=400):
     return PreparedDataset(ListSource(items), LOWER, Resize(32, 16, max_width, policy, 100), 1, output_length)
@@ -148,3 +154,27 @@ def test_virtual_dataset_draws_num_samples():
     batches = list(s)
     assert len(batches) == len(s) == 10 and all(len(b) == 32 for b in batches)
     assert max(i for b in batches for i in b) > 10**6  # drawn from the whole virtual index space
+
+
+def test_training_and_the_inspector_take_the_same_decisions():
+    """One label policy: PreparedDataset (training) and `python -m crnn_lit.data inspect` skip the same samples
+    for the same reasons."""
+    from crnn_lit.data.cli import inspect
+
+    img = np.full((32, 40), 200, np.uint8)  # width 40 → T = 11 frames
+    wide = np.full((16, 60), 200, np.uint8)  # resized to 32×120 → T = 31
+    items = [(img, "abc"), (img, "ABC"), (img, "   "), (img, "é"), (img, "hi!"), (img, "abcdefghijk"),
+             (img, "abcdefghijkl"), (img, "aaaaaa"), (img, "aaaaaaa"), (wide, "a" * 16), (wide, "a" * 17),
+             (np.zeros((1, 30), np.uint8), "dot"), (img.astype(np.float32), "float"), (None, "abc"),
+             (None, "é"), (np.zeros((20, 60, 3), np.uint8), "\uff21\uff22")]  # full-width ＡＢ → ab
+    source = ListSource(items)
+    training = PreparedDataset(source, LOWER, Resize(32, 16, 400, "bucketed", 100), 1, output_length)
+    trained = [r.reason if not isinstance(r, Item) else None for r in (training[i] for i in range(len(items)))]
+    assert trained == [None, None, "empty_label", "out_of_charset", "out_of_charset", None, "too_long", None,
+                       "too_long", None, "too_long", "bad_image", "bad_image", "unreadable", "unreadable", None]
+    assert inspect(source, LOWER, output_length, decode=True)["reasons"] == trained
+    # without decoding, the index alone: images are neither read nor checked, their labels still are
+    from_index = inspect(source, LOWER, output_length)
+    assert from_index["reasons"] == [*trained[:11], None, None, None, "out_of_charset", None]
+    assert from_index["usable"] == 9 and from_index["filtered"] == {"empty_label": 1, "out_of_charset": 3,
+                                                                  "too_long": 3}

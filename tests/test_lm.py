@@ -151,8 +151,8 @@ def test_beam_lm_config_builds_with_the_shipped_lm():
 
     from crnn_lit.config import compose_config
 
-    cfg = compose_config(["decoder=beam_lm"])
-    decoder = instantiate(cfg.decoder)(instantiate(cfg.charset))
+    cfg = compose_config(["decoder=beam_lm"], config_name="predict")
+    decoder = instantiate(cfg.decoder)(Charset.from_file(PROJECT_ROOT / "data/charsets/lowercase36.txt"))
     assert decoder.fusion is not None and decoder.fusion.alpha == cfg.decoder.lm_weight > 0
     lm = decoder.fusion.lm
     assert lm.word_log_prob("street") > lm.word_log_prob("strtee")

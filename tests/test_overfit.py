@@ -26,12 +26,12 @@ def test_tiny_batch_overfits_and_decodes_its_labels():
     batch = Collate(model.output_length)([data[i] for i in range(4)])
     assert len(batch) == 4
     system = CRNNSystem(model, charset, optimizer=functools.partial(torch.optim.AdamW, lr=2e-3), scheduler=None,
-                        decoder=GreedyDecoder, model_config={})
+                        model_config={})
     optimizer = system.configure_optimizers()
     losses = []
     for _ in range(300):
         optimizer.zero_grad()
-        loss = system._ctc_loss(model(batch.images), batch)
+        loss = system.loss(model(batch.images), batch)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -57,7 +57,7 @@ def test_channels_last_changes_the_layout_not_the_numbers():
     data = PreparedDataset(SyntheticWords(renderer, 10), charset, Resize(32, 16, 400, "bucketed", 100), 1,
                            plain.output_length)
     batch = Collate(plain.output_length)([data[i] for i in range(4)])
-    systems = [CRNNSystem(m, charset, optimizer=None, scheduler=None, decoder=GreedyDecoder, model_config={},
+    systems = [CRNNSystem(m, charset, optimizer=None, scheduler=None, model_config={},
                           channels_last=cl) for m, cl in ((plain, False), (nhwc, True))]
     def conv2(model):  # the second conv: the first has one input channel, where both layouts coincide
         return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][1].weight
@@ -66,7 +66,7 @@ def test_channels_last_changes_the_layout_not_the_numbers():
     assert not conv2(plain).is_contiguous(memory_format=torch.channels_last)
     losses = []
     for system in systems:
-        loss = system._ctc_loss(system(batch.images), batch)
+        loss = system.loss(system(batch.images), batch)
         loss.backward()
         losses.append(loss.item())
     assert abs(losses[0] - losses[1]) < 1e-4 * abs(losses[0]) and losses[0] > 0

@@ -17,7 +17,7 @@ import yaml
 
 from conftest import FAST, ROOT, compose_train
 from crnn_lit.config import ConfigError
-from crnn_lit.runtime import AtomicCheckpointIO, _ddp_child_command, resolve_checkpoint
+from crnn_lit.runtime import AtomicCheckpointIO, ddp_child_command, resolve_checkpoint
 from crnn_lit.tracking import finish_wandb
 from crnn_lit.train import train
 from runtime_helpers import read_wandb_run
@@ -89,7 +89,7 @@ def test_ddp_child_command_is_this_job_not_the_sweep(monkeypatch):
         cfg.hydra.overrides.hydra = ["hydra.mode=MULTIRUN", "hydra.sweep.dir=/runs/sweep it", "hydra.job.chdir=False"]
     HydraConfig().set_config(cfg)
     monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=optuna", "trainer=ddp_cpu"])
-    command, _ = _ddp_child_command(1)
+    command, _ = ddp_child_command(1)
     args = command[3:]
     assert "-m" not in args and "--multirun" not in args
     assert args[:4] == ["hparams_search=optuna", "trainer=ddp_cpu", "optimizer.lr=0.003", "rnn.num_layers=2"]
@@ -291,3 +291,4 @@ def test_sigterm_mid_epoch_saves_the_current_step_and_resumes_from_it(tmp_path):
     proc = run_cli([*common, "resume=auto"], tmp_path)
     assert "last.ckpt" in proc.stdout + proc.stderr
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8
+

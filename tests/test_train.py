@@ -20,8 +20,13 @@ from crnn_lit.train import train
 COMPOSE_ONLY = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_cpu")}
 
 
+# groups of other entry points: benchmark (evaluate), decoder and lexicon (predict, evaluate; every option is built
+# in tests/test_transcription_search.py)
+NOT_TRAIN = ("hydra", "paths", "benchmark", "decoder", "lexicon")
+
+
 def _options():
-    for group in sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "paths", "benchmark")):
+    for group in sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in NOT_TRAIN):
         for option in sorted(group.glob("*.yaml")):
             yield group.name, option.stem
 

@@ -9,6 +9,7 @@ import itertools
 import math
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,21 +325,41 @@ def test_no_lexicon_and_per_image_lexicon_requirements():
     assert decoder(lp, torch.tensor([8]), lexicons=decoder.lexicon.lists_for(["x.png"]))[0].text == "abc"
 
 
+@pytest.mark.parametrize("option", ["greedy", "beam", "beam_lm", "lexicon"])
+def test_every_decoder_option_builds_from_the_predict_config(option):
+    from hydra.utils import instantiate
+
+    from crnn_lit.config import CONFIG_DIR, PROJECT_ROOT, compose_config
+    from crnn_lit.transcription import GreedyDecoder
+
+    assert sorted(p.stem for p in (CONFIG_DIR / "decoder").glob("*.yaml")) == ["beam", "beam_lm", "greedy", "lexicon"]
+    cfg = compose_config([f"decoder={option}"], config_name="predict")
+    if option == "beam_lm" and not Path(cfg.decoder.lm).is_file():
+        pytest.skip("the shipped LM is built by data/lm/README.md")
+    decoder = instantiate(cfg.decoder)(Charset.from_file(PROJECT_ROOT / "data/charsets/lowercase36.txt"))
+    kind = {"greedy": GreedyDecoder, "beam": BeamDecoder, "beam_lm": BeamDecoder, "lexicon": LexiconDecoder}
+    assert type(decoder) is kind[option]
+    lp = torch.full((3, 1, 37), -10.0)
+    lp[0, 0, 13], lp[1, 0, 0], lp[2, 0, 11] = 0.0, 0.0, 0.0  # c, blank, a (class 1 is "0")
+    assert decoder(lp, torch.tensor([3]))[0].text == "ca"
+
+
 def test_configs_compose_and_build():
     from hydra.utils import instantiate
 
-    from crnn_lit.config import compose_config
+    from crnn_lit.config import PROJECT_ROOT, compose_config
 
-    cfg = compose_config(["decoder=beam"])
-    beam = instantiate(cfg.decoder)(instantiate(cfg.charset))
+    charset = Charset.from_file(PROJECT_ROOT / "data/charsets/lowercase36.txt")
+    cfg = compose_config(["decoder=beam"], config_name="predict")
+    beam = instantiate(cfg.decoder)(charset)
     assert isinstance(beam, BeamDecoder) and beam.beam_width == 10
-    cfg = compose_config(["decoder=lexicon", "lexicon=file"])
+    cfg = compose_config(["decoder=lexicon", "lexicon=file"], config_name="predict")
     assert cfg.decoder.lexicon.source == "file" and cfg.decoder.delta == 3
-    cfg = compose_config(["decoder=lexicon"])
-    decoder = instantiate(cfg.decoder)(instantiate(cfg.charset))
+    cfg = compose_config(["decoder=lexicon"], config_name="predict")
+    decoder = instantiate(cfg.decoder)(charset)
     assert isinstance(decoder, LexiconDecoder) and decoder.lexicon is None
     if (SHARED_DATA / "benchmarks/svt/lexicon50.tsv").is_file():
-        cfg = compose_config(["decoder=lexicon", "lexicon=per_image"])
-        decoder = instantiate(cfg.decoder)(instantiate(cfg.charset))
+        cfg = compose_config(["decoder=lexicon", "lexicon=per_image"], config_name="predict")
+        decoder = instantiate(cfg.decoder)(charset)
         assert decoder.lexicon.is_per_image and len(decoder.lexicon) == 647
         assert "door" in decoder.lexicon.for_image("images/18_01_0.png")

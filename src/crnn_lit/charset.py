@@ -70,16 +70,21 @@ class Charset:
         Unicode is NFKC-normalized first (full-width forms, ligatures), then case-folded per charset; out-of-charset
         characters are handled per ``oov``. An empty result is always ``None``.
         """
-        text = unicodedata.normalize("NFKC", label).strip()
-        if self.fold == "lower":
-            text = text.lower()
-        elif self.fold == "upper":
-            text = text.upper()
+        text = self.canonical(label)
         if any(c not in self._index for c in text):
             if self.oov == "drop":
                 return None
             text = "".join(c for c in text if c in self._index)
         return text or None
+
+    def canonical(self, label: str) -> str:
+        """``label`` NFKC-normalized, stripped and case-folded per charset: what ``normalize`` holds against the
+        charset, before any character is dropped."""
+        text = unicodedata.normalize("NFKC", label).strip()
+        return text.lower() if self.fold == "lower" else text.upper() if self.fold == "upper" else text
+
+    def __contains__(self, char: str) -> bool:
+        return char in self._index
 
     def encode(self, text: str) -> list[int]:
         """Class indices (1-based) of an already normalized label."""

@@ -136,7 +136,7 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
 
 def _training_totals(checkpoint: dict, record: dict) -> dict | None:
     """A Lightning checkpoint's LearningCurve counters (cumulative, earlier stages included), else the record's."""
-    from crnn_lit.tracking import LearningCurve
+    from crnn_lit.callbacks import LearningCurve
 
     state = checkpoint.get("callbacks", {}).get(LearningCurve.__qualname__)
     if state is not None:

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.charset import Charset
-from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
+from crnn_lit.checkpoint import load_model
+from crnn_lit.config import ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.inference import Preprocess, Timing, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import TextMetrics, protocol_normalize
+from crnn_lit.task import task
 from crnn_lit.transcription import Decoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
 
@@ -222,16 +221,9 @@ def evaluate(cfg: DictConfig) -> dict:
     return result
 
 
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@task("evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except (ConfigError, CheckpointError) as err:
-        log.error("%s", err)
-        sys.exit(2)
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

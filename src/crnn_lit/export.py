@@ -9,20 +9,17 @@ blank = 0), preprocessing, and the frame-count formula.
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import warnings
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
-from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers, resolve_ckpt
+from crnn_lit.checkpoint import load_model
+from crnn_lit.config import ConfigError, check_required, resolve_ckpt
 from crnn_lit.inference import Preprocess
+from crnn_lit.task import task
 
-log = logging.getLogger("crnn_lit.export")
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
@@ -64,18 +61,11 @@ def export(ckpt: str, fmt: str, output: str | Path, opset: int = 17) -> Path:
     return output
 
 
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@task("export")
 def main(cfg: DictConfig) -> None:
-    try:
-        check_required(cfg)
-        out = cfg.output or str(Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}")
-        path = export(resolve_ckpt(cfg), cfg.format, out, cfg.opset)
-    except (ConfigError, CheckpointError) as err:
-        log.error("%s", err)
-        sys.exit(2)
+    check_required(cfg)
+    out = cfg.output or str(Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}")
+    path = export(resolve_ckpt(cfg), cfg.format, out, cfg.opset)
     print(f"exported {cfg.format}: {path} (+ {path}.json)")
 
 

@@ -14,12 +14,11 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from crnn_lit.checkpoint import CheckpointError
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.config import check_required
 from crnn_lit.recognizer import Recognizer
+from crnn_lit.task import task
 
 log = logging.getLogger("crnn_lit.predict")
 
@@ -54,16 +53,9 @@ def write(path: Path, results: list[dict], failed: list[dict]) -> None:
         writer.writerows(results + failed)
 
 
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+@task("predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        predict(cfg)
-    except (ConfigError, CheckpointError) as err:
-        log.error("%s", err)
-        sys.exit(2)
+    predict(cfg)
 
 
 if __name__ == "__main__":

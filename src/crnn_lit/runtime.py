@@ -6,7 +6,7 @@
   run sees exactly the batches an uninterrupted one would.
 * **atomic checkpoints**: ``AtomicCheckpointIO`` writes next to the target, fsyncs, then renames.
 * **DDP under Hydra**: Lightning starts ranks > 0 by re-running the command line; for a multirun that would
-  start new sweeps. ``_ddp_child_command`` gives the children this job's own overrides and directory instead.
+  start new sweeps. ``ddp_child_command`` gives the children this job's own overrides and directory instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -97,42 +96,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.close(dir_fd)
 
 
-class LastCheckpoint(L.Callback):
-    """Keeps ``<dirpath>/last.ckpt`` = the newest training state, for ``resume=auto``.
-
-    Saved every ``every_n_train_steps`` optimizer steps (a killed run loses fewer steps than that), after every
-    validation, when training ends, and after the step during which a SIGTERM arrived (preemptible machines,
-    ``timeout``, SLURM's ``--signal=TERM@<seconds>``): Lightning then stops the run cleanly, and ``resume=auto``
-    loses nothing. (Lightning's ``ModelCheckpoint(save_last=True)`` refreshes last.ckpt only
-    when it also saves a top-k checkpoint, so a run whose metric stops improving would resume from an old state.)
-    """
-
-    FILENAME = "last.ckpt"
-
-    def __init__(self, dirpath: str, every_n_train_steps: int | None = 100):
-        self.path = Path(dirpath) / self.FILENAME
-        self.every = every_n_train_steps or 0
-        self._saved_step = -1
-
-    def _save(self, trainer: L.Trainer) -> None:
-        if trainer.fast_dev_run or trainer.sanity_checking:
-            return
-        trainer.save_checkpoint(self.path)
-        self._saved_step = trainer.global_step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        due = self.every and trainer.global_step % self.every == 0
-        if (due or trainer.received_sigterm) and trainer.global_step != self._saved_step:
-            self._save(trainer)
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.state.fn == "fit":
-            self._save(trainer)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._save(trainer)
-
-
 class _SkippableBatches(Sampler):
     """A batch sampler whose passes start ``skip`` batches in (set only while a resumed epoch's iterator is made).
 
@@ -157,6 +120,8 @@ class ResumableLoader(DataLoader):
     it back through ``load_state_dict`` before iterating; the loader then skips what was already trained on.
     Counting happens where batches leave the loader, so worker prefetching does not inflate it. The sampler's
     epoch is restored right away too: with workers, indices are drawn as soon as the iterator starts.
+    (torchdata's ``StatefulDataLoader`` would fast-forward the same way, but it is one more dependency and a fork
+    of the loader we measured; Lightning restores it through the same route, which ``LoaderPosition`` replaces.)
     """
 
     def __init__(self, loader: DataLoader):
@@ -199,48 +164,6 @@ class ResumableLoader(DataLoader):
             sampler.set_epoch(int(state["epoch"]))
 
 
-def make_train_loader_resumable(datamodule: L.LightningDataModule) -> None:
-    build = datamodule.train_dataloader
-    datamodule.train_dataloader = lambda: ResumableLoader(build())
-
-
-class _LoaderPosition(L.Callback):
-    """Carries the ``ResumableLoader`` state through the checkpoint as callback state and applies it when
-    training starts. Lightning's own route (loader states in the fit-loop state) is skipped when the loader was
-    set up before the restore — which ``trainer.estimated_stepping_batches`` (one-cycle's total_steps) does.
-    Applying it here is early enough: the loader draws its first indices at the first batch."""
-
-    def __init__(self):
-        self._pending: dict | None = None
-
-    @staticmethod
-    def _loader(trainer: L.Trainer) -> ResumableLoader | None:
-        loader = trainer.train_dataloader
-        return loader if isinstance(loader, ResumableLoader) else None
-
-    def state_dict(self) -> dict:
-        loader = self._loader(self._trainer) if getattr(self, "_trainer", None) else None
-        return loader.state_dict() if loader is not None else {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self._pending = dict(state_dict) or None
-
-    def setup(self, trainer, pl_module, stage) -> None:
-        self._trainer = trainer
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        state, self._pending = self._pending, None
-        loader = self._loader(trainer)
-        if not state or loader is None or not 0 < state.get("batches", 0) < len(loader):
-            return  # fresh start, or the checkpoint closed an epoch: Lightning starts the next one as usual
-        ready = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-        if ready != state["batches"]:
-            log.warning("resume: the loop is at batch %d of the epoch but the loader state at %d; "
-                        "not skipping (batches of this epoch may repeat)", ready, state["batches"])
-            return
-        loader.load_state_dict(state)
-
-
 # --- DDP under Hydra ---------------------------------------------------------------------------------------
 # Hydra overrides that must reach the children too (everything else about directories, sweeps and launchers
 # is replaced: the children join this job, in this job's directory, as a single run)
@@ -251,7 +174,7 @@ def _hydra_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _ddp_child_command(local_rank: int) -> tuple[list[str], str]:
+def ddp_child_command(local_rank: int) -> tuple[list[str], str]:
     """Command line and cwd for DDP rank ``local_rank`` (> 0) of the current Hydra job.
 
     Replaces Lightning's Hydra variant, which re-runs ``sys.argv`` with ``hydra.run.dir`` added: inside a
@@ -276,21 +199,15 @@ def _ddp_child_command(local_rank: int) -> tuple[list[str], str]:
     return command, get_original_cwd()
 
 
-def _route_ddp_children_to_this_job() -> None:
+def route_ddp_children_to_this_job() -> None:
+    """Inside a Hydra job, make Lightning start DDP ranks > 0 with ``ddp_child_command`` (no-op outside Hydra).
+    Lightning has no hook for the child command line, hence the patch of its module function."""
+    from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.strategies.launchers import subprocess_script
 
+    if not HydraConfig.initialized():
+        return
     if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):  # Lightning changed: fail loudly, not silently
         raise RuntimeError("lightning.pytorch.strategies.launchers.subprocess_script._hydra_subprocess_cmd is gone; "
-                           "crnn_lit.runtime._ddp_child_command needs updating for this Lightning version")
-    subprocess_script._hydra_subprocess_cmd = _ddp_child_command
-
-
-class _LogConfig(L.Callback):
-    """Logs the resolved config to every logger once the strategy has set the ranks (only rank 0 logs)."""
-
-    def __init__(self, config: dict):
-        self.config = config
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for lg in trainer.loggers:
-            lg.log_hyperparams(self.config)
+                           "crnn_lit.runtime.ddp_child_command needs updating for this Lightning version")
+    subprocess_script._hydra_subprocess_cmd = ddp_child_command

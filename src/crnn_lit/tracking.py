@@ -5,30 +5,27 @@
   unreachable within ``init_timeout`` seconds) the run falls back to offline and training goes on.
 * The run id is kept in ``<run dir>/wandb_run_id.txt``: a resumed job (``resume=auto``) continues the same run.
 * In a multirun, every job is its own W&B run (``finish_wandb`` after each job), grouped by the sweep directory.
-* ``ValSamples`` builds the validation sample table (image, label, prediction, confidence, correct).
 * The best checkpoint is uploaded as a ``model`` artifact when ``log_model`` is set (``log_best_checkpoint``).
 * ``AppendingCSVLogger`` keeps ``metrics.csv`` of a resumed run (Lightning's CSVLogger deletes it).
-* ``LearningCurve`` writes validation metrics against training images, wall-clock hours and CPU-hours to a CSV,
-  across resumes (the compute budget, not the epoch count, is what CPU users compare).
+* ``cpu_seconds`` is the CPU time ``crnn_lit.callbacks.LearningCurve`` reports (the compute budget, not the epoch
+  count, is what CPU users compare).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import netrc
 import os
 import secrets
 import string
-import sys
-import time
 from pathlib import Path
 
-import lightning as L
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
+
+from crnn_lit.task import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -157,48 +154,6 @@ def wandb_loggers(loggers) -> list[CRNNWandbLogger]:
     return [lg for lg in loggers or () if isinstance(lg, CRNNWandbLogger)]
 
 
-class ValSamples:
-    """The first ``limit`` validation samples of an epoch as a W&B table: image, label, prediction, confidence,
-    correct. Validation batches are sorted by width, so these are the epoch's narrowest images (the same ones
-    every epoch: the table shows how their reading evolves)."""
-
-    COLUMNS = ("image", "label", "prediction", "confidence", "correct")
-
-    def __init__(self, logger: CRNNWandbLogger, limit: int):
-        self.logger, self.limit, self.rows = logger, limit, []
-
-    @classmethod
-    def for_loggers(cls, loggers) -> ValSamples | None:
-        """A collector when a W&B logger wants samples and this is global rank 0; otherwise None."""
-        if rank_zero_only.rank != 0:
-            return None
-        for lg in wandb_loggers(loggers):
-            if lg.val_samples > 0 and lg._wandb_init.get("mode") != "disabled":
-                return cls(lg, lg.val_samples)
-        return None
-
-    @property
-    def wanted(self) -> int:
-        return self.limit - len(self.rows)
-
-    def add(self, images, widths, labels, predictions) -> None:
-        """``images`` (N, C, H, W) in [-1, 1], right-padded; each is cropped to its true width."""
-        for i in range(min(self.wanted, len(labels))):
-            image = images[i, :, :, : int(widths[i])].detach().float().cpu()
-            pixels = ((image + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
-            pred = predictions[i]
-            self.rows.append([pixels.squeeze(2) if pixels.shape[2] == 1 else pixels, labels[i], pred.text,
-                              round(float(pred.confidence), 4), pred.text == labels[i]])
-
-    def log(self, step: int, key: str = "val/samples") -> None:
-        if not self.rows:
-            return
-        import wandb
-
-        data = [[wandb.Image(row[0]), *row[1:]] for row in self.rows]
-        self.logger.experiment.log({key: wandb.Table(columns=list(self.COLUMNS), data=data), "trainer/global_step": step})
-
-
 def log_best_checkpoint(loggers, path: str, metrics: dict[str, float]) -> None:
     """Upload ``path`` as a ``model`` artifact (aliases best + latest) to every W&B run with ``log_model``."""
     if not path or rank_zero_only.rank != 0:
@@ -238,13 +193,6 @@ class AppendingCSVLogger(CSVLogger):
         return self._experiment
 
 
-def finish_wandb() -> None:
-    """Close the active W&B run, if any, so the next job of a multirun starts its own run."""
-    wandb = sys.modules.get("wandb")  # only if this process imported it: never import wandb just to close it
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
-
-
 def cpu_seconds() -> float:
     """CPU time (user + system) of this process, its reaped children and its live children (the DataLoader
     workers), in seconds. Live children are read from /proc; elsewhere only reaped ones are counted."""
@@ -261,56 +209,3 @@ def cpu_seconds() -> float:
         if fields[1] == me:  # ppid
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
-
-
-class LearningCurve(L.Callback):
-    """Appends one CSV row per validation: step, epoch, training images seen (all ranks), cumulative training
-    wall-clock and CPU hours (this process tree), and every ``val/*`` metric. The counters live in the
-    checkpoint, so a resumed run continues the same curve instead of restarting it at zero."""
-
-    def __init__(self, path: str):
-        self.path = Path(path)
-        self.images, self.wall_s, self.cpu_s = 0, 0.0, 0.0  # totals up to the last checkpointed moment
-        self._wall0 = self._cpu0 = None
-
-    def _totals(self) -> tuple[float, float]:
-        if self._wall0 is None:
-            return self.wall_s, self.cpu_s
-        return self.wall_s + time.perf_counter() - self._wall0, self.cpu_s + cpu_seconds() - self._cpu0
-
-    def continue_from(self, totals: dict | None) -> None:
-        """Count on from an earlier stage's totals (a run started with ``init_from``), before training starts."""
-        if totals:
-            self.images, self.wall_s, self.cpu_s = int(totals["images"]), totals["wall_s"], totals["cpu_s"]
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        # counted at the start, so a checkpoint written at this batch's end (by any callback) includes it
-        self.images += len(batch) * trainer.world_size
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        # only fit's validations: a trainer.validate() after training would restore an older checkpoint's counters
-        if trainer.sanity_checking or trainer.global_rank != 0 or trainer.state.fn != "fit":
-            return
-        wall, cpu = self._totals()
-        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "images": self.images,
-               "wall_hours": round(wall / 3600, 4), "cpu_hours": round(cpu / 3600, 4)}
-        row |= {k: round(float(v), 5) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")}
-        new = not self.path.is_file()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def state_dict(self) -> dict:
-        wall, cpu = self._totals()
-        return {"images": self.images, "wall_s": wall, "cpu_s": cpu}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.images, self.wall_s, self.cpu_s = state_dict["images"], state_dict["wall_s"], state_dict["cpu_s"]
-        if self._wall0 is not None:  # restored after on_train_start: count from now
-            self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()

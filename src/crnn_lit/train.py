@@ -7,28 +7,25 @@ DDP-under-Hydra live in ``crnn_lit.runtime``.
 from __future__ import annotations
 
 import logging
-import sys
 
-import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
+from crnn_lit.callbacks import LearningCurve, LogConfig
 from crnn_lit.checkpoint import init_from
-from crnn_lit.config import CONFIG_DIR, ConfigError, check_required, register_resolvers
+from crnn_lit.config import ConfigError, check_required
 from crnn_lit.model import build_model
 from crnn_lit.model.build import model_config
 from crnn_lit.runtime import (
     AtomicCheckpointIO,
-    _LoaderPosition,
-    _LogConfig,
-    _route_ddp_children_to_this_job,
-    make_train_loader_resumable,
     resolve_checkpoint,
+    route_ddp_children_to_this_job,
 )
 from crnn_lit.system import CRNNSystem
-from crnn_lit.tracking import LearningCurve, finish_wandb, log_best_checkpoint
+from crnn_lit.task import task
+from crnn_lit.tracking import log_best_checkpoint
 
 log = logging.getLogger("crnn_lit.train")
 
@@ -66,21 +63,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
                               "give one of them")
         initialized = init_from(model, charset, cfg.init_from, log)
     datamodule = instantiate(cfg.data, charset=charset, output_length=model.backbone.output_length)
-    make_train_loader_resumable(datamodule)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                        decoder=instantiate(cfg.decoder), model_config=spec,
-                        channels_last=cfg.channels_last)
+                        model_config=spec, channels_last=cfg.channels_last)
     loggers = _instantiate_dict(cfg.get("logger"))
-    callbacks = [*_instantiate_dict(cfg.get("callbacks")), _LoaderPosition()]
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
     if cfg.get("init_from"):  # a chained stage: its learning curve counts on from the source's totals
         for cb in callbacks:
             if isinstance(cb, LearningCurve):
                 cb.continue_from(initialized.training)
     if loggers:
-        callbacks.append(_LogConfig(OmegaConf.to_container(cfg, resolve=True)))
-    if _hydra_in_use():
-        _route_ddp_children_to_this_job()
+        callbacks.append(LogConfig(OmegaConf.to_container(cfg, resolve=True)))
+    route_ddp_children_to_this_job()
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                      plugins=[AtomicCheckpointIO()])
 
@@ -108,25 +102,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _hydra_in_use() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.initialized()
-
-
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@task("train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except ConfigError as err:
-        log.error("%s", err)
-        sys.exit(2)
-    finally:
-        finish_wandb()  # one W&B run per job, also when the job fails
-    return metrics.get(cfg.optimized_metric)
+    return train(cfg).get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":

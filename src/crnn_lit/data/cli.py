@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import sys
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,21 +25,26 @@ from pathlib import Path
 import numpy as np
 
 from crnn_lit.charset import Charset
-from crnn_lit.config import ASSETS_DIR
-from crnn_lit.data.sample import BadSample
+from crnn_lit.data.dataset import LabelPolicy, Rejected
+from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.data.sources.image_io import decode_image
-from crnn_lit.transcription.ctc import min_frames
 
 log = logging.getLogger("crnn_lit.data")
 
-CHARSETS = {"lowercase": "lowercase36.txt", "case_sensitive": "case62.txt", "printable": "printable94.txt"}
-
-
 def load_charset(name: str) -> Charset:
-    """A charset by config name (``lowercase``, ``case_sensitive``, ``printable``) or charset-file path."""
-    path = ASSETS_DIR / "charsets" / CHARSETS[name] if name in CHARSETS else Path(name)
-    return Charset.from_file(path)
+    """A charset by ``conf/charset`` option (``lowercase``, ``case_sensitive``, ``printable``) or charset-file path."""
+    if Path(name).is_file():
+        return Charset.from_file(name)
+    from hydra.errors import MissingConfigException
+    from hydra.utils import instantiate
+
+    from crnn_lit.config import compose_config
+
+    try:
+        return instantiate(compose_config([f"charset={name}"]).charset)
+    except MissingConfigException:
+        raise ValueError(f"--charset {name}: neither a charset file nor a conf/charset option") from None
 
 
 # --- convert ------------------------------------------------------------------------------------------------
@@ -136,12 +140,6 @@ def _meta(source_id: str, position: int, total: int, skipped: Counter, examples:
 
 
 # --- inspect ------------------------------------------------------------------------------------------------
-def _fold(charset: Charset, text: str) -> str:
-    """``text`` NFKC-normalized and case-folded as ``charset.normalize`` does, before any character is dropped."""
-    text = unicodedata.normalize("NFKC", text)
-    return text.lower() if charset.fold == "lower" else text.upper() if charset.fold == "upper" else text
-
-
 def _histogram(values: np.ndarray, edges: list[int], unit: str = "") -> list[str]:
     """Text histogram; ``edges`` are trimmed to the range the values occupy."""
     lo, hi = int(values.min()), int(values.max())
@@ -170,42 +168,34 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], *, he
     filtered: Counter = Counter()
     examples: dict[str, list[str]] = {}
 
-    remover = Charset(charset.chars, oov="remove")  # what the label keeps of the charset's characters
+    policy = LabelPolicy(charset, output_length)  # training's rules (PreparedDataset applies the same)
+    reasons: list[str | None] = [None] * n  # per sample: why training would skip it (None: used)
 
-    def reject(reason: str, what: str) -> None:
-        filtered[reason] += 1
-        if len(examples.setdefault(reason, [])) < show:
-            examples[reason].append(what)
+    def reject(i: int, rejection: Rejected) -> None:
+        reasons[i] = rejection.reason
+        filtered[rejection.reason] += 1
+        if len(examples.setdefault(rejection.reason, [])) < show:
+            examples[rejection.reason].append(f"{rejection.key} {rejection.detail}")
 
     for i in range(n):
         try:
             raw_label = source.label(i)
-            key = source.key(i)
+            w, h = source.size(i)
+            sample = source[i] if decode else Sample(None, raw_label, source.key(i))
         except BadSample as err:
-            reject(err.reason, str(err))
+            reject(i, Rejected.of(err))
             continue
+        text = charset.canonical(raw_label)
+        seen.update(c for c in text if c in charset)
+        outside.update(c for c in text if c not in charset)
         label = charset.normalize(raw_label)
-        seen.update(remover.normalize(raw_label) or "")
-        text = raw_label.strip()
-        outside.update(c for c in _fold(charset, text) if c not in remover._index)
         lengths[i] = len(label) if label else -1
-        w, h = source.size(i)
+        if sample.image is not None:
+            h, w = sample.image.shape[:2]
         widths[i] = resize.width_for(w, h)
-        if label is None:
-            reject("empty_label" if not text else "out_of_charset", f"{key} {raw_label!r}")
-            continue
-        if decode:
-            try:
-                image = source[i].image
-            except BadSample as err:
-                reject(err.reason, str(err))
-                continue
-            if image.ndim not in (2, 3) or min(image.shape[:2]) < 2:
-                reject("bad_image", f"{key} shape {image.shape}")
-                continue
-            widths[i] = resize.width_for(image.shape[1], image.shape[0])
-        if min_frames(label) > output_length(int(widths[i])):
-            reject("too_long", f"{key} {label!r} at width {widths[i]}")
+        decision = policy.check(sample, int(widths[i]))
+        if isinstance(decision, Rejected):
+            reject(i, decision)
 
     usable = n - sum(filtered.values())
     lines = [(f"{n} samples; {usable} usable under charset {charset.name or 'custom'} "
@@ -239,7 +229,7 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], *, he
     for reason, count in filtered.most_common():
         lines.append(f"  {reason}: {count}")
         lines += [f"    {e}" for e in examples[reason]]
-    return {"count": n, "usable": usable, "filtered": dict(filtered), "examples": examples,
+    return {"count": n, "usable": usable, "filtered": dict(filtered), "examples": examples, "reasons": reasons,
             "lengths": lengths, "widths": widths, "outside": dict(outside), "coverage": coverage,
             "text": "\n".join(lines)}
 

@@ -17,6 +17,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
 from crnn_lit.data.transforms import Resize, WidthPolicy
+from crnn_lit.runtime import ResumableLoader
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,14 @@ class TextDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),  # worker seeds independent of other RNG use
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
         draw = getattr(self.train_set.source, "epoch_indices", None)
         sampler = EpochSampler(len(self.train_set), shuffle=True, seed=self.seed, num_samples=self.samples_per_epoch,
                                draw=draw)
         width = self.train_set.width if self.width_policy == "bucketed" else None
         # drop_last=False: every sample of the epoch is used once (the batch sampler balances ranks by splitting)
         batches = WidthBatchSampler(sampler, self.batch_size, width, self.pool_batches, drop_last=False)
-        return self._loader(self.train_set, batches)
+        return ResumableLoader(self._loader(self.train_set, batches))  # a resume continues inside the epoch
 
     def val_dataloader(self) -> DataLoader:
         width = self.val_set.width if self.width_policy != "fixed" else None

@@ -1,8 +1,9 @@
 """From a raw source sample to a training item: label policy → augment → resize → tensor.
 
 Samples that cannot be used are not errors: they come back as ``Rejected`` with a reason, the collate function
-drops them and counts the reasons, and the LightningModule logs the counts once per epoch. Nothing is silently
-lost and nothing crashes a training epoch.
+drops them and counts the reasons, and ``crnn_lit.callbacks.EpochStats`` logs the counts once per epoch. Nothing
+is silently lost and nothing crashes a training epoch. The rules live in ``LabelPolicy``, which
+``python -m crnn_lit.data inspect`` applies too, so it reports exactly what training would filter.
 """
 
 from __future__ import annotations
@@ -34,6 +35,46 @@ class Rejected:
     key: str
     detail: str = ""
 
+    @classmethod
+    def of(cls, err: BadSample) -> Rejected:
+        """A sample its source could not produce."""
+        return cls(err.reason, err.key, str(err))
+
+
+class LabelPolicy:
+    """Which samples training uses, and why not the others: the one copy of the rules.
+
+    ``check`` gives the label to learn (``charset.normalize``: NFKC, case fold, out-of-charset characters per
+    ``charset.oov``) or a ``Rejected``: ``empty_label``, ``out_of_charset``, ``bad_image`` (not a uint8 image of at
+    least 2×2 pixels; skipped when the image is not decoded), ``too_long`` (CTC needs ``min_frames(label)``
+    frames and the network gives ``output_length(width)`` for an image ``width`` pixels wide at its input height;
+    ``zero_infinity`` would only hide such labels).
+    """
+
+    def __init__(self, charset: Charset, output_length: Callable[[int], int]):
+        self.charset = charset
+        self.output_length = output_length
+
+    def check(self, sample: Sample, width: int | None = None) -> str | Rejected:
+        """The normalized label of ``sample`` or why it is rejected; ``width`` None leaves the frame count to
+        ``fits`` (training knows the width only after augmentation, which may change it)."""
+        label = self.charset.normalize(sample.label)
+        if label is None:
+            reason = "empty_label" if not sample.label.strip() else "out_of_charset"
+            return Rejected(reason, sample.key, repr(sample.label))
+        image = sample.image
+        if image is not None and (image.ndim not in (2, 3) or min(image.shape[:2]) < 2 or image.dtype != np.uint8):
+            return Rejected("bad_image", sample.key, f"shape {image.shape}, dtype {image.dtype}")
+        if width is not None:
+            return self.fits(sample.key, label, width)
+        return label
+
+    def fits(self, key: str, label: str, width: int) -> str | Rejected:
+        """``label`` if an image ``width`` pixels wide gives CTC enough frames for it, else ``too_long``."""
+        if min_frames(label) > self.output_length(width):
+            return Rejected("too_long", key, f"{label!r} at width {width}")
+        return label
+
 
 def seed32(*entropy: int) -> int:
     """A 32-bit seed mixed from integers (numpy's SeedSequence: nearby inputs give unrelated seeds)."""
@@ -43,22 +84,19 @@ def seed32(*entropy: int) -> int:
 class PreparedDataset(Dataset):
     """Wraps a source (any map-style dataset of ``Sample``) with the label policy and image pipeline.
 
-    ``output_length`` maps an input width to the model's frame count T; labels that need more frames than
-    the image gives are rejected as ``too_long`` (CTC cannot align them; ``zero_infinity`` would only hide them).
-    Order: label policy → channels → resize to ``resize.height`` → ``augment`` (training only) → tensor.
-
-    Rejection reasons: ``out_of_charset``, ``empty_label``, ``bad_image``, ``too_long``, ``augment_error``, plus
-    whatever the source raises as ``BadSample`` (``unreadable``, ``empty_file``, ``missing_file``,
-    ``missing_key``, ``not_utf8``, …).
+    Order: ``LabelPolicy.check`` → channels → resize to ``resize.height`` → ``augment`` (training only) →
+    ``LabelPolicy.fits`` at the final width → tensor. ``output_length`` maps an input width to the model's frame
+    count T. Rejection reasons: the policy's, ``augment_error``, plus whatever the source raises as ``BadSample``
+    (``unreadable``, ``empty_file``, ``missing_file``, ``missing_key``, ``not_utf8``, …).
     """
 
     def __init__(self, source, charset: Charset, resize: Resize, channels: int,
                  output_length: Callable[[int], int], augment: Callable | None = None, seed: int = 0):
         self.source = source
         self.charset = charset
+        self.policy = LabelPolicy(charset, output_length)
         self.resize = resize
         self.channels = channels
-        self.output_length = output_length
         self.augment = augment
         self.seed = seed
 
@@ -81,14 +119,11 @@ class PreparedDataset(Dataset):
         try:
             sample: Sample = self.source[index]
         except BadSample as err:
-            return Rejected(err.reason, err.key, str(err))
-        label = self.charset.normalize(sample.label)
-        if label is None:
-            return Rejected("empty_label" if not sample.label.strip() else "out_of_charset", sample.key, sample.label)
-        image = sample.image
-        if image.ndim not in (2, 3) or min(image.shape[:2]) < 2 or image.dtype != np.uint8:
-            return Rejected("bad_image", sample.key, f"shape {image.shape}, dtype {image.dtype}")
-        image = self.resize(to_channels(image, self.channels))
+            return Rejected.of(err)
+        label = self.policy.check(sample)
+        if isinstance(label, Rejected):
+            return label
+        image = self.resize(to_channels(sample.image, self.channels))
         if self.augment is not None:
             # at the network's height, so one pipeline means the same thing for 32-px synthetic crops and
             # 600-px photos (and costs the same)
@@ -97,6 +132,7 @@ class PreparedDataset(Dataset):
             except Exception as err:  # noqa: BLE001 — a broken transform must not end the epoch: count it
                 return Rejected("augment_error", sample.key, f"{type(err).__name__}: {err}")
             image = self.resize(image)  # a no-op unless a transform changed the size
-        if min_frames(label) > self.output_length(image.shape[1]):
-            return Rejected("too_long", sample.key, label)
+        label = self.policy.fits(sample.key, label, image.shape[1])
+        if isinstance(label, Rejected):
+            return label
         return Item(to_tensor(image), self.charset.encode(label), label, sample.key)

@@ -9,7 +9,9 @@ import numpy as np
 
 @dataclass
 class Sample:
-    image: np.ndarray  # uint8, H×W (grayscale), H×W×3 (RGB) or H×W×4 (RGBA; composited onto white later)
+    # uint8, H×W (grayscale), H×W×3 (RGB) or H×W×4 (RGBA; composited onto white later); None = not decoded
+    # (the inspector judges labels from the index alone unless asked to decode)
+    image: np.ndarray | None
     label: str
     key: str = ""  # where it came from (path, LMDB index, render index) — for error messages and predictions
 

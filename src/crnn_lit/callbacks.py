@@ -1,0 +1,296 @@
+"""Every Lightning callback of a training run, so ``CRNNSystem`` holds only model, loss, optimizers and metrics.
+
+Wired through ``conf/callbacks/default.yaml`` (``LogConfig``, which needs the resolved config, is added by
+``crnn_lit.train``):
+
+* ``TotalSteps``: one-cycle's ``total_steps`` from the trainer's step estimate.
+* ``EpochStats``: ``train/images_per_sec``, ``data/padding_waste``, ``data/rejected_<reason>`` once per epoch.
+* ``ValSampleTable``: the W&B ``val/samples`` table (image, label, prediction, confidence, correct).
+* ``LearningCurve``: validation metrics against training images, wall-clock and CPU hours, across resumes.
+* exact resume: ``LastCheckpoint`` (``last.ckpt`` every N steps, after validation, at the end and on SIGTERM),
+  ``LoaderPosition`` (the position inside the epoch), ``RngState`` (torch/CUDA/numpy/Python RNG states).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import inspect
+import logging
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from crnn_lit.runtime import ResumableLoader
+from crnn_lit.tracking import cpu_seconds, wandb_loggers
+
+log = logging.getLogger("crnn_lit.train")
+
+
+class TotalSteps(L.Callback):
+    """A scheduler whose constructor takes ``total_steps`` (one-cycle) gets the trainer's estimate of the run's
+    optimizer steps. Bound at setup, before ``configure_optimizers`` builds the scheduler."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        factory = getattr(pl_module, "scheduler_factory", None)
+        if stage == "fit" and factory is not None and "total_steps" in inspect.signature(factory).parameters:
+            total = int(trainer.estimated_stepping_batches)
+            pl_module.scheduler_factory = functools.partial(factory, total_steps=total)
+
+
+class EpochStats(L.Callback):
+    """Per training epoch: images/s (summed over ranks), mean padding waste of the batches, and the samples the
+    label policy rejected, by reason (also printed, so nothing is silently lost)."""
+
+    def __init__(self):
+        self.rejected: Counter = Counter()
+        self.images, self.batches, self.waste, self.start = 0, 0, 0.0, 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()  # a mid-epoch resume skips on_train_epoch_start
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.rejected.clear()
+        self.images, self.batches, self.waste, self.start = 0, 0, 0.0, time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.rejected.update(batch.rejected)
+        if len(batch):  # a batch whose samples were all rejected trains nothing (CRNNSystem skips it)
+            self.images += len(batch)
+            self.waste += batch.padding_waste
+            self.batches += 1
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        # summed over ranks: the global rate (a DDP rank's own rate times the world size, roughly)
+        pl_module.log("train/images_per_sec", self.images / elapsed, sync_dist=True, reduce_fx="sum")
+        pl_module.log("data/padding_waste", self.waste / max(self.batches, 1), sync_dist=True)
+        for reason, count in sorted(self.rejected.items()):  # counts of this rank's batches
+            pl_module.log(f"data/rejected_{reason}", float(count))
+        if self.rejected:
+            summary = ", ".join(f"{r}={c}" for r, c in sorted(self.rejected.items()))
+            pl_module.print(f"epoch {trainer.current_epoch}: skipped training samples: {summary}")
+
+
+class ValSampleTable(L.Callback):
+    """The first validation samples of each validation as the W&B table ``val/samples``, as many as the W&B
+    logger's ``val_samples``. Validation batches are sorted by width, so these are the narrowest images (the same
+    ones every epoch: the table shows how their reading evolves). Reads the predictions ``validation_step``
+    returns; global rank 0 only."""
+
+    COLUMNS = ("image", "label", "prediction", "confidence", "correct")
+    KEY = "val/samples"
+
+    def __init__(self):
+        self.logger, self.limit, self.rows = None, 0, []
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.logger, self.limit, self.rows = None, 0, []
+        if trainer.sanity_checking or rank_zero_only.rank != 0:
+            return
+        for lg in wandb_loggers(trainer.loggers):
+            if lg.val_samples > 0 and lg._wandb_init.get("mode") != "disabled":
+                self.logger, self.limit = lg, lg.val_samples
+                return
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.logger is None or not outputs:
+            return
+        for i in range(min(self.limit - len(self.rows), len(batch))):
+            image = batch.images[i, :, :, : int(batch.widths[i])].detach().float().cpu()  # crop the padding
+            pixels = ((image + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+            pred = outputs[i]
+            self.rows.append([pixels.squeeze(2) if pixels.shape[2] == 1 else pixels, batch.labels[i], pred.text,
+                              round(float(pred.confidence), 4), pred.text == batch.labels[i]])
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self.logger is None or not self.rows:
+            return
+        import wandb
+
+        data = [[wandb.Image(row[0]), *row[1:]] for row in self.rows]
+        self.logger.experiment.log({self.KEY: wandb.Table(columns=list(self.COLUMNS), data=data),
+                                    "trainer/global_step": trainer.global_step})
+        self.logger, self.rows = None, []
+
+
+class LearningCurve(L.Callback):
+    """Appends one CSV row per validation: step, epoch, training images seen (all ranks), cumulative training
+    wall-clock and CPU hours (this process tree), and every ``val/*`` metric. The counters live in the
+    checkpoint, so a resumed run continues the same curve instead of restarting it at zero."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.images, self.wall_s, self.cpu_s = 0, 0.0, 0.0  # totals up to the last checkpointed moment
+        self._wall0 = self._cpu0 = None
+
+    def _totals(self) -> tuple[float, float]:
+        if self._wall0 is None:
+            return self.wall_s, self.cpu_s
+        return self.wall_s + time.perf_counter() - self._wall0, self.cpu_s + cpu_seconds() - self._cpu0
+
+    def continue_from(self, totals: dict | None) -> None:
+        """Count on from an earlier stage's totals (a run started with ``init_from``), before training starts."""
+        if totals:
+            self.images, self.wall_s, self.cpu_s = int(totals["images"]), totals["wall_s"], totals["cpu_s"]
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # counted at the start, so a checkpoint written at this batch's end (by any callback) includes it
+        self.images += len(batch) * trainer.world_size
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # only fit's validations: a trainer.validate() after training would restore an older checkpoint's counters
+        if trainer.sanity_checking or trainer.global_rank != 0 or trainer.state.fn != "fit":
+            return
+        wall, cpu = self._totals()
+        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "images": self.images,
+               "wall_hours": round(wall / 3600, 4), "cpu_hours": round(cpu / 3600, 4)}
+        row |= {k: round(float(v), 5) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")}
+        new = not self.path.is_file()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def state_dict(self) -> dict:
+        wall, cpu = self._totals()
+        return {"images": self.images, "wall_s": wall, "cpu_s": cpu}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.images, self.wall_s, self.cpu_s = state_dict["images"], state_dict["wall_s"], state_dict["cpu_s"]
+        if self._wall0 is not None:  # restored after on_train_start: count from now
+            self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()
+
+
+# --- exact resume ----------------------------------------------------------------------------------------------
+class LastCheckpoint(L.Callback):
+    """Keeps ``<dirpath>/last.ckpt`` = the newest training state, for ``resume=auto``.
+
+    Saved every ``every_n_train_steps`` optimizer steps (a killed run loses fewer steps than that), after every
+    validation, when training ends, and after the step during which a SIGTERM arrived (preemptible machines,
+    ``timeout``, SLURM's ``--signal=TERM@<seconds>``): Lightning then stops the run cleanly, and ``resume=auto``
+    loses nothing. (Lightning 2.6's ``ModelCheckpoint(save_last=True, every_n_train_steps=N)`` defers last.ckpt
+    with its top-k save until the monitored validation metric exists — no step saves before the first validation
+    — and saves nothing on SIGTERM.)
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str, every_n_train_steps: int | None):
+        self.path = Path(dirpath) / self.FILENAME
+        self.every = every_n_train_steps or 0
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        due = self.every and trainer.global_step % self.every == 0
+        if (due or trainer.received_sigterm) and trainer.global_step != self._saved_step:
+            self._save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit":
+            self._save(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+
+class LoaderPosition(L.Callback):
+    """Carries the ``ResumableLoader`` state through the checkpoint as callback state and applies it when
+    training starts. Lightning's own route (loader states in the fit-loop state) is skipped when the loader was
+    set up before the restore — which ``trainer.estimated_stepping_batches`` (``TotalSteps``) does.
+    Applying it here is early enough: the loader draws its first indices at the first batch."""
+
+    def __init__(self):
+        self._pending: dict | None = None
+        self._trainer: L.Trainer | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "_LoaderPosition"  # the key of checkpoints written before the class was public: they still resume
+
+    @staticmethod
+    def _loader(trainer: L.Trainer) -> ResumableLoader | None:
+        loader = trainer.train_dataloader
+        return loader if isinstance(loader, ResumableLoader) else None
+
+    def state_dict(self) -> dict:
+        loader = self._loader(self._trainer) if self._trainer is not None else None
+        return loader.state_dict() if loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._pending = dict(state_dict) or None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        self._trainer = trainer
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        state, self._pending = self._pending, None
+        loader = self._loader(trainer)
+        if not state or loader is None or not 0 < state.get("batches", 0) < len(loader):
+            return  # fresh start, or the checkpoint closed an epoch: Lightning starts the next one as usual
+        ready = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if ready != state["batches"]:
+            log.warning("resume: the loop is at batch %d of the epoch but the loader state at %d; "
+                        "not skipping (batches of this epoch may repeat)", ready, state["batches"])
+            return
+        loader.load_state_dict(state)
+
+
+class RngState(L.Callback):
+    """Saves the torch, CUDA, numpy and Python RNG states in every checkpoint and restores them on resume, so a
+    resumed run draws the same random numbers as an uninterrupted one. Tensors/ints only, so
+    ``torch.load(weights_only=True)`` reads them; under the checkpoint's top-level ``KEY``, where earlier
+    checkpoints keep them too."""
+
+    KEY = "crnn_lit_rng"
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        version, mt_key, position, has_gauss, cached = np.random.get_state()
+        py_version, py_state, py_gauss = random.getstate()
+        checkpoint[self.KEY] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [version, torch.from_numpy(mt_key.astype(np.int64)), int(position), int(has_gauss),
+                      float(cached)],
+            "python": [py_version, list(py_state), py_gauss],
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        states = checkpoint.get(self.KEY)
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        version, mt_key, position, has_gauss, cached = states["numpy"]
+        np.random.set_state((version, mt_key.numpy().astype(np.uint32), position, has_gauss, cached))
+        py_version, py_state, py_gauss = states["python"]
+        random.setstate((py_version, tuple(py_state), py_gauss))
+
+
+class LogConfig(L.Callback):
+    """Logs the resolved config to every logger once the strategy has set the ranks (only rank 0 logs)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for lg in trainer.loggers:
+            lg.log_hyperparams(self.config)

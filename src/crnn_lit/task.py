@@ -1,0 +1,53 @@
+"""The frame the entry points share (``train``, ``evaluate``, ``predict``, ``export``).
+
+    @task("predict")  # conf/predict.yaml
+    def main(cfg: DictConfig) -> None:
+        predict(cfg)
+
+makes ``main`` a Hydra app of that config. A configuration that cannot run (``ConfigError``, or a checkpoint
+that cannot be used) ends the job with one line on stderr and exit status 2, not a traceback; the W&B run is
+closed after every job, also a failed one (in a multirun every job is its own run). Kept free of Lightning and
+torch imports, so ``predict`` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+import hydra
+from omegaconf import DictConfig
+
+from crnn_lit.checkpoint import CheckpointError
+from crnn_lit.config import CONFIG_DIR, ConfigError, register_resolvers
+
+USER_ERRORS = (ConfigError, CheckpointError)
+
+
+def finish_wandb() -> None:
+    """Close the active W&B run, if any, so the next job of a multirun starts its own run."""
+    wandb = sys.modules.get("wandb")  # only if this process imported it: never import wandb just to close it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+def task(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callable]:
+    """Decorator: ``fn(cfg)`` → the Hydra app of ``conf/<config_name>.yaml`` (returns what ``fn`` returns, e.g.
+    the metric an Optuna sweep optimizes)."""
+    register_resolvers()
+
+    def decorate(fn: Callable[[DictConfig], object]) -> Callable:
+        @functools.wraps(fn)  # Hydra names the job (and its log file) after the wrapped function's module
+        def run(cfg: DictConfig):
+            try:
+                return fn(cfg)
+            except USER_ERRORS as err:
+                print(f"crnn_lit.{config_name}: error: {err}", file=sys.stderr, flush=True)
+                sys.exit(2)
+            finally:
+                finish_wandb()
+
+        return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run)
+
+    return decorate

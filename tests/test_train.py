@@ -62,6 +62,7 @@ def data_roots(tmp_path, synth90k_root) -> dict[tuple[str, str], list[str]]:
         ("data", "folder"): [f"data.root={folder}", "data.mix.holdout=0.3"],
         ("data", "real_finetune"): [f"data.root={write_real_train(tmp_path / 'real_train')}"],
         ("experiment", "cpu_scene_text"): [f"data.root={write_real_train(tmp_path / 'real_train_x')}"],
+        ("experiment", "scene_text"): [f"data.root={write_real_train(tmp_path / 'real_train_s')}"],
     }
 
 

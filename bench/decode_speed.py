@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))  # the BK-tree (the paper's retrieval) is a test oracle, timed here
 
 from hydra.utils import instantiate

@@ -35,7 +35,6 @@ import torch
 from hydra.utils import instantiate
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from crnn_lit.config import PROJECT_ROOT, compose_config
 from crnn_lit.data.batching import padding_waste

@@ -20,7 +20,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +29,6 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))  # runnable from a plain checkout too
 
 from crnn_lit.config import compose_config
 from crnn_lit.data.sources.renderer import WordRenderer

@@ -15,16 +15,13 @@ import json
 import os
 import platform
 import sys
-from pathlib import Path
 
 import torch
+from train_throughput import make_batches, nodes, run_plain  # bench/ (the script's folder) is on sys.path
 
 from crnn_lit.charset import Charset
 from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.model import build_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import make_batches, nodes, run_plain  # bench/ is a folder of scripts, not a package
 
 OPTIONS = {  # name → (batch size, threads, bf16 autocast, channels-last, compile)
     "fp32 (baseline)": (64, 2, False, False, False),

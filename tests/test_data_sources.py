@@ -358,3 +358,24 @@ def test_open_source_detects_formats(tmp_path, broken):
     assert isinstance(open_source(write_synth90k(tmp_path / "s", 1)), Synth90k)
     with pytest.raises(ValueError, match="not a known dataset layout"):
         open_source(tmp_path)
+
+
+def test_sources_satisfy_the_source_protocols(tmp_path):
+    """Every source is a Source (len, getitem, size); the file-based ones are FileSources (key, label, raw)."""
+    from corpus import good_entries, write_folder
+    from crnn_lit.data.sources.base import FileSource, Source
+    from crnn_lit.data.sources.folder import FolderDataset
+    from crnn_lit.data.sources.mixed import HoldoutSplit, MixedSource
+    from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
+
+    folder = FolderDataset(write_folder(tmp_path / "crops", good_entries(6)))
+    split = HoldoutSplit(folder, fraction=0.5, part="train")
+    from crnn_lit.config import PROJECT_ROOT
+
+    data = PROJECT_ROOT / "data"
+    rendered = SyntheticWords(WordRenderer(str(data / "words" / "english.txt"), str(data / "fonts"), seed=1), length=4)
+    for source in (folder, split, MixedSource({"a": folder})):
+        assert isinstance(source, FileSource), type(source).__name__
+    assert isinstance(rendered, Source) and not isinstance(rendered, FileSource)
+    assert not isinstance([1, 2], Source)
+    assert folder.size(0) == folder[0].image.shape[1::-1]

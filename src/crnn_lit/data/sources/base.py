@@ -1,9 +1,7 @@
-"""Helpers shared by the file-based sources: load-time skip accounting and a cache of image sizes.
+"""The source protocols, and helpers shared by the file-based sources (skip accounting, a cache of image sizes).
 
-Every source is a map-style dataset of ``Sample`` with ``__len__``, ``__getitem__`` (raising ``BadSample`` for
-unusable samples) and ``size(i) -> (width, height)`` without decoding pixels. File-based sources (folder,
-Synth90k, LMDB, and mixtures/splits of them) also offer ``key(i)`` and ``label(i)`` without touching the image
-(used by hold-out splits and the inspector) and ``raw(i) -> (encoded image bytes, label, key)`` (the converter).
+Every source is a :class:`Source`; file-based ones (folder, Synth90k, LMDB, and mixtures/splits of them) are
+:class:`FileSource`. Checked structurally (``isinstance`` works: the protocols are runtime-checkable).
 """
 
 from __future__ import annotations
@@ -11,8 +9,41 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from crnn_lit.data.sample import Sample
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A map-style dataset of samples; what the data module, mixtures and the renderer provide."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Sample:
+        """The i-th sample; raises ``BadSample`` for one that cannot be used (counted, never a crash)."""
+        ...
+
+    def size(self, i: int) -> tuple[int, int]:
+        """``(width, height)`` of the i-th image without decoding its pixels (width bucketing)."""
+        ...
+
+
+@runtime_checkable
+class FileSource(Source, Protocol):
+    """A source over stored files: labels and keys without touching images (hold-out splits, the inspector),
+    and the encoded bytes (the LMDB converter)."""
+
+    def key(self, i: int) -> str: ...
+
+    def label(self, i: int) -> str: ...
+
+    def raw(self, i: int) -> tuple[bytes, str, str]:
+        """``(encoded image bytes, label, key)``."""
+        ...
 
 
 class SkipLog:

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import compose_config
-from crnn_lit.data.sample import BadSample
+from crnn_lit.evaluate import read_source
 from crnn_lit.inference import Preprocess, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import protocol_normalize
 
@@ -20,15 +20,7 @@ def holdout_logits(ckpt: str, batch_size: int = 64):
     loaded = load_model(ckpt)
     holdout = instantiate(compose_config(["data=real_finetune"]).data.val)
     preprocess = Preprocess.from_model_config(loaded.config)
-    images, keys, labels = [], [], []
-    for i in range(len(holdout)):
-        try:
-            sample = holdout[i]
-        except BadSample:
-            continue
-        images.append(preprocess(sample.image))
-        keys.append(sample.key)
-        labels.append(sample.label)
+    images, keys, labels, _ = read_source(holdout, preprocess)  # unreadable hold-out images are left out
     backend = TorchBackend(loaded.model)
     batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length)
     return loaded, list(recognize(backend, batches))

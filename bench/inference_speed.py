@@ -22,8 +22,8 @@ import torch
 
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import PROJECT_ROOT
-from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.folder import FolderDataset
+from crnn_lit.evaluate import read_source
 from crnn_lit.export import export
 from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import TextMetrics
@@ -61,15 +61,7 @@ def main() -> None:
     preprocess = Preprocess.from_model_config(loaded.config)
     source = FolderDataset(args.data, limit=args.limit)
     start = time.perf_counter()
-    images, keys, labels = [], [], []
-    for i in range(len(source)):
-        try:
-            s = source[i]
-        except BadSample:
-            continue
-        images.append(preprocess(s.image))
-        keys.append(s.key)
-        labels.append(s.label)
+    images, keys, labels, _ = read_source(source, preprocess)
     preprocess_ips = len(images) / (time.perf_counter() - start)
     decoder = GreedyDecoder(loaded.charset)
     n1 = min(len(images), 600)

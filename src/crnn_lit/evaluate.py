@@ -58,9 +58,9 @@ def find_benchmark(bench: DictConfig) -> tuple[Path | None, str]:
     return None, "not found: " + ", ".join(str(c) for c in candidates)
 
 
-def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess):
-    """Preprocessed images, keys and raw labels of one benchmark (folder or LMDB); unreadable images apart."""
-    source = open_source(path, fmt, split="test")
+def read_source(source, preprocess: Preprocess):
+    """Preprocessed images, keys and raw labels of every readable sample of a source; the unreadable ones apart,
+    as ``(key, label, reason)`` (they count as errors in a benchmark)."""
     images, keys, labels, unreadable = [], [], [], []
     for i in range(len(source)):
         try:
@@ -72,6 +72,11 @@ def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess):
         keys.append(sample.key)
         labels.append(sample.label)
     return images, keys, labels, unreadable
+
+
+def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess):
+    """:func:`read_source` of one benchmark (folder or LMDB)."""
+    return read_source(open_source(path, fmt, split="test"), preprocess)
 
 
 def _lexicon_missing(setting: DictConfig) -> str | None:

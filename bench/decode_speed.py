@@ -64,11 +64,12 @@ def model_log_probs(ckpt: str, n: int, batch: int) -> tuple[torch.Tensor, list[s
 
     from crnn_lit.checkpoint import load_model
     from crnn_lit.data.sources.renderer import WordRenderer
+    from crnn_lit.preprocess import Preprocess
 
     loaded = load_model(ckpt)
-    charset, channels = loaded.charset, int(loaded.config.get("channels", 1))
+    charset = loaded.charset
     renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"),
-                            seed=123, channels=channels, charset_chars=charset.chars)
+                            preprocess=Preprocess.from_record(loaded.config), seed=123, charset_chars=charset.chars)
     images, labels = [], []
     for i in range(n):
         sample = renderer.render(i)

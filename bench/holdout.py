@@ -11,15 +11,16 @@ from hydra.utils import instantiate
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import compose_config
 from crnn_lit.evaluate import read_source
-from crnn_lit.inference import Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.inference import TorchBackend, recognize, width_batches
 from crnn_lit.metrics import protocol_normalize
+from crnn_lit.preprocess import Preprocess
 
 
 def holdout_logits(ckpt: str, batch_size: int = 64):
     """``(loaded model, list of Recognized batches)`` for every readable hold-out image."""
     loaded = load_model(ckpt)
     holdout = instantiate(compose_config(["data=real_finetune"]).data.val)
-    preprocess = Preprocess.from_model_config(loaded.config)
+    preprocess = Preprocess.from_record(loaded.config)
     images, keys, labels, _ = read_source(holdout, preprocess)  # unreadable hold-out images are left out
     backend = TorchBackend(loaded.model)
     batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length)

@@ -25,8 +25,9 @@ from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.evaluate import read_source
 from crnn_lit.export import export
-from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.inference import OnnxBackend, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import TextMetrics
+from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import GreedyDecoder
 
 
@@ -58,7 +59,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     loaded = load_model(args.ckpt)
-    preprocess = Preprocess.from_model_config(loaded.config)
+    preprocess = Preprocess.from_record(loaded.config)
     source = FolderDataset(args.data, limit=args.limit)
     start = time.perf_counter()
     images, keys, labels, _ = read_source(source, preprocess)

@@ -44,10 +44,11 @@ from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.lmdb import LmdbDataset
 from crnn_lit.data.sources.mixed import MixedSource
 from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
-from crnn_lit.data.transforms import Resize
 from crnn_lit.model.backbone import WidthPlan
+from crnn_lit.preprocess import Preprocess
 
 output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
+PREPROCESS = Preprocess.from_conf()  # conf/preprocess/default.yaml
 
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
 SETS = ("iiit5k", "svt", "ic15")
@@ -55,8 +56,7 @@ CONSUMPTION = {"light model (vgg_light + bilstm_light)": 180.0, "paper model (vg
 
 
 def loader_rate(source, args, augment=None) -> dict:
-    dm = TextDataModule(source, source, load_charset("lowercase"), output_length, height=32, channels=1,
-                        min_width=16, max_width=400, width_policy="bucketed", fixed_width=100,
+    dm = TextDataModule(source, source, load_charset("lowercase"), output_length, preprocess=PREPROCESS,
                         batch_size=args.batch_size, eval_batch_size=128, num_workers=args.workers,
                         samples_per_epoch=args.images, seed=0, augment=augment)
     loader = dm.train_dataloader()
@@ -102,7 +102,7 @@ def main() -> None:
     for option in ("light", "strong"):
         augment = instantiate(compose_config([f"augment={option}"]).augment)
         rates[f"folder (real_train) + augment={option}"] = loader_rate(MixedSource(folders), args, augment)
-    renderer = WordRenderer(str(PROJECT_ROOT / "data/words/english.txt"), str(PROJECT_ROOT / "data/fonts"))
+    renderer = WordRenderer(str(PROJECT_ROOT / "data/words/english.txt"), str(PROJECT_ROOT / "data/fonts"), PREPROCESS)
     rates["renderer"] = loader_rate(SyntheticWords(renderer, 10**9), args)
     result["loader"] = rates
     slowest = min(r["images_per_s"] for r in rates.values())
@@ -115,7 +115,7 @@ def main() -> None:
         sizes = [ds.size(i) for i in range(len(ds))]
         waste = {}
         for policy in ("fixed", "keep_ratio", "bucketed"):
-            resize = Resize(32, 16, 400, policy, 100)
+            resize = PREPROCESS.replace(width_policy=policy).resize
             waste[policy] = round(padding_waste([resize.width_for(w, h) for w, h in sizes], args.batch_size,
                                                 bucketed=policy == "bucketed"), 4)
         result["padding_waste_iiit5k_widths"] = {"images": len(ds), "batch_size": args.batch_size, **waste}

@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,9 +77,11 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    spec = compose_config([f"renderer={args.renderer}"]).renderer
-    renderer = WordRenderer(spec.words_file, spec.fonts_dir, extra_words_files=spec.extra_words_files,
-                            textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style, channels=args.channels, seed=args.seed)
+    cfg = compose_config([f"renderer={args.renderer}", f"preprocess.channels={args.channels}"])
+    spec = cfg.renderer
+    renderer = WordRenderer(spec.words_file, spec.fonts_dir, instantiate(cfg.preprocess),
+                            extra_words_files=spec.extra_words_files, textures_dir=spec.textures_dir,
+                            frequency_file=spec.frequency_file, style=spec.style, seed=args.seed)
     init_s = time.perf_counter() - t0
 
     n = args.n

@@ -7,11 +7,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from crnn_lit.config import compose_config, register_resolvers
+from crnn_lit.preprocess import Preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 register_resolvers()
+PREPROCESS = Preprocess.from_conf()  # conf/preprocess/default.yaml: height 32, grayscale, widths 16–400, bucketed
 
 
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -57,7 +59,7 @@ TINY_MODEL = {
     "backbone": {"_target_": "crnn_lit.model.backbone.VGG", "channels": [8, 16, 32, 32, 64, 64, 64],
                  "batch_norm": [1, 2, 3, 4, 5, 6, 7]},
     "rnn": {"_target_": "crnn_lit.model.rnn.SequenceModel", "hidden_size": 16, "num_layers": 2},
-    "height": 32, "channels": 1, "min_width": 16, "max_width": 400, "width_policy": "bucketed", "fixed_width": 100,
+    **PREPROCESS.record(),
 }
 
 

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import PREPROCESS
 from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item, PreparedDataset
 from crnn_lit.data.sample import BadSample, Sample
-from crnn_lit.data.transforms import Resize, to_channels
 from crnn_lit.model.backbone import WidthPlan
+from crnn_lit.preprocess import Resize, to_channels
 from crnn_lit.transcription.ctc import min_frames
 
 output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
@@ -42,7 +43,8 @@ class ListSource:
 
 
 def _prepared(items, policy="bucketed", max_width=400):
-    return PreparedDataset(ListSource(items), LOWER, Resize(32, 16, max_width, policy, 100), 1, output_length)
+    return PreparedDataset(ListSource(items), LOWER, PREPROCESS.replace(width_policy=policy, max_width=max_width),
+                           output_length)
 
 
 def test_min_frames_counts_repeats():
@@ -168,13 +170,13 @@ def test_training_and_the_inspector_take_the_same_decisions():
              (np.zeros((1, 30), np.uint8), "dot"), (img.astype(np.float32), "float"), (None, "abc"),
              (None, "é"), (np.zeros((20, 60, 3), np.uint8), "\uff21\uff22")]  # full-width ＡＢ → ab
     source = ListSource(items)
-    training = PreparedDataset(source, LOWER, Resize(32, 16, 400, "bucketed", 100), 1, output_length)
+    training = PreparedDataset(source, LOWER, PREPROCESS, output_length)
     trained = [r.reason if not isinstance(r, Item) else None for r in (training[i] for i in range(len(items)))]
     assert trained == [None, None, "empty_label", "out_of_charset", "out_of_charset", None, "too_long", None,
                        "too_long", None, "too_long", "bad_image", "bad_image", "unreadable", "unreadable", None]
-    assert inspect(source, LOWER, output_length, decode=True)["reasons"] == trained
+    assert inspect(source, LOWER, output_length, PREPROCESS, decode=True)["reasons"] == trained
     # without decoding, the index alone: images are neither read nor checked, their labels still are
-    from_index = inspect(source, LOWER, output_length)
+    from_index = inspect(source, LOWER, output_length, PREPROCESS)
     assert from_index["reasons"] == [*trained[:11], None, None, None, "out_of_charset", None]
     assert from_index["usable"] == 9 and from_index["filtered"] == {"empty_label": 1, "out_of_charset": 3,
                                                                   "too_long": 3}

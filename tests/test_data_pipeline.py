@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import FAST
+from conftest import FAST, PREPROCESS
 from corpus import BROKEN_EXPECTED, good_entries, write_broken_corpus, write_folder
 from crnn_lit.charset import Charset
 from crnn_lit.config import PROJECT_ROOT, compose_config
@@ -27,8 +27,9 @@ LOWER = Charset.from_file(PROJECT_ROOT / "data" / "charsets" / "lowercase36.txt"
 
 
 def _module(train, val=None, **kw) -> TextDataModule:
-    args = {"height": 32, "channels": 1, "min_width": 16, "max_width": 400, "width_policy": "bucketed", "fixed_width": 100,
-                "batch_size": 8, "eval_batch_size": 16, "num_workers": 0, "samples_per_epoch": None, "seed": 0}
+    if "width_policy" in kw:
+        kw["preprocess"] = PREPROCESS.replace(width_policy=kw.pop("width_policy"))
+    args = {"preprocess": PREPROCESS, "batch_size": 8, "eval_batch_size": 16, "num_workers": 0, "samples_per_epoch": None, "seed": 0}
     args.update(kw)
     return TextDataModule(train, val if val is not None else train, LOWER, output_length, **args)
 
@@ -110,7 +111,7 @@ def test_augmentation_is_reproducible_per_seed_with_workers(folder):
 def test_huge_source_without_samples_per_epoch_is_refused():
     from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
 
-    renderer = WordRenderer(str(PROJECT_ROOT / "data/words/english.txt"), str(PROJECT_ROOT / "data/fonts"))
+    renderer = WordRenderer(str(PROJECT_ROOT / "data/words/english.txt"), str(PROJECT_ROOT / "data/fonts"), PREPROCESS)
     with pytest.raises(ValueError, match="samples_per_epoch"):
         _module(SyntheticWords(renderer, 10**9))
 

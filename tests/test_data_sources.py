@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import PREPROCESS
 from corpus import (
     BROKEN_EXPECTED,
     encode,
@@ -34,8 +35,8 @@ from crnn_lit.data.sources.image_io import decode_image, size_from_bytes
 from crnn_lit.data.sources.lmdb import LmdbDataset, LmdbWriter
 from crnn_lit.data.sources.mixed import HoldoutSplit, MixedSource, split_counts
 from crnn_lit.data.sources.synth90k import Synth90k
-from crnn_lit.data.transforms import Resize
 from crnn_lit.model.backbone import WidthPlan
+from crnn_lit.preprocess import Resize
 
 output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1
 
@@ -44,7 +45,7 @@ LOWER = Charset.from_file(PROJECT_ROOT / "data" / "charsets" / "lowercase36.txt"
 
 
 def _prepared(source, max_width=400):
-    return PreparedDataset(source, LOWER, Resize(32, 16, max_width, "bucketed", 100), 1, output_length)
+    return PreparedDataset(source, LOWER, PREPROCESS.replace(max_width=max_width), output_length)
 
 
 @pytest.fixture(scope="module")
@@ -344,8 +345,7 @@ def test_mixed_training_source_through_the_datamodule(tmp_path):
     a = FolderDataset(write_folder(tmp_path / "a", good_entries(8, seed=1)))
     b = FolderDataset(write_folder(tmp_path / "b", good_entries(40, seed=2)))
     dm = TextDataModule(MixedSource({"a": a, "b": b}, {"a": 0.5, "b": 0.5}), b, LOWER, output_length,
-                        height=32, channels=1, min_width=16, max_width=400, width_policy="bucketed",
-                        fixed_width=100, batch_size=8, eval_batch_size=16, num_workers=0, samples_per_epoch=32,
+                        preprocess=PREPROCESS, batch_size=8, eval_batch_size=16, num_workers=0, samples_per_epoch=32,
                         seed=0, mix={"ratios": {"a": 0.5, "b": 0.5}})
     keys = [k for batch in dm.train_dataloader() for k in batch.keys]
     assert len(keys) == 32
@@ -373,7 +373,7 @@ def test_sources_satisfy_the_source_protocols(tmp_path):
     from crnn_lit.config import PROJECT_ROOT
 
     data = PROJECT_ROOT / "data"
-    rendered = SyntheticWords(WordRenderer(str(data / "words" / "english.txt"), str(data / "fonts"), seed=1), length=4)
+    rendered = SyntheticWords(WordRenderer(str(data / "words" / "english.txt"), str(data / "fonts"), PREPROCESS, seed=1), length=4)
     for source in (folder, split, MixedSource({"a": folder})):
         assert isinstance(source, FileSource), type(source).__name__
     assert isinstance(rendered, Source) and not isinstance(rendered, FileSource)

@@ -4,12 +4,11 @@ import functools
 
 import torch
 
-from conftest import ROOT
+from conftest import PREPROCESS, ROOT
 from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate
 from crnn_lit.data.dataset import PreparedDataset
 from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
-from crnn_lit.data.transforms import Resize
 from crnn_lit.model import build_model
 from crnn_lit.system import CRNNSystem
 from crnn_lit.transcription import GreedyDecoder
@@ -18,10 +17,11 @@ from crnn_lit.transcription import GreedyDecoder
 def test_tiny_batch_overfits_and_decodes_its_labels():
     torch.manual_seed(0)
     charset = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
-    renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"), seed=7)
+    renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"), preprocess=PREPROCESS,
+                            seed=7)
     model = build_model({"_target_": "crnn_lit.model.backbone.VGG", "channels": [16, 32, 64, 64, 128, 128, 128]},
                         {"_target_": "crnn_lit.model.rnn.SequenceModel", "hidden_size": 64, "num_layers": 1}, 37, 1)
-    data = PreparedDataset(SyntheticWords(renderer, 100), charset, Resize(32, 16, 400, "bucketed", 100), 1,
+    data = PreparedDataset(SyntheticWords(renderer, 100), charset, PREPROCESS,
                            model.output_length)
     batch = Collate(model.output_length)([data[i] for i in range(4)])
     assert len(batch) == 4
@@ -47,14 +47,15 @@ def test_tiny_batch_overfits_and_decodes_its_labels():
 
 def test_channels_last_changes_the_layout_not_the_numbers():
     charset = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
-    renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"), seed=3)
+    renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"), preprocess=PREPROCESS,
+                            seed=3)
     spec = ({"_target_": "crnn_lit.model.backbone.VGG", "channels": [8, 16, 32, 32, 64, 64, 64]},
             {"_target_": "crnn_lit.model.rnn.SequenceModel", "hidden_size": 16, "num_layers": 1}, 37, 1)
     torch.manual_seed(0)
     plain = build_model(*spec)
     nhwc = build_model(*spec)
     nhwc.load_state_dict(plain.state_dict())
-    data = PreparedDataset(SyntheticWords(renderer, 10), charset, Resize(32, 16, 400, "bucketed", 100), 1,
+    data = PreparedDataset(SyntheticWords(renderer, 10), charset, PREPROCESS,
                            plain.output_length)
     batch = Collate(plain.output_length)([data[i] for i in range(4)])
     systems = [CRNNSystem(m, charset, optimizer=None, scheduler=None, model_config={},

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import ImageFont
 
+from conftest import PREPROCESS
 from crnn_lit.config import compose_config
 from crnn_lit.data.sources.renderer import (
     PRINTABLE_ASCII,
@@ -36,10 +37,12 @@ ALNUM = re.compile(r"[A-Za-z0-9]+")
 
 
 def make(**kw) -> WordRenderer:
-    """A renderer over the shipped assets; keyword arguments go to WordRenderer or, by name, to its style."""
+    """A renderer over the shipped assets; keyword arguments go, by name, to its style, to the input spec
+    (height, channels, min/max width) or to WordRenderer."""
     knobs = {f.name for f in fields(RenderStyle)}
     style = {k: kw.pop(k) for k in list(kw) if k in knobs}
-    return WordRenderer(str(WORDS), str(FONTS), style=style, **kw)
+    spec = PREPROCESS.replace(**{k: kw.pop(k) for k in list(kw) if k in PREPROCESS.__dataclass_fields__})
+    return WordRenderer(str(WORDS), str(FONTS), spec, style=style, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +142,7 @@ def test_rgb_output_and_other_height():
     assert colourful >= 3
     tall = make(height=48)
     assert tall.render(0).image.shape[0] == 48
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="channels must be 1 or 3"):
         make(channels=2)
 
 
@@ -264,7 +267,7 @@ def test_word_list_properties():
 @pytest.fixture(scope="module")
 def realistic() -> WordRenderer:
     spec = compose_config(["renderer=default"]).renderer
-    return WordRenderer(spec.words_file, spec.fonts_dir, extra_words_files=spec.extra_words_files,
+    return WordRenderer(spec.words_file, spec.fonts_dir, PREPROCESS, extra_words_files=spec.extra_words_files,
                         textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style)
 
 

@@ -51,7 +51,8 @@ def synth90k_root(tmp_path) -> Path:
 
 @pytest.fixture
 def data_roots(tmp_path, synth90k_root) -> dict[tuple[str, str], list[str]]:
-    """Overrides pointing the file-based data options at tiny datasets written here (never at shared data)."""
+    """Overrides pointing the file-based data options at tiny datasets written here (never at shared data), and
+    what an option needs beside it (a height-64 input spec needs a backbone that takes that height)."""
     lmdb_root = write_lmdb_tree(tmp_path / "data_lmdb_release")
     folder = write_folder(tmp_path / "crops", good_entries(30))
     return {
@@ -63,6 +64,8 @@ def data_roots(tmp_path, synth90k_root) -> dict[tuple[str, str], list[str]]:
         ("data", "real_finetune"): [f"data.root={write_real_train(tmp_path / 'real_train')}"],
         ("experiment", "cpu_scene_text"): [f"data.root={write_real_train(tmp_path / 'real_train_x')}"],
         ("experiment", "scene_text"): [f"data.root={write_real_train(tmp_path / 'real_train_s')}"],
+        ("experiment", "scene_text_medium"): [f"data.root={write_real_train(tmp_path / 'real_train_m')}"],
+        ("preprocess", "easyocr"): ["backbone=vgg_dtrb"],
     }
 
 

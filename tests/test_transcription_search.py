@@ -304,7 +304,7 @@ def test_empty_n_delta_falls_back_as_configured():
 
     decoder = LexiconDecoder(cs, words, delta=1, fallback="nearest")
     (nearest,) = decoder(lp, lengths)
-    assert nearest.text in words and decoder.counts["nearest"] == 1
+    assert nearest.text in words  # not the greedy reading: the nearest words were scored
     frames = lp[:, 0].double().numpy()
     encoded = EncodedWords(words, cs)
     scores = ctc_log_likelihoods(frames, encoded.codes, encoded.lengths)  # all three are 5 edits away

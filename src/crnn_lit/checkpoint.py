@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     imp.add_argument("output")
     imp.add_argument("--charset", default=None, help="the model's characters in class order (DTRB's "
                      "--character), or a charset file; easyocr: defaults to english_g2's")
-    imp.add_argument("--height", type=int, default=None, help="input height (dtrb: 32, easyocr: 64)")
+    imp.add_argument("--height", type=int, default=None, help="input height (default: conf/preprocess/<format>.yaml)")
     args = parser.parse_args(argv)
     try:
         if args.command == "import":
@@ -236,8 +236,13 @@ def import_checkpoint(path: str | Path, output: str | Path, fmt: str, charset: s
     does not map."""
     from crnn_lit.model.build import build_model
     from crnn_lit.model.dtrb import EASYOCR_CHARSETS, ImportRefused, convert_dtrb, load_state
+    from crnn_lit.preprocess import Preprocess
 
-    height = height or (64 if fmt == "easyocr" else 32)
+    # conf/preprocess/{dtrb,easyocr}.yaml: DTRB trains on images stretched to 32×100; EasyOCR keeps the aspect
+    # ratio at height 64 (and pads with the last column)
+    preprocess = Preprocess.from_conf(fmt)
+    if height:
+        preprocess = preprocess.replace(height=height)
     if charset is None:
         if fmt != "easyocr":
             raise CheckpointError("--charset is required for DTRB models: their characters (DTRB's --character, "
@@ -245,16 +250,14 @@ def import_checkpoint(path: str | Path, output: str | Path, fmt: str, charset: s
         charset = EASYOCR_CHARSETS["english_g2"]
     chars = Path(charset).read_text(encoding="utf-8").rstrip("\n") if Path(charset).is_file() else charset
     try:
-        state, config, num_classes = convert_dtrb(load_state(path), height)
+        state, config, num_classes = convert_dtrb(load_state(path), preprocess.height)
     except ImportRefused as err:
         raise CheckpointError(f"{path}: {err}") from None
     model_charset = Charset(chars, name=f"{fmt}-import")
     if model_charset.num_classes != num_classes:
         raise CheckpointError(f"{path} predicts {num_classes} classes (blank + {num_classes - 1} characters) but "
                               f"the charset has {len(model_charset)} characters")
-    # DTRB trains on images stretched to 100 px; EasyOCR keeps the aspect ratio (and pads with the last column)
-    config |= {"min_width": 16, "max_width": 400, "fixed_width": 100,
-               "width_policy": "fixed" if fmt == "dtrb" else "bucketed"}
+    config |= preprocess.replace(channels=config["channels"]).record()  # the channels the weights take
     model = build_model(config["backbone"], config["rnn"], num_classes, config["channels"])
     model.load_state_dict(state)
     return save_weights(output, model.eval(), model_charset, config)

@@ -22,8 +22,9 @@ from crnn_lit.checkpoint import load_model
 from crnn_lit.config import ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.inference import Preprocess, Timing, TorchBackend, recognize, width_batches
+from crnn_lit.inference import Timing, TorchBackend, recognize, width_batches
 from crnn_lit.metrics import TextMetrics, protocol_normalize
+from crnn_lit.preprocess import Preprocess
 from crnn_lit.task import task
 from crnn_lit.transcription import Decoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
@@ -141,7 +142,8 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
 
     shown = sorted(errors, key=lambda e: -e[3])[:limit]
     scale, cell_w, text_w = 2, 240, 260
-    row_h = 32 * scale + 8
+    height = max((images[e[0]].shape[-2] for e in shown), default=0)  # the model's input height
+    row_h = max(height * scale + 8, 48)  # room for the two text lines
     sheet = Image.new("RGB", (cell_w * scale // 2 * 2 + text_w, max(1, len(shown)) * row_h), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     face = ImageFont.truetype(str(font), 16) if font is not None and font.is_file() else ImageFont.load_default()
@@ -177,7 +179,7 @@ def evaluate(cfg: DictConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     ckpt = resolve_ckpt(cfg)
     loaded = load_model(ckpt)
-    preprocess = Preprocess.from_model_config(loaded.config)
+    preprocess = Preprocess.from_record(loaded.config)
     backend = TorchBackend(loaded.model)
     out_dir = Path(cfg.paths.output_dir)
     columns: list[Column] = []

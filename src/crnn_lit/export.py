@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import ConfigError, check_required, resolve_ckpt
-from crnn_lit.inference import Preprocess
+from crnn_lit.preprocess import Preprocess
 from crnn_lit.task import task
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -31,7 +31,7 @@ def sidecar(loaded, fmt: str) -> dict:
         "charset": loaded.charset.to_dict(),
         "blank_index": 0,
         "num_classes": loaded.charset.num_classes,
-        "preprocess": Preprocess.from_model_config(loaded.config).to_dict(),
+        "preprocess": Preprocess.from_record(loaded.config).to_dict(),
         "output_length": loaded.model.output_length_spec(),
         "model": loaded.config,
     }

@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,38 +18,7 @@ import torch
 from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Batch, Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item
-from crnn_lit.data.transforms import Resize, to_channels, to_tensor
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How images become network input; stored with every checkpoint and exported model."""
-
-    height: int = 32
-    channels: int = 1
-    min_width: int = 16
-    max_width: int = 400
-    width_policy: str = "bucketed"
-    fixed_width: int = 100
-
-    @classmethod
-    def from_model_config(cls, config: dict) -> Preprocess:
-        return cls(**{k: config[k] for k in cls.__dataclass_fields__ if k in config})
-
-    @cached_property
-    def resize(self) -> Resize:  # built (and validated) once, not per image
-        return Resize(self.height, self.min_width, self.max_width, self.width_policy, self.fixed_width)
-
-    def __call__(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(self.resize(to_channels(image, self.channels)))
-
-    def to_dict(self) -> dict:
-        return {
-            **{k: getattr(self, k) for k in self.__dataclass_fields__},
-            "normalize": "pixel / 127.5 - 1 (uint8 → [-1, 1])",
-            "layout": "N×C×H×W float32, grayscale when channels = 1 (RGB→gray as OpenCV's COLOR_RGB2GRAY)",
-            "pad": "right, repeating each image's last column, to the batch's widest image",
-        }
+from crnn_lit.preprocess import Preprocess
 
 
 @dataclass
@@ -100,7 +68,7 @@ class OnnxBackend:
         self.input_name = self.session.get_inputs()[0].name
         sidecar = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
         self.charset = Charset.from_dict(sidecar["charset"])
-        self.preprocess = Preprocess(**{k: sidecar["preprocess"][k] for k in Preprocess.__dataclass_fields__})
+        self.preprocess = Preprocess.from_record(sidecar["preprocess"])
         self._stride, self._offset = int(sidecar["output_length"]["stride"]), int(sidecar["output_length"]["offset"])
 
     def output_length(self, width: int) -> int:

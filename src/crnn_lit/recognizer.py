@@ -23,7 +23,8 @@ from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.config import ConfigError, compose_config, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image, image_array
-from crnn_lit.inference import OnnxBackend, Preprocess, TorchBackend, recognize, width_batches
+from crnn_lit.inference import OnnxBackend, TorchBackend, recognize, width_batches
+from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import Decoder
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Recognizer:
         else:
             loaded = load_model(ckpt)
             backend, charset = TorchBackend(loaded.model), loaded.charset
-            preprocess = Preprocess.from_model_config(loaded.config)
+            preprocess = Preprocess.from_record(loaded.config)
         decoder = instantiate(cfg.decoder, **dict(decoder_options or {}))(charset)
         return cls(backend, preprocess, decoder, int(cfg.batch_size))
 

@@ -29,6 +29,7 @@ from crnn_lit.data.dataset import LabelPolicy, Rejected
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.data.sources.image_io import decode_image
+from crnn_lit.preprocess import Preprocess
 
 log = logging.getLogger("crnn_lit.data")
 
@@ -154,13 +155,11 @@ def _histogram(values: np.ndarray, edges: list[int], unit: str = "") -> list[str
     return lines
 
 
-def inspect(source, charset: Charset, output_length: Callable[[int], int], *, height: int = 32, min_width: int = 16,
-            max_width: int = 400, decode: bool = False, show: int = 5) -> dict:
+def inspect(source, charset: Charset, output_length: Callable[[int], int], preprocess: Preprocess, *,
+            decode: bool = False, show: int = 5) -> dict:
     """Statistics of ``source`` under the training label policy; returns them (and ``text``, the report).
     ``output_length`` is the model's width → frame count (labels needing more frames are filtered)."""
-    from crnn_lit.data.transforms import Resize
-
-    resize = Resize(height, min_width, max_width, "bucketed", 100)
+    resize = preprocess.resize
     n = len(source)
     lengths, widths = np.full(n, -1, np.int64), np.zeros(n, np.int64)  # length -1: no usable label
     seen: Counter = Counter()
@@ -214,8 +213,8 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], *, he
         lines += _histogram(labelled, list(range(min(lmax, 25) + 2)) + ([lmax + 1] if lmax > 25 else []))
     if n:
         step = 25
-        lines += ["", f"width at height {height} (px, clamped to [{min_width}, {max_width}]):"]
-        lines += _histogram(widths, list(range(0, max_width + step + 1, step)), "")
+        lines += ["", f"width at height {resize.height} (px, clamped to [{resize.min_width}, {resize.max_width}]):"]
+        lines += _histogram(widths, list(range(0, resize.max_width + step + 1, step)), "")
         lines.append(f"  mean {widths.mean():.1f}, median {np.median(widths):.0f}, p95 {np.percentile(widths, 95):.0f}")
     coverage = sum(1 for c in charset.chars if seen[c])
     lines += ["", f"charset coverage: {coverage}/{len(charset)} characters occur"]
@@ -235,13 +234,15 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], *, he
 
 
 # --- entry point ----------------------------------------------------------------------------------------------
-def backbone_output_length(name: str, height: int) -> Callable[[int], int]:
-    """The frame count T(width) of the backbone ``conf/backbone/<name>.yaml`` at ``height`` (asked of the model)."""
+def backbone_output_length(name: str, preprocess: Preprocess) -> Callable[[int], int]:
+    """The frame count T(width) of the backbone ``conf/backbone/<name>.yaml`` at the input's height (asked of the
+    model)."""
     from hydra.utils import instantiate
 
     from crnn_lit.config import compose_config
 
-    return instantiate(compose_config([f"backbone={name}", f"data.height={height}"]).backbone).output_length
+    overrides = [f"backbone={name}", f"preprocess.height={preprocess.height}"]
+    return instantiate(compose_config(overrides).backbone).output_length
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,9 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--charset", default="lowercase", help="lowercase | case_sensitive | printable | file path")
     i.add_argument("--limit", type=int, default=None)
     i.add_argument("--decode", action="store_true", help="decode every image (finds unreadable ones; slower)")
-    i.add_argument("--height", type=int, default=32)
-    i.add_argument("--min-width", type=int, default=16)
-    i.add_argument("--max-width", type=int, default=400)
+    i.add_argument("--preprocess", default="default", help="conf/preprocess option: the model's input spec")
+    i.add_argument("--height", type=int, default=None, help="override the input spec's height")
     i.add_argument("--show", type=int, default=5, help="examples per filter reason")
     i.add_argument("--backbone", default="vgg_light", help="conf/backbone option whose frame count T(width) "
                    "decides which labels are too long")
@@ -293,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {reason}: " + "; ".join(shown[:3]))
         else:
             source = open_source(args.path, fmt, split=args.split, limit=args.limit)
-            result = inspect(source, load_charset(args.charset), backbone_output_length(args.backbone, args.height),
-                             height=args.height, min_width=args.min_width, max_width=args.max_width,
+            spec = Preprocess.from_conf(args.preprocess, **({"height": args.height} if args.height else {}))
+            result = inspect(source, load_charset(args.charset), backbone_output_length(args.backbone, spec), spec,
                              decode=args.decode, show=args.show)
             print(f"{args.path} ({fmt})")
             print(result["text"])

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, get_worker_info
 from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
-from crnn_lit.data.transforms import Resize, WidthPolicy
+from crnn_lit.preprocess import Preprocess
 from crnn_lit.runtime import ResumableLoader
 
 log = logging.getLogger(__name__)
@@ -51,17 +51,15 @@ class TextDataModule(L.LightningDataModule):
     workers, and a resumed run augments its batches exactly as an uninterrupted one.
     """
 
-    def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, height: int,
-                 channels: int, min_width: int, max_width: int, width_policy: WidthPolicy, fixed_width: int,
+    def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, preprocess: Preprocess,
                  batch_size: int, eval_batch_size: int, num_workers: int, samples_per_epoch: int | None,
                  seed: int, augment: Callable | None = None, pool_batches: int = 50, root: str | None = None,
                  mix: dict | None = None):
         super().__init__()
-        resize = Resize(height, min_width, max_width, width_policy, fixed_width)
-        self.train_set = PreparedDataset(train, charset, resize, channels, output_length, augment, seed=seed)
-        self.val_set = PreparedDataset(val, charset, resize, channels, output_length, None)
+        self.train_set = PreparedDataset(train, charset, preprocess, output_length, augment, seed=seed)
+        self.val_set = PreparedDataset(val, charset, preprocess, output_length, None)
         self.collate = Collate(output_length)
-        self.width_policy = width_policy
+        self.width_policy = preprocess.width_policy
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers

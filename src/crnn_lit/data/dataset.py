@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from crnn_lit.charset import Charset
 from crnn_lit.data.sample import BadSample, Sample
-from crnn_lit.data.transforms import Resize, to_channels, to_tensor
+from crnn_lit.preprocess import Preprocess, to_channels, to_tensor
 from crnn_lit.transcription.ctc import min_frames
 
 
@@ -84,19 +84,19 @@ def seed32(*entropy: int) -> int:
 class PreparedDataset(Dataset):
     """Wraps a source (any map-style dataset of ``Sample``) with the label policy and image pipeline.
 
-    Order: ``LabelPolicy.check`` → channels → resize to ``resize.height`` → ``augment`` (training only) →
+    Order: ``LabelPolicy.check`` → channels → resize to ``preprocess.height`` → ``augment`` (training only) →
     ``LabelPolicy.fits`` at the final width → tensor. ``output_length`` maps an input width to the model's frame
     count T. Rejection reasons: the policy's, ``augment_error``, plus whatever the source raises as ``BadSample``
     (``unreadable``, ``empty_file``, ``missing_file``, ``missing_key``, ``not_utf8``, …).
     """
 
-    def __init__(self, source, charset: Charset, resize: Resize, channels: int,
+    def __init__(self, source, charset: Charset, preprocess: Preprocess,
                  output_length: Callable[[int], int], augment: Callable | None = None, seed: int = 0):
         self.source = source
         self.charset = charset
         self.policy = LabelPolicy(charset, output_length)
-        self.resize = resize
-        self.channels = channels
+        self.preprocess = preprocess
+        self.resize = preprocess.resize
         self.augment = augment
         self.seed = seed
 
@@ -123,7 +123,7 @@ class PreparedDataset(Dataset):
         label = self.policy.check(sample)
         if isinstance(label, Rejected):
             return label
-        image = self.resize(to_channels(sample.image, self.channels))
+        image = self.resize(to_channels(sample.image, self.preprocess.channels))
         if self.augment is not None:
             # at the network's height, so one pipeline means the same thing for 32-px synthetic crops and
             # 600-px photos (and costs the same)

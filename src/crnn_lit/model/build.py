@@ -23,6 +23,6 @@ def model_config(cfg) -> dict:
     return {
         "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
         "rnn": OmegaConf.to_container(cfg.rnn, resolve=True),
-        # preprocessing, so inference and export resize images exactly as training did
-        **{k: cfg.data[k] for k in ("height", "channels", "min_width", "max_width", "width_policy", "fixed_width")},
+        # the input spec, so inference and export resize images exactly as training did
+        **instantiate(cfg.preprocess).record(),
     }

@@ -356,9 +356,6 @@ class LexiconDecoder(Decoder):
         self.candidates = candidates
         self.prune = prune
         self.dropped_words = 0  # entries of per-image lists passed to decode() that the charset cannot express
-        # what happened per image: lexicon used, fallbacks taken, words scored exactly
-        self.counts = {"images": 0, "global": 0, "per_image": 0, "no_lexicon": 0, "nearest": 0,
-                       "greedy_fallback": 0, "open_kept": 0, "scored": 0}
         self._encoded: EncodedWords | None = None
         self._index: CandidateIndex | None = None
         self._list_cache: dict[tuple[str, ...], tuple[EncodedWords, int]] = {}
@@ -411,34 +408,25 @@ class LexiconDecoder(Decoder):
         results: list[Prediction] = []
         for n in range(batch):
             frames = lp[: lens[n], n]
-            self.counts["images"] += 1
             encoded, ids = None, None
             if own[n]:
-                self.counts["per_image"] += 1
                 encoded, dropped = self._encoded_list(lexicons[n])
                 self.dropped_words += dropped
                 ids = np.arange(len(encoded))
             elif use_global[n]:
-                self.counts["global"] += 1
                 encoded, ids = self._encoded, next(found)
                 if ids.size == 0 and self.fallback == "nearest":
-                    self.counts["nearest"] += 1
                     ids = self.index.nearest(greedy[n])[1]
-            else:
-                self.counts["no_lexicon"] += 1
-            if encoded is not None:
-                if ids.size:
-                    wid, score, scored = best_word(frames, encoded, ids, prune=self.prune, greedy=sequences[n])
-                    self.counts["scored"] += scored
-                    if wid >= 0 and use_global[n] and self.open_log_ratio > -math.inf:
-                        reading = self._score_text(frames, greedy[n])
-                        if score - reading < self.open_log_ratio:  # l′ is far more likely: keep it
-                            self.counts["open_kept"] += 1
-                            results.append(Prediction(greedy[n], math.exp(reading)))
-                            continue
-                    if wid >= 0:
-                        results.append(Prediction(encoded.words[wid], math.exp(score)))
+            if encoded is not None and ids.size:
+                wid, score, _ = best_word(frames, encoded, ids, prune=self.prune, greedy=sequences[n])
+                if wid >= 0 and use_global[n] and self.open_log_ratio > -math.inf:
+                    reading = self._score_text(frames, greedy[n])
+                    if score - reading < self.open_log_ratio:  # l′ is far more likely: keep it
+                        results.append(Prediction(greedy[n], math.exp(reading)))
                         continue
-                self.counts["greedy_fallback"] += 1  # no candidate (or none with p > 0): return l′
+                if wid >= 0:
+                    results.append(Prediction(encoded.words[wid], math.exp(score)))
+                    continue
+            # no lexicon, no candidate (or none with p > 0): l′ itself
             results.append(Prediction(greedy[n], math.exp(self._score_text(frames, greedy[n]))))
         return results

@@ -27,6 +27,7 @@ from crnn_lit.data.sources.renderer.fonts import (
 from crnn_lit.data.sources.renderer.plan import Layout, RenderPlan, below, color_with_luma, luma, uniform
 from crnn_lit.data.sources.renderer.style import RenderStyle
 from crnn_lit.data.sources.renderer.words import load_frequencies, load_words
+from crnn_lit.preprocess import Preprocess
 
 _MASK64 = (1 << 64) - 1
 _PAD = 4  # blank pixels around the glyph canvas (room for borders and shadows)
@@ -42,11 +43,10 @@ class WordRenderer:
     Args:
         words_file: UTF-8 word list, one word per line (e.g. ``data/words/english.txt``).
         fonts_dir: directory searched recursively for .ttf/.otf faces (e.g. ``data/fonts``).
-        height: output height in pixels; width follows the word's aspect ratio.
-        channels: 1 -> HxW grayscale uint8, 3 -> HxWx3 RGB uint8.
+        preprocess: the network's input spec: images are rendered at its ``height`` (width following the word's
+            aspect ratio), with its ``channels`` (1 -> HxW grayscale uint8, 3 -> HxWx3 RGB uint8); narrower than
+            ``min_width`` is padded with background, wider than ``max_width`` squeezed horizontally.
         seed: stream id; different seeds give independent sample streams (e.g. train vs validation).
-        min_width: narrower results are padded with background up to this width.
-        max_width: wider results are squeezed horizontally to this width.
         max_word_len: labels are never longer than this.
         charset_chars: if given, labels only use these characters (words are lower/upper-cased to fit or
             skipped; random strings draw from its printable ASCII part).
@@ -62,11 +62,8 @@ class WordRenderer:
         self,
         words_file: str,
         fonts_dir: str,
-        height: int = 32,
-        channels: int = 1,
+        preprocess: Preprocess,
         seed: int = 0,
-        min_width: int = 16,
-        max_width: int = 400,
         max_word_len: int = 23,
         charset_chars: str | None = None,
         extra_words_files: tuple[str, ...] = (),
@@ -74,18 +71,13 @@ class WordRenderer:
         frequency_file: str | None = None,
         style: RenderStyle | Mapping | None = None,
     ):
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
-        if not 0 < min_width <= max_width:
-            raise ValueError(f"need 0 < min_width <= max_width, got {min_width}, {max_width}")
         self.style = style if isinstance(style, RenderStyle) else RenderStyle(**(style or {}))
         self.words_file = str(words_file)
         self.fonts_dir = str(fonts_dir)
-        self.height = int(height)
-        self.channels = int(channels)
+        self.preprocess = preprocess  # validated by Preprocess itself
+        self.height, self.channels = preprocess.height, preprocess.channels
+        self.min_width, self.max_width = preprocess.min_width, preprocess.max_width
         self.seed = int(seed)
-        self.min_width = int(min_width)
-        self.max_width = int(max_width)
         self.max_word_len = int(max_word_len)
         self.charset_chars = charset_chars
         hi = max(1, min(int(self.style.random_len[1]), self.max_word_len))

@@ -1,0 +1,130 @@
+"""The network's input spec: how any image becomes network input (colour, the paper's single height, the width
+policy, the tensor). One ``Preprocess`` object, configured by the ``preprocess`` config group, serves the data
+module, the renderer, the inspector, inference and export, and is recorded in every checkpoint and exported
+model. (Augmentation is the ``augment`` group: albumentations pipelines applied to training images only.)"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+WidthPolicy = Literal["bucketed", "keep_ratio", "fixed"]
+
+
+class Resize:
+    """Scale an image to ``height`` and pick its width by policy.
+
+    ``bucketed`` and ``keep_ratio`` keep the aspect ratio, width clamped to [min_width, max_width] (the two differ
+    only in how batches are formed); ``fixed`` stretches everything to ``fixed_width`` (DTRB's 32×100).
+    """
+
+    def __init__(self, height: int, min_width: int, max_width: int, policy: WidthPolicy, fixed_width: int):
+        if policy not in ("bucketed", "keep_ratio", "fixed"):
+            raise ValueError(f"preprocess.width_policy must be bucketed, keep_ratio or fixed, got {policy!r}")
+        if not 0 < min_width <= max_width:
+            raise ValueError(f"need 0 < preprocess.min_width <= preprocess.max_width, got {min_width}, {max_width}")
+        self.height, self.min_width, self.max_width = height, min_width, max_width
+        self.policy, self.fixed_width = policy, fixed_width
+
+    def width_for(self, width: int, height: int) -> int:
+        """Width after resizing an image of the given size (what the batch sampler groups by)."""
+        if self.policy == "fixed":
+            return self.fixed_width
+        scaled = round(width * self.height / max(height, 1))
+        return int(min(max(scaled, self.min_width), self.max_width))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        new_w = self.width_for(w, h)
+        if (h, w) == (self.height, new_w):
+            return image
+        shrinking = new_w * self.height < w * h
+        return cv2.resize(image, (new_w, self.height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 H×W or H×W×{1,3,4} → H×W (channels=1) or H×W×3 (channels=3). Alpha is composited onto white."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        image = (image[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if channels == 1:
+        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if channels == 3:
+        return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    raise ValueError(f"preprocess.channels must be 1 or 3, got {channels}")
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 H×W[×C] → float C×H×W in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(image))
+    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    return t.float().div_(127.5).sub_(1.0)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """The input spec: ``channels`` (1 = grayscale as in the paper, 3 = RGB), every image scaled to ``height``, its
+    width by ``width_policy`` (see :class:`Resize`). Values come from ``conf/preprocess/*.yaml`` only (no defaults
+    here), then travel with the model: checkpoints record :meth:`record`, exported models :meth:`to_dict`."""
+
+    height: int
+    channels: int
+    min_width: int
+    max_width: int
+    width_policy: WidthPolicy
+    fixed_width: int
+
+    def __post_init__(self):
+        to_channels(np.zeros((1, 1), np.uint8), self.channels)  # a bad channel count fails here, not per image
+        self.resize  # noqa: B018 — validates the width settings at construction
+
+    @classmethod
+    def from_conf(cls, name: str = "default", **overrides) -> Preprocess:
+        """``conf/preprocess/<name>.yaml`` composed by Hydra, for code outside a Hydra app (the inspector, the
+        importers, tests); ``overrides`` replace single values."""
+        from hydra.utils import instantiate
+
+        from crnn_lit.config import CONFIG_DIR, compose_config
+
+        if not (CONFIG_DIR / "preprocess" / f"{name}.yaml").is_file():
+            known = sorted(p.stem for p in (CONFIG_DIR / "preprocess").glob("*.yaml"))
+            raise FileNotFoundError(f"no input spec conf/preprocess/{name}.yaml (known: {', '.join(known)})")
+        return instantiate(compose_config([f"preprocess={name}"]).preprocess).replace(**overrides)
+
+    @classmethod
+    def from_record(cls, record: dict) -> Preprocess:
+        """From a checkpoint's model config or an exported model's sidecar (extra keys ignored)."""
+        missing = [k for k in cls.__dataclass_fields__ if k not in record]
+        if missing:
+            raise KeyError(f"the model record lacks preprocessing keys {missing}")
+        return cls(**{k: record[k] for k in cls.__dataclass_fields__})
+
+    def replace(self, **changes) -> Preprocess:
+        return replace(self, **changes)
+
+    @cached_property
+    def resize(self) -> Resize:  # built (and validated) once, not per image
+        return Resize(self.height, self.min_width, self.max_width, self.width_policy, self.fixed_width)
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        return to_tensor(self.resize(to_channels(image, self.channels)))
+
+    def record(self) -> dict:
+        """The six values, as a checkpoint's model config stores them."""
+        return asdict(self)
+
+    def to_dict(self) -> dict:
+        """:meth:`record` plus what a non-Python consumer of an exported model must reproduce."""
+        return {
+            **self.record(),
+            "normalize": "pixel / 127.5 - 1 (uint8 → [-1, 1])",
+            "layout": "N×C×H×W float32, grayscale when channels = 1 (RGB→gray as OpenCV's COLOR_RGB2GRAY)",
+            "pad": "right, repeating each image's last column, to the batch's widest image",
+        }

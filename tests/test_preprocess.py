@@ -1,0 +1,52 @@
+"""The input spec: one Preprocess, configured by conf/preprocess, recorded with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import PREPROCESS, compose_train
+from crnn_lit.model.build import model_config
+from crnn_lit.preprocess import Preprocess
+
+
+def test_conf_options_share_the_default_values():
+    assert PREPROCESS.record() == {"height": 32, "channels": 1, "min_width": 16, "max_width": 400,
+                                   "width_policy": "bucketed", "fixed_width": 100}
+    assert Preprocess.from_conf("easyocr") == PREPROCESS.replace(height=64)
+    assert Preprocess.from_conf("dtrb") == PREPROCESS.replace(width_policy="fixed")
+    assert Preprocess.from_conf("dtrb", height=48).height == 48
+
+
+def test_bad_specs_fail_at_construction_with_the_key_to_fix():
+    with pytest.raises(FileNotFoundError, match="known: default, dtrb, easyocr"):
+        Preprocess.from_conf("nope")
+    with pytest.raises(ValueError, match="preprocess.channels must be 1 or 3"):
+        PREPROCESS.replace(channels=2)
+    with pytest.raises(ValueError, match="preprocess.min_width <= preprocess.max_width"):
+        PREPROCESS.replace(min_width=500)
+    with pytest.raises(ValueError, match="preprocess.width_policy"):
+        PREPROCESS.replace(width_policy="stretch")
+    with pytest.raises(KeyError, match="fixed_width"):
+        Preprocess.from_record({k: v for k, v in PREPROCESS.record().items() if k != "fixed_width"})
+
+
+def test_images_become_network_input():
+    rgb = np.zeros((20, 100, 3), np.uint8)
+    rgb[:, :50] = 255
+    x = PREPROCESS(rgb)
+    assert x.shape == (1, 32, 160) and x.dtype == torch.float32
+    assert float(x.max()) == 1.0 and float(x.min()) == -1.0
+    assert Preprocess.from_conf("dtrb")(rgb).shape == (1, 32, 100)
+    assert PREPROCESS.replace(channels=3)(rgb[:, :, 0]).shape == (3, 32, 160)
+
+
+def test_one_override_reaches_data_backbone_renderer_and_checkpoint_record(tmp_path):
+    cfg = compose_train(["preprocess=easyocr", "backbone=vgg_dtrb"], tmp_path)
+    assert cfg.backbone.height == 64
+    assert instantiate(cfg.data.preprocess) == Preprocess.from_conf("easyocr")
+    assert cfg.data.train.renderer.preprocess.height == 64
+    record = model_config(cfg)
+    assert Preprocess.from_record(record) == Preprocess.from_conf("easyocr")

@@ -42,7 +42,7 @@ def save_grid(renderer: WordRenderer, path: Path, n: int = 16, cols: int = 2, ce
     ``real``: a folder with ``labels.tsv``; its first ``n`` crops (scaled to the same height) fill a second block
     of columns to the right, for a side-by-side look. Keep such a sheet out of the repository (dataset images).
     """
-    h, gap = renderer.height, 4
+    h, gap = renderer.preprocess.height, 4
     images = [Image.fromarray(renderer.render(i).image).convert("RGB") for i in range(n)]
     blocks = [images]
     if real is not None:
@@ -114,8 +114,8 @@ def main() -> None:
         "init_s": round(init_s, 3),
         "fonts": len(renderer.fonts),
         "words": len(renderer.words),
-        "height": renderer.height,
-        "channels": renderer.channels,
+        "height": renderer.preprocess.height,
+        "channels": renderer.preprocess.channels,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

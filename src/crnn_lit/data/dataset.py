@@ -96,7 +96,6 @@ class PreparedDataset(Dataset):
         self.charset = charset
         self.policy = LabelPolicy(charset, output_length)
         self.preprocess = preprocess
-        self.resize = preprocess.resize
         self.augment = augment
         self.seed = seed
 
@@ -106,7 +105,7 @@ class PreparedDataset(Dataset):
     def width(self, index: int) -> int:
         """Resized width of sample ``index`` without decoding it (sources know their image sizes cheaply)."""
         w, h = self.source.size(index)
-        return self.resize.width_for(w, h)
+        return self.preprocess.resize.width_for(w, h)
 
     def __getitems__(self, indices: list[int]) -> list[Item | Rejected]:
         """A batch (DataLoader calls this with a batch sampler). The augmentation is seeded from ``seed`` and the
@@ -123,7 +122,7 @@ class PreparedDataset(Dataset):
         label = self.policy.check(sample)
         if isinstance(label, Rejected):
             return label
-        image = self.resize(to_channels(sample.image, self.preprocess.channels))
+        image = self.preprocess.resize(to_channels(sample.image, self.preprocess.channels))
         if self.augment is not None:
             # at the network's height, so one pipeline means the same thing for 32-px synthetic crops and
             # 600-px photos (and costs the same)
@@ -131,7 +130,7 @@ class PreparedDataset(Dataset):
                 image = self.augment(image=image)["image"]
             except Exception as err:  # noqa: BLE001 — a broken transform must not end the epoch: count it
                 return Rejected("augment_error", sample.key, f"{type(err).__name__}: {err}")
-            image = self.resize(image)  # a no-op unless a transform changed the size
+            image = self.preprocess.resize(image)  # a no-op unless a transform changed the size
         label = self.policy.fits(sample.key, label, image.shape[1])
         if isinstance(label, Rejected):
             return label

@@ -75,8 +75,6 @@ class WordRenderer:
         self.words_file = str(words_file)
         self.fonts_dir = str(fonts_dir)
         self.preprocess = preprocess  # validated by Preprocess itself
-        self.height, self.channels = preprocess.height, preprocess.channels
-        self.min_width, self.max_width = preprocess.min_width, preprocess.max_width
         self.seed = int(seed)
         self.max_word_len = int(max_word_len)
         self.charset_chars = charset_chars
@@ -202,9 +200,9 @@ class WordRenderer:
                                       (ml, mt, mr, mb))
         cx0, cy0 = qx0 - ml, qy0 - mt
         crop_w, crop_h = qx1 + mr - cx0, qy1 + mb - cy0
-        sy = self.height / crop_h
+        sy = self.preprocess.height / crop_h
         natural = crop_w * sy
-        width = min(max(round(natural), self.min_width), self.max_width)
+        width = min(max(round(natural), self.preprocess.min_width), self.preprocess.max_width)
         if natural < width:  # pad with background (centred) rather than stretch
             extra = width / sy - crop_w
             cx0 -= extra / 2.0
@@ -396,7 +394,7 @@ class WordRenderer:
         m = np.array(p.matrix, dtype=np.float64).reshape(3, 3)
         shift = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
         m = _HALF_INV @ m @ shift @ _HALF
-        H, W = self.height, p.width
+        H, W = self.preprocess.height, p.width
         warped = cv2.warpPerspective(src, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         if warped.ndim == 2:
             warped = warped[:, :, None]
@@ -411,7 +409,7 @@ class WordRenderer:
 
         field = background_field(p, H, W, self.textures, rng_for)
 
-        if self.channels == 1:
+        if self.preprocess.channels == 1:
             out = np.full((H, W), luma(p.bg) * 255.0, np.float32)
             if field is not None:
                 out += field
@@ -471,4 +469,4 @@ class SyntheticWords(torch.utils.data.Dataset):
 
     def size(self, i: int) -> tuple[int, int]:
         """(width, height) of image ``i`` without rendering it — the source protocol the batch sampler uses."""
-        return self.width(i), self.renderer.height
+        return self.width(i), self.renderer.preprocess.height

@@ -96,14 +96,9 @@ class FontAtSize:
         self.metrics: dict[str, tuple[float, int, int, int, int]] = {}
         self.bitmaps: dict[str, np.ndarray] = {}
         # Font-level vertical extent (relative to the baseline) so that all words of a face share one
-        # scale: "ace" is not blown up to the height of "Hg".
-        tops, bottoms = [], []
-        for ch in LETTERS + DIGITS:
-            _, _, t, _, b = self.metric(ch)
-            tops.append(t)
-            bottoms.append(b)
-        self.top = min(tops)
-        self.bottom = max(bottoms)
+        # scale: "ace" is not blown up to the height of "Hg". One call for the whole alphabet: the same
+        # extent as its glyphs' own boxes (checked for every shipped face), at a third of the cost per new face.
+        _, self.top, _, self.bottom = self.font.getbbox(LETTERS + DIGITS, anchor="ls")
 
     def metric(self, ch: str) -> tuple[float, int, int, int, int]:
         """(advance, left, top, right, bottom) of ``ch`` with the pen at the baseline origin."""

@@ -19,12 +19,15 @@ from crnn_lit.preprocess import Preprocess
 def holdout_logits(ckpt: str, batch_size: int = 64):
     """``(loaded model, list of Recognized batches)`` for every readable hold-out image."""
     loaded = load_model(ckpt)
-    holdout = instantiate(compose_config(["data=real_finetune"]).data.val)
-    preprocess = Preprocess.from_record(loaded.config)
-    images, keys, labels, _ = read_source(holdout, preprocess)  # unreadable hold-out images are left out
+    return loaded, source_logits(loaded, instantiate(compose_config(["data=real_finetune"]).data.val), batch_size)
+
+
+def source_logits(loaded, source, batch_size: int = 64):
+    """The model's Recognized batches for every readable image of ``source`` (unreadable ones are left out)."""
+    images, keys, labels, _ = read_source(source, Preprocess.from_record(loaded.config))
     backend = TorchBackend(loaded.model)
     batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length)
-    return loaded, list(recognize(backend, batches))
+    return list(recognize(backend, batches))
 
 
 def accuracy(recognized, decoder) -> float:

@@ -156,3 +156,30 @@ def test_beam_lm_config_builds_with_the_shipped_lm():
     assert decoder.fusion is not None and decoder.fusion.alpha == cfg.decoder.lm_weight > 0
     lm = decoder.fusion.lm
     assert lm.word_log_prob("street") > lm.word_log_prob("strtee")
+
+
+def test_open_lexicon_with_the_lm_takes_the_word_for_a_misspelt_reading_and_keeps_a_plausible_one(tmp_path):
+    """Open-vocabulary lexicon decoding under beam+LM's fused score: a misspelt reading ("hcllo", which the
+    ratio rule keeps) loses to its word; a reading the LM finds as plausible as the word ("yellow" next to the
+    lexicon's "hello") is kept; τ → 0 is still strict mode and τ = ∞ lexicon-free."""
+    from crnn_lit.transcription import LexiconDecoder
+
+    charset = Charset("abcdefghijklmnopqrstuvwxyz")
+    lm = CharNgramLM.build(WORDS, 4).save(tmp_path / "lm.json.gz")
+    fused = {"lm": str(lm), "lm_weight": 1.0, "length_bonus": 0.0}
+    lexicon = ["hello", "world"]
+    misspelt = word_logits(charset.chars, [{"h": 0.9}, {}, {"c": 0.7, "e": 0.25}, {}, {"l": 0.9}, {}, {"l": 0.9}, {},
+                                           {"o": 0.9}, {}])
+    lengths = torch.tensor([misspelt.shape[0]])
+    assert LexiconDecoder(charset, lexicon=lexicon, open_ratio=1.0)(misspelt, lengths)[0].text == "hcllo"
+    assert LexiconDecoder(charset, lexicon=lexicon, open_ratio=1.0, **fused)(misspelt, lengths)[0].text == "hello"
+
+    plausible = word_logits(charset.chars, [{"y": 0.7, "h": 0.25}, {}, {"e": 0.9}, {}, {"l": 0.9}, {}, {"l": 0.9}, {},
+                                            {"o": 0.9}, {}, {"w": 0.9}, {}])
+    lengths = torch.tensor([plausible.shape[0]])
+    strict = LexiconDecoder(charset, lexicon=lexicon)(plausible, lengths)[0]
+    assert strict.text == "hello"
+    assert LexiconDecoder(charset, lexicon=lexicon, open_ratio=1.0, **fused)(plausible, lengths)[0].text == "yellow"
+    assert LexiconDecoder(charset, lexicon=lexicon, open_ratio=1e-30, **fused)(plausible, lengths)[0] == strict
+    never = LexiconDecoder(charset, lexicon=lexicon, open_ratio=math.inf, **fused)
+    assert never(misspelt, torch.tensor([misspelt.shape[0]]))[0].text == "hcllo"

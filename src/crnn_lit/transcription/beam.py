@@ -180,11 +180,9 @@ class BeamDecoder(Decoder):
         self.beam_width = int(beam_width)
         self.prune_mass = float(prune_mass)
         self.prune_top_k = None if prune_top_k is None else int(prune_top_k)
-        self.fusion: LMFusion | None = None
-        if lm:
-            from crnn_lit.transcription.lm import CharNgramLM, LMFusion  # runs as a CLI too (python -m ...lm)
+        from crnn_lit.transcription.lm import LMFusion  # runs as a CLI too (python -m ...lm)
 
-            self.fusion = LMFusion(CharNgramLM.load(lm), charset, lm_weight, length_bonus)
+        self.fusion: LMFusion | None = LMFusion.from_file(lm, charset, lm_weight, length_bonus)
 
     def beams(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[tuple[int, ...], float]]]:
         """The final beam of every image (class sequences with log p(l|y)), best (fused) first."""

@@ -27,7 +27,7 @@ import random
 import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -164,6 +164,16 @@ class LMFusion:
 
     def end(self, prefix: tuple[int, ...]) -> float:
         return self.alpha * self.lm.log_prob(self._context(prefix), EOS)
+
+    def word(self, classes: Sequence[int]) -> float:
+        """α·log P_LM(l) + β·|l| of a whole labelling: what the search adds to log p(l|y) for it."""
+        classes = tuple(classes)
+        return sum(self.bonus(classes[:i], c) for i, c in enumerate(classes)) + self.end(classes)
+
+    @classmethod
+    def from_file(cls, path: str | Path | None, charset: Charset, alpha: float, beta: float) -> LMFusion | None:
+        """The fusion of the LM file at ``path`` (None when no file is given: no language model)."""
+        return cls(CharNgramLM.load(path), charset, alpha, beta) if path else None
 
 
 # --- the build CLI ---------------------------------------------------------------------------------------

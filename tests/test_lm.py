@@ -183,3 +183,20 @@ def test_open_lexicon_with_the_lm_takes_the_word_for_a_misspelt_reading_and_keep
     assert LexiconDecoder(charset, lexicon=lexicon, open_ratio=1e-30, **fused)(plausible, lengths)[0] == strict
     never = LexiconDecoder(charset, lexicon=lexicon, open_ratio=math.inf, **fused)
     assert never(misspelt, torch.tensor([misspelt.shape[0]]))[0].text == "hcllo"
+
+
+def test_evaluate_open_column_uses_the_beam_lm_settings_and_falls_back_without_them():
+    """One copy of α, β and the LM (decoder/beam_lm.yaml) serves the open lexicon column; without an lm_decoder
+    the column's test is the plain ratio."""
+    from hydra.utils import instantiate
+
+    from crnn_lit.config import compose_config
+
+    charset = Charset("abcdefghijklmnopqrstuvwxyz0123456789")
+    cfg = compose_config([], config_name="evaluate")
+    fused = instantiate(cfg.lexicon_decoder, lexicon=["hello"])(charset)
+    assert fused.fusion is not None
+    assert (fused.fusion.alpha, fused.fusion.beta) == (cfg.lm_decoder.lm_weight, cfg.lm_decoder.length_bonus)
+    plain = instantiate(compose_config(["~decoder@lm_decoder"], config_name="evaluate").lexicon_decoder,
+                        lexicon=["hello"])(charset)
+    assert plain.fusion is None and plain.open_log_ratio == fused.open_log_ratio

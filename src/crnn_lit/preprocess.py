@@ -100,11 +100,18 @@ class Preprocess:
 
     @classmethod
     def from_record(cls, record: dict) -> Preprocess:
-        """From a checkpoint's model config or an exported model's sidecar (extra keys ignored)."""
-        missing = [k for k in cls.__dataclass_fields__ if k not in record]
+        """From a checkpoint's model config or an exported model's sidecar (extra keys ignored). Records older
+        than the width settings (e.g. the shipped quickstart_synthetic.pt) get conf/preprocess/default.yaml's,
+        the values every model was trained with then; height and channels shape the network and must be there."""
+        missing = [k for k in ("height", "channels") if record.get(k) is None]
         if missing:
             raise KeyError(f"the model record lacks preprocessing keys {missing}")
-        return cls(**{k: record[k] for k in cls.__dataclass_fields__})
+        from omegaconf import OmegaConf
+
+        from crnn_lit.config import CONFIG_DIR
+
+        default = OmegaConf.load(CONFIG_DIR / "preprocess" / "default.yaml")  # read as a file: works inside Hydra apps
+        return cls(**{k: record[k] if record.get(k) is not None else default[k] for k in cls.__dataclass_fields__})
 
     def replace(self, **changes) -> Preprocess:
         return replace(self, **changes)

@@ -106,12 +106,15 @@ class Preprocess:
         missing = [k for k in ("height", "channels") if record.get(k) is None]
         if missing:
             raise KeyError(f"the model record lacks preprocessing keys {missing}")
-        from omegaconf import OmegaConf
+        values = {k: record.get(k) for k in cls.__dataclass_fields__}
+        if None in values.values():  # an old record: only then is the default spec read
+            from omegaconf import OmegaConf
 
-        from crnn_lit.config import CONFIG_DIR
+            from crnn_lit.config import CONFIG_DIR
 
-        default = OmegaConf.load(CONFIG_DIR / "preprocess" / "default.yaml")  # read as a file: works inside Hydra apps
-        return cls(**{k: record[k] if record.get(k) is not None else default[k] for k in cls.__dataclass_fields__})
+            default = OmegaConf.load(CONFIG_DIR / "preprocess" / "default.yaml")  # a file read: works inside Hydra apps
+            values = {k: default[k] if v is None else v for k, v in values.items()}
+        return cls(**values)
 
     def replace(self, **changes) -> Preprocess:
         return replace(self, **changes)

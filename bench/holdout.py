@@ -24,9 +24,11 @@ def holdout_logits(ckpt: str, batch_size: int = 64):
 
 def source_logits(loaded, source, batch_size: int = 64):
     """The model's Recognized batches for every readable image of ``source`` (unreadable ones are left out)."""
-    images, keys, labels, _ = read_source(source, Preprocess.from_record(loaded.config))
     backend = TorchBackend(loaded.model)
-    batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length)
+    preprocess = Preprocess.from_record(loaded.config)
+    images, keys, labels, _ = read_source(source, preprocess)
+    batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length,
+                            width_multiple=preprocess.width_multiple)
     return list(recognize(backend, batches))
 
 

@@ -14,7 +14,7 @@ from crnn_lit.preprocess import Preprocess
 
 def test_conf_options_share_the_default_values():
     assert PREPROCESS.record() == {"height": 32, "channels": 1, "min_width": 16, "max_width": 400,
-                                   "width_policy": "bucketed", "fixed_width": 100}
+                                   "width_policy": "bucketed", "fixed_width": 100, "width_multiple": 4}
     assert Preprocess.from_conf("easyocr") == PREPROCESS.replace(height=64)
     assert Preprocess.from_conf("dtrb") == PREPROCESS.replace(width_policy="fixed")
     assert Preprocess.from_conf("dtrb", height=48).height == 48
@@ -29,6 +29,8 @@ def test_bad_specs_fail_at_construction_with_the_key_to_fix():
         PREPROCESS.replace(min_width=500)
     with pytest.raises(ValueError, match="preprocess.width_policy"):
         PREPROCESS.replace(width_policy="stretch")
+    with pytest.raises(ValueError, match="preprocess.width_multiple must be >= 1"):
+        PREPROCESS.replace(width_multiple=0)
     with pytest.raises(KeyError, match="channels"):
         Preprocess.from_record({k: v for k, v in PREPROCESS.record().items() if k != "channels"})
 

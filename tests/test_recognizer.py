@@ -63,9 +63,9 @@ def test_every_kind_of_input_reads_the_same(shipped, folder):
     assert [(p.image, p.text) for p in mixed] == [("#0", "2024"), (str(paths[1]), "station"), ("#2", "coffee")]
 
 
-def test_images_are_batched_by_width(monkeypatch):
-    """batch_size=2: the two narrowest words go through the network together, then the two widest — not the
-    input's pairs (station, 2024), (coffee, hotel) — and come back in input order."""
+def test_images_are_batched_by_padded_width(monkeypatch):
+    """Each image is padded to the next multiple of preprocess.width_multiple (4) and a batch holds one such width,
+    narrowest first (here four widths: four batches, though batch_size=2); readings come back in input order."""
     recognizer = Recognizer.from_pretrained("cpu_scene_text", batch_size=2)
     widths, logits = [], recognizer.backend.logits
     monkeypatch.setattr(recognizer.backend, "logits", lambda x: widths.append(x.shape[-1]) or logits(x))
@@ -73,8 +73,18 @@ def test_images_are_batched_by_width(monkeypatch):
     images = [draw(w) for w in words]
     assert [p.text for p in recognizer.read(images)] == words
     size = {w: recognizer.preprocess(np.asarray(im)).shape[-1] for w, im in zip(words, images)}
-    assert size["2024"] < size["hotel"] < size["coffee"] < size["station"]
-    assert sorted(widths) == [size["hotel"], size["station"]]  # each batch is padded to its widest image
+    assert [size[w] for w in ("2024", "hotel", "coffee", "station")] == [75, 77, 90, 102]
+    assert widths == [76, 80, 92, 104]
+
+
+def test_a_reading_does_not_depend_on_its_batch(shipped):
+    """An image read alone or among wider and same-width images gives the same text and confidence (padding it to
+    its batch's widest image, as training batches do, moved this confidence by more than 1e-3)."""
+    alone = shipped.read(draw("hotel"))[0]
+    together = shipped.read([draw("station"), draw("hotel"), draw("coffee"), draw("hotel")])
+    assert [p.text for p in together] == ["station", "hotel", "coffee", "hotel"]
+    for p in (together[1], together[3]):
+        assert p.confidence == pytest.approx(alone.confidence, abs=1e-6)
 
 
 def test_an_unreadable_image_is_reported_and_the_rest_read(shipped, folder, caplog):

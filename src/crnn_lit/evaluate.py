@@ -194,7 +194,9 @@ def evaluate(cfg: DictConfig) -> dict:
             continue
         images, keys, labels, unreadable = _load_benchmark(path, fmt, preprocess)
         timing = Timing()
-        recognized = list(recognize(backend, width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length), timing))
+        batches = width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length,
+                                width_multiple=preprocess.width_multiple)
+        recognized = list(recognize(backend, batches, timing))
         settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
         if cfg.get("lm_decoder"):  # lexicon-free too, with the language model
             settings.append((LM_COLUMN, instantiate(cfg.lm_decoder)(loaded.charset), None))

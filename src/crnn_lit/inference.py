@@ -10,13 +10,14 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from crnn_lit.charset import Charset
-from crnn_lit.data.batching import Batch, Collate, EpochSampler, WidthBatchSampler
+from crnn_lit.data.batching import Batch, Collate
 from crnn_lit.data.dataset import Item
 from crnn_lit.preprocess import Preprocess
 
@@ -32,15 +33,20 @@ class Recognized:
 
 
 def width_batches(images: Sequence[torch.Tensor], batch_size: int, keys: Sequence[str],
-                  labels: Sequence[str] | None = None, *, output_length: Callable[[int], int]) -> Iterator[Batch]:
-    """Group preprocessed images of similar width into right-padded batches (evaluation order: by width);
-    ``output_length`` is the model's width → frame count (``backend.output_length``)."""
+                  labels: Sequence[str] | None = None, *, output_length: Callable[[int], int],
+                  width_multiple: int = 1) -> Iterator[Batch]:
+    """Batches of preprocessed images, narrowest first, each image right-padded to the next multiple of
+    ``width_multiple`` (``preprocess.width_multiple``) and a batch holding one such width: an image reads the same
+    alone or in any batch. (Padding every image to its batch's widest changed 101 of the 686 real_train hold-out
+    readings of cpu_scene_text.pt against one image at a time: the padding reaches the CNN's features at a word's
+    right edge.) ``output_length`` is the model's width → frame count (``backend.output_length``)."""
     labels = labels if labels is not None else [""] * len(images)
-    widths = [im.shape[-1] for im in images]
-    sampler = WidthBatchSampler(EpochSampler(len(images), shuffle=False), batch_size, widths.__getitem__)
     collate = Collate(output_length)
-    for indices in sampler:
-        yield collate([Item(images[i], [], labels[i], keys[i]) for i in indices])
+    padded = lambda i: -(-images[i].shape[-1] // width_multiple) * width_multiple  # noqa: E731
+    for width, same in groupby(sorted(range(len(images)), key=padded), key=padded):  # stable: input order within
+        same = list(same)
+        for start in range(0, len(same), batch_size):
+            yield collate([Item(images[j], [], labels[j], keys[j]) for j in same[start:start + batch_size]], width)
 
 
 class TorchBackend:

@@ -80,10 +80,13 @@ class Preprocess:
     max_width: int
     width_policy: WidthPolicy
     fixed_width: int
+    width_multiple: int
 
     def __post_init__(self):
         to_channels(np.zeros((1, 1), np.uint8), self.channels)  # a bad channel count fails here, not per image
         self.resize  # noqa: B018 — validates the width settings at construction
+        if self.width_multiple < 1:
+            raise ValueError(f"preprocess.width_multiple must be >= 1, got {self.width_multiple}")
 
     @classmethod
     def from_conf(cls, name: str = "default", **overrides) -> Preprocess:
@@ -127,7 +130,7 @@ class Preprocess:
         return to_tensor(self.resize(to_channels(image, self.channels)))
 
     def record(self) -> dict:
-        """The six values, as a checkpoint's model config stores them."""
+        """The seven values, as a checkpoint's model config stores them."""
         return asdict(self)
 
     def to_dict(self) -> dict:
@@ -136,5 +139,7 @@ class Preprocess:
             **self.record(),
             "normalize": "pixel / 127.5 - 1 (uint8 → [-1, 1])",
             "layout": "N×C×H×W float32, grayscale when channels = 1 (RGB→gray as OpenCV's COLOR_RGB2GRAY)",
-            "pad": "right, repeating each image's last column, to the batch's widest image",
+            "pad": "right, repeating each image's last column, to the next multiple of width_multiple; a batch "
+                   "holds one padded width (a reading never depends on its batch); the frames beyond an "
+                   "image's own width (output_length of it) are not decoded",
         }

@@ -98,7 +98,8 @@ class Recognizer:
                 failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)
                 log.warning("cannot read %s (%s); skipped", key, err.reason)
         read = {}
-        batches = width_batches(tensors, self.batch_size, keys, output_length=self.backend.output_length)
+        batches = width_batches(tensors, self.batch_size, keys, output_length=self.backend.output_length,
+                                width_multiple=self.preprocess.width_multiple)
         for r in recognize(self.backend, batches):
             lexicons = self._per_image.lists_for(r.keys) if self._per_image is not None else None
             for key, p in zip(r.keys, self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):

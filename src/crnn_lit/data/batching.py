@@ -184,7 +184,8 @@ class Collate:
     def __init__(self, output_length):
         self.output_length = output_length
 
-    def __call__(self, items: list[Item | Rejected]) -> Batch:
+    def __call__(self, items: list[Item | Rejected], width: int | None = None) -> Batch:
+        """``width``: pad to at least this width (inference pads to a fixed multiple, whatever the batch)."""
         good = [it for it in items if isinstance(it, Item)]
         rejected = Counter(it.reason for it in items if isinstance(it, Rejected))
         if not good:
@@ -192,7 +193,7 @@ class Collate:
             return Batch(torch.zeros(0, 1, 1, 1), empty, empty, empty, empty, [], [], dict(rejected))
         c, h = good[0].image.shape[:2]
         widths = [it.image.shape[2] for it in good]
-        images = torch.empty((len(good), c, h, max(widths)))
+        images = torch.empty((len(good), c, h, max(widths + [width or 0])))
         for i, it in enumerate(good):
             images[i, :, :, : widths[i]] = it.image
             images[i, :, :, widths[i]:] = it.image[:, :, -1:]

@@ -108,7 +108,7 @@ def test_inference_pads_each_image_to_its_multiple_whatever_the_batch():
     assert [b.images.shape[-1] for b in batches] == [44, 44, 64]
     assert batches[0].input_lengths.tolist() == [output_length(41), output_length(43)] == [11, 11]
     assert batches[0].images[0, 0, 0, 40:].tolist() == [40.0] * 4  # 41 columns, then its last one thrice
-    exact = list(width_batches(images, 8, [""] * 5, output_length=output_length))  # width_multiple 1: no padding
+    exact = list(width_batches(images, 8, [""] * 5, output_length=output_length, width_multiple=1))  # no padding
     assert [b.images.shape[-1] for b in exact] == [41, 43, 44, 61, 64]
 
 

@@ -147,5 +147,6 @@ def test_the_frame_count_comes_from_the_model(tiny_ckpt):
     assert sidecar(loaded, "onnx")["output_length"] == {"formula": "T = floor(W / stride) + offset", "stride": 8,
                                                          "offset": 1}
     backend = TorchBackend(loaded.model)
-    (batch,) = width_batches([torch.zeros(1, 32, 80)], 4, ["a"], output_length=backend.output_length)
+    (batch,) = width_batches([torch.zeros(1, 32, 80)], 4, ["a"], output_length=backend.output_length,
+                              width_multiple=4)
     assert batch.input_lengths.tolist() == [80 // 8 + 1]

@@ -34,7 +34,7 @@ class Recognized:
 
 def width_batches(images: Sequence[torch.Tensor], batch_size: int, keys: Sequence[str],
                   labels: Sequence[str] | None = None, *, output_length: Callable[[int], int],
-                  width_multiple: int = 1) -> Iterator[Batch]:
+                  width_multiple: int) -> Iterator[Batch]:
     """Batches of preprocessed images, narrowest first, each image right-padded to the next multiple of
     ``width_multiple`` (``preprocess.width_multiple``) and a batch holding one such width: an image reads the same
     alone or in any batch. (Padding every image to its batch's widest changed 101 of the 686 real_train hold-out
@@ -42,8 +42,11 @@ def width_batches(images: Sequence[torch.Tensor], batch_size: int, keys: Sequenc
     right edge.) ``output_length`` is the model's width → frame count (``backend.output_length``)."""
     labels = labels if labels is not None else [""] * len(images)
     collate = Collate(output_length)
-    padded = lambda i: -(-images[i].shape[-1] // width_multiple) * width_multiple  # noqa: E731
-    for width, same in groupby(sorted(range(len(images)), key=padded), key=padded):  # stable: input order within
+
+    def padded(i: int) -> int:
+        return -(-images[i].shape[-1] // width_multiple) * width_multiple
+
+    for width, same in groupby(sorted(range(len(images)), key=padded), key=padded):  # stable: input order kept
         same = list(same)
         for start in range(0, len(same), batch_size):
             yield collate([Item(images[j], [], labels[j], keys[j]) for j in same[start:start + batch_size]], width)

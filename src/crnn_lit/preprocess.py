@@ -104,8 +104,9 @@ class Preprocess:
     @classmethod
     def from_record(cls, record: dict) -> Preprocess:
         """From a checkpoint's model config or an exported model's sidecar (extra keys ignored). Records older
-        than the width settings (e.g. the shipped quickstart_synthetic.pt) get conf/preprocess/default.yaml's,
-        the values every model was trained with then; height and channels shape the network and must be there."""
+        than the width settings (e.g. the shipped quickstart_synthetic.pt) get conf/preprocess/default.yaml's:
+        min/max width are what every model was trained with then, ``width_multiple`` only sets inference padding.
+        Height and channels shape the network and must be there."""
         missing = [k for k in ("height", "channels") if record.get(k) is None]
         if missing:
             raise KeyError(f"the model record lacks preprocessing keys {missing}")

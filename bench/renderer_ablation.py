@@ -1,10 +1,10 @@
 """Renderer realism ablation: which renderer levers make a rendered-only model read real text.
 
-    python bench/renderer_ablation.py [--jobs 2] [--only default,no_photo] [--epochs 6 --samples 16000]
+    python bench/renderer_ablation.py [--jobs 2] [--only default,no_photo] [--epochs 6 --samples 16000 --batch 32]
 
 Each variant trains `experiment=synthetic_only` (rendered words only, validation on renders) at a small fixed
-budget (default: the `make train` budget, 6 × 16,000 images, one thread per run), with one renderer change,
-then reads:
+budget (default: 6 × 16,000 images at batch 32, one thread per run; batch 32 leaves the CTC blank plateau after
+half the images of batch 64, bench/results/quickstart_batch_size.json), with one renderer change, then reads:
 
 * **real_train** (`../shared/data/real_train`: IIIT5K/SVT/IC15 *training* crops, 6,725 images), which a
   rendered-only model never sees: this is the figure a lever is kept or dropped by;
@@ -70,7 +70,7 @@ def evaluate(ckpt: Path, root: str, out: Path, extra: list[str]) -> dict:
 def variant(name: str, args) -> dict:
     run_dir = ROOT / "outputs" / "renderer_ablation" / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = ["experiment=synthetic_only", f"trainer.max_epochs={args.epochs}",
+    overrides = ["experiment=synthetic_only", f"trainer.max_epochs={args.epochs}", f"data.batch_size={args.batch}",
                  f"data.samples_per_epoch={args.samples}", f"hydra.run.dir={run_dir}", *VARIANTS[name]]
     start = time.time()
     run([sys.executable, "-m", "crnn_lit.train", *overrides], run_dir.parent / f"{name}.train.log")
@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (one thread each)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--samples", type=int, default=16000)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--real-root", default=str(ROOT.parent / "shared" / "data" / "real_train"))
     ap.add_argument("--benchmark-root", default=str(ROOT.parent / "shared" / "data" / "benchmarks"))
     args = ap.parse_args()
@@ -105,7 +106,7 @@ def main() -> None:
     lock = threading.Lock()
 
     def one(name: str) -> None:
-        record = variant(name, args) | {"budget": f"{args.epochs} x {args.samples} images, 1 thread"}
+        record = variant(name, args) | {"budget": f"{args.epochs} x {args.samples} images, batch {args.batch}, 1 thread"}
         with lock:
             current = json.loads(OUT.read_text()) if OUT.is_file() else []
             OUT.write_text(json.dumps([*current, record], indent=1) + "\n")

@@ -53,8 +53,8 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def run(cmd: list[str], log: Path) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", WANDB_MODE="disabled")
+def run(cmd: list[str], log: Path, threads: int = 1) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), WANDB_MODE="disabled")
     with log.open("w") as f:
         subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
 
@@ -73,7 +73,7 @@ def variant(name: str, args) -> dict:
     overrides = ["experiment=synthetic_only", f"trainer.max_epochs={args.epochs}", f"data.batch_size={args.batch}",
                  f"data.samples_per_epoch={args.samples}", f"hydra.run.dir={run_dir}", *VARIANTS[name]]
     start = time.time()
-    run([sys.executable, "-m", "crnn_lit.train", *overrides], run_dir.parent / f"{name}.train.log")
+    run([sys.executable, "-m", "crnn_lit.train", *overrides], run_dir.parent / f"{name}.train.log", args.threads)
     ckpt = next((run_dir / "checkpoints").glob("epoch*.ckpt"))
     curve = (run_dir / "learning_curve.csv").read_text().splitlines()
     last = dict(zip(curve[0].split(","), curve[-1].split(","), strict=True))
@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--samples", type=int, default=16000)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training run (CPU-hours count them all)")
     ap.add_argument("--real-root", default=str(ROOT.parent / "shared" / "data" / "real_train"))
     ap.add_argument("--benchmark-root", default=str(ROOT.parent / "shared" / "data" / "benchmarks"))
     args = ap.parse_args()
@@ -106,7 +107,7 @@ def main() -> None:
     lock = threading.Lock()
 
     def one(name: str) -> None:
-        record = variant(name, args) | {"budget": f"{args.epochs} x {args.samples} images, batch {args.batch}, 1 thread"}
+        record = variant(name, args) | {"budget": f"{args.epochs} x {args.samples} images, batch {args.batch}, {args.threads} thread(s)"}
         with lock:
             current = json.loads(OUT.read_text()) if OUT.is_file() else []
             OUT.write_text(json.dumps([*current, record], indent=1) + "\n")

@@ -21,24 +21,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from holdout import holdout_logits
+from hydra.utils import instantiate
 
 from crnn_lit.config import compose_config
-from crnn_lit.data.sources.mixed import holdout_score
 from crnn_lit.metrics import protocol_normalize
 from crnn_lit.transcription import GreedyDecoder
 
 
 def training_words() -> set[str]:
-    """The protocol-normalized labels of the real_train crops on the training side of the hold-out split."""
-    data = compose_config(["data=real_finetune"]).data
-    root, fraction = Path(data.root), float(data.mix.holdout)
-    words = set()
-    for subset in ("iiit5k", "svt", "ic15"):
-        for line in (root / subset / "labels.tsv").read_text(encoding="utf-8").splitlines():
-            path, label = line.split("\t", 1)
-            if holdout_score(f"{subset}:{path}") >= fraction:
-                words.add(protocol_normalize(label))
-    return words
+    """The protocol-normalized labels of the real_train crops on the training side of the hold-out split (the
+    data config's own HoldoutSplit, so the split rule is not written twice)."""
+    real = instantiate(compose_config(["data=real_finetune"]).data.train.sources.real)
+    return {protocol_normalize(real.label(i)) for i in range(len(real))}
 
 
 def main() -> None:

@@ -89,7 +89,7 @@ def variant(name: str, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variant names")
-    ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (one thread each)")
+    ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (--threads each)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--samples", type=int, default=16000)
     ap.add_argument("--batch", type=int, default=32)

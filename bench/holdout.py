@@ -11,22 +11,25 @@ from hydra.utils import instantiate
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import compose_config
 from crnn_lit.evaluate import read_source
-from crnn_lit.inference import TorchBackend, recognize, width_batches
+from crnn_lit.inference import TorchBackend, TurnTall, recognize, width_batches
 from crnn_lit.metrics import protocol_normalize
 from crnn_lit.preprocess import Preprocess
 
 
-def holdout_logits(ckpt: str, batch_size: int = 64):
+def holdout_logits(ckpt: str, batch_size: int = 64, turn_tall: float | None = None):
     """``(loaded model, list of Recognized batches)`` for every readable hold-out image."""
     loaded = load_model(ckpt)
-    return loaded, source_logits(loaded, instantiate(compose_config(["data=real_finetune"]).data.val), batch_size)
+    source = instantiate(compose_config(["data=real_finetune"]).data.val)
+    return loaded, source_logits(loaded, source, batch_size, turn_tall)
 
 
-def source_logits(loaded, source, batch_size: int = 64):
-    """The model's Recognized batches for every readable image of ``source`` (unreadable ones are left out)."""
+def source_logits(loaded, source, batch_size: int = 64, turn_tall: float | None = None):
+    """The model's Recognized batches for every readable image of ``source`` (unreadable ones are left out);
+    ``turn_tall`` as in conf/predict.yaml."""
     backend = TorchBackend(loaded.model)
     preprocess = Preprocess.from_record(loaded.config)
-    images, keys, labels, _ = read_source(source, preprocess)
+    prepare = TurnTall(backend, preprocess, turn_tall) if turn_tall else preprocess
+    images, keys, labels, _ = read_source(source, prepare)
     batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length,
                             width_multiple=preprocess.width_multiple)
     return list(recognize(backend, batches))

@@ -140,3 +140,21 @@ def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_eval
     assert result["skipped"]["SVT 50"].startswith("lexicon file not found")
     rows = (tmp_path / "predictions" / "IIIT5K_none.tsv").read_text().splitlines()
     assert sorted(row.split("\t")[0] for row in rows[1:]) == [f"image-{i:09d}" for i in range(1, 13)]
+
+
+def test_evaluate_reads_sideways_crops_with_turn_tall(compose_evaluate, tmp_path):
+    """turn_tall reaches evaluate: the shipped model reads a word drawn sideways only with it, and says so."""
+    from test_recognizer import draw
+
+    root = tmp_path / "benchmarks" / "iiit5k"
+    (root / "img").mkdir(parents=True)
+    Image.fromarray(np.asarray(draw("hotel"))).save(root / "img" / "upright.png")
+    Image.fromarray(np.rot90(np.asarray(draw("coffee")))).save(root / "img" / "sideways.png")
+    (root / "labels.tsv").write_text("img/upright.png\tHOTEL\nimg/sideways.png\tCOFFEE\n")
+    base = [f"benchmark_root={root.parent}", "only=[iiit5k]", "~decoder@lm_decoder", "error_sheet=0"]
+    accuracy = {}
+    for turn_tall in ("null", "1.5"):
+        result = evaluate_module.evaluate(compose_evaluate([*base, f"turn_tall={turn_tall}"]))
+        accuracy[turn_tall] = [c["accuracy"] for c in result["columns"] if c["lexicon"] == "none"]
+    assert accuracy == {"null": [0.5], "1.5": [1.0]}
+    assert result["turn_tall"] == {"min_aspect": 1.5, "turned": {"IIIT5K": 1}}

@@ -142,3 +142,17 @@ def test_importing_the_package_does_not_load_torch():
     code = "import sys, crnn_lit, crnn_lit.config; print('torch' in sys.modules, crnn_lit.__all__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False ['Prediction', 'Recognizer']"
+
+
+def test_tall_crops_are_read_turned_when_asked(shipped):
+    """Sideways text (a word turned a quarter either way) reads with turn_tall, and nothing else changes."""
+    words = ["station", "coffee"]
+    sideways = [np.rot90(np.asarray(draw(w)), k) for w in words for k in (1, 3)]
+    upright = [np.asarray(draw(w)) for w in WORDS]
+    assert not {p.text for p in shipped.read(sideways)} & set(words)  # read as given: never the word
+    turning = Recognizer.from_pretrained("cpu_scene_text", decoder="greedy", turn_tall=1.5)
+    assert [p.text for p in turning.read(sideways)] == [w for w in words for _ in (1, 3)]
+    assert turning.read(upright) == shipped.read(upright)  # wide crops are not even tried turned
+    assert turning._prepare.turned == 4
+    with pytest.raises(ValueError, match="taller than wide"):
+        Recognizer.from_pretrained(turn_tall=0.5)

@@ -22,7 +22,7 @@ from crnn_lit.checkpoint import load_model
 from crnn_lit.config import ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.inference import Timing, TorchBackend, recognize, width_batches
+from crnn_lit.inference import Timing, TorchBackend, TurnTall, recognize, width_batches
 from crnn_lit.metrics import TextMetrics, protocol_normalize
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.task import task
@@ -59,9 +59,10 @@ def find_benchmark(bench: DictConfig) -> tuple[Path | None, str]:
     return None, "not found: " + ", ".join(str(c) for c in candidates)
 
 
-def read_source(source, preprocess: Preprocess):
+def read_source(source, preprocess: Preprocess | TurnTall):
     """Preprocessed images, keys and raw labels of every readable sample of a source; the unreadable ones apart,
-    as ``(key, label, reason)`` (they count as errors in a benchmark)."""
+    as ``(key, label, reason)`` (they count as errors in a benchmark). ``preprocess``: the model's, or a
+    :class:`TurnTall` around it."""
     images, keys, labels, unreadable = [], [], [], []
     for i in range(len(source)):
         try:
@@ -75,7 +76,7 @@ def read_source(source, preprocess: Preprocess):
     return images, keys, labels, unreadable
 
 
-def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess):
+def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess | TurnTall):
     """:func:`read_source` of one benchmark (folder or LMDB)."""
     return read_source(open_source(path, fmt, split="test"), preprocess)
 
@@ -184,6 +185,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     columns: list[Column] = []
     skipped: dict[str, str] = {}
+    turned: dict[str, int] = {}
     for key, bench in cfg.benchmarks.items():
         if cfg.only and key not in cfg.only:
             continue
@@ -192,7 +194,12 @@ def evaluate(cfg: DictConfig) -> dict:
             skipped[bench.name] = fmt
             log.warning("skipping %s: %s", bench.name, skipped[bench.name])
             continue
-        images, keys, labels, unreadable = _load_benchmark(path, fmt, preprocess)
+        prepare = TurnTall(backend, preprocess, cfg.turn_tall) if cfg.turn_tall else preprocess
+        images, keys, labels, unreadable = _load_benchmark(path, fmt, prepare)
+        if cfg.turn_tall:
+            turned[bench.name] = prepare.turned
+            log.info("%s: %d of %d crops read turned (turn_tall=%s)", bench.name, prepare.turned, len(images),
+                     cfg.turn_tall)
         timing = Timing()
         batches = width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length,
                                 width_multiple=preprocess.width_multiple)
@@ -221,7 +228,8 @@ def evaluate(cfg: DictConfig) -> dict:
     (out_dir / "results.md").write_text(table, encoding="utf-8")
     result = {"ckpt": ckpt, "protocol": "case-sensitive [0-9a-zA-Z]" if cfg.case_sensitive else
               "lowercase [0-9a-z], exact match", "combined_accuracy_lexicon_free": combined,
-              "columns": [asdict(c) for c in columns], "skipped": skipped}
+              "columns": [asdict(c) for c in columns], "skipped": skipped,
+              "turn_tall": {"min_aspect": cfg.turn_tall, "turned": turned} if cfg.turn_tall else None}
     (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table)
     for name, reason in skipped.items():

@@ -111,3 +111,35 @@ def recognize(backend, batches: Iterator[Batch], timing: Timing | None = None) -
             timing.seconds += time.perf_counter() - start
             timing.images += len(batch)
         yield Recognized(log_probs, batch.input_lengths, batch.keys, batch.labels)
+
+
+class TurnTall:
+    """Preprocessing that also reads vertical and sideways text: a crop at least ``min_aspect`` times taller than
+    wide is read as given and turned a quarter left and right, and the orientation whose best path has the
+    highest mean log-probability per frame is kept (per frame: a turned crop gives more frames, and a path's
+    total log-probability falls with its length). Every other crop is only preprocessed. ``turned`` counts the
+    crops read turned. Off by default (``turn_tall: null``): the benchmarks' protocol reads crops as given."""
+
+    def __init__(self, backend, preprocess: Preprocess, min_aspect: float):
+        if min_aspect < 1:
+            raise ValueError(f"turn_tall={min_aspect}: a crop must be taller than wide to be turned (use >= 1)")
+        self.backend, self.preprocess, self.min_aspect = backend, preprocess, min_aspect
+        self.turned = 0
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        tensor = self.preprocess(image)
+        height, width = image.shape[:2]
+        if height < self.min_aspect * width:
+            return tensor
+        candidates = [tensor] + [self.preprocess(np.ascontiguousarray(np.rot90(image, k))) for k in (1, 3)]
+        scores = [self._mean_frame_log_prob(t) for t in candidates]
+        best = max(range(len(candidates)), key=scores.__getitem__)
+        self.turned += best != 0
+        return candidates[best]
+
+    def _mean_frame_log_prob(self, tensor: torch.Tensor) -> float:
+        """The crop's best path log-probability per frame, read alone (as in any batch: width_batches)."""
+        (batch,) = width_batches([tensor], 1, [""], output_length=self.backend.output_length,
+                                 width_multiple=self.preprocess.width_multiple)
+        (r,) = recognize(self.backend, iter([batch]))
+        return r.log_probs[: int(r.lengths[0]), 0].max(-1).values.mean().item()

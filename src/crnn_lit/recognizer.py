@@ -23,7 +23,7 @@ from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.config import ConfigError, compose_config, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image, image_array
-from crnn_lit.inference import OnnxBackend, TorchBackend, recognize, width_batches
+from crnn_lit.inference import OnnxBackend, TorchBackend, TurnTall, recognize, width_batches
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import Decoder
 
@@ -48,14 +48,16 @@ class Recognizer:
     :meth:`from_checkpoint` (a checkpoint or ``.onnx`` file) or :meth:`from_config` (a composed predict config)."""
 
     def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
-                 batch_size: int):
+                 batch_size: int, turn_tall: float | None = None):
         self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
+        # crops at least `turn_tall` times taller than wide are also read turned ±90° (inference.TurnTall)
+        self._prepare = TurnTall(backend, preprocess, turn_tall) if turn_tall else preprocess
         lexicon = getattr(decoder, "lexicon", None)  # per-image word lists are looked up by each image's key
         self._per_image = lexicon if lexicon is not None and lexicon.is_per_image else None
 
     @classmethod
     def from_config(cls, cfg: DictConfig, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
-        """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``);
+        """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``, ``turn_tall``);
         ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``)."""
         ckpt = resolve_ckpt(cfg)
         if ckpt.endswith(".onnx"):
@@ -68,20 +70,23 @@ class Recognizer:
             backend, charset = TorchBackend(loaded.model), loaded.charset
             preprocess = Preprocess.from_record(loaded.config)
         decoder = instantiate(cfg.decoder, **dict(decoder_options or {}))(charset)
-        return cls(backend, preprocess, decoder, int(cfg.batch_size))
+        return cls(backend, preprocess, decoder, int(cfg.batch_size), cfg.get("turn_tall"))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, decoder: str | None = None,
-                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None) -> Recognizer:
+                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
+                        turn_tall: float | None = None) -> Recognizer:
         """A crnn_lit checkpoint (``.pt``/``.ckpt``) or an exported ``.onnx`` (its ``.json`` sidecar beside it).
         ``decoder``: a conf/decoder name (greedy, beam, beam_lm, lexicon); None = conf/predict.yaml's."""
-        return cls.from_config(_predict_config(decoder, ckpt=str(path), batch_size=batch_size), decoder_options)
+        cfg = _predict_config(decoder, ckpt=str(path), batch_size=batch_size, turn_tall=turn_tall)
+        return cls.from_config(cfg, decoder_options)
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, decoder: str | None = None,
-                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None) -> Recognizer:
+                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
+                        turn_tall: float | None = None) -> Recognizer:
         """A shipped model, ``<paths.pretrained_dir>/<name>.pt`` (None = conf/predict.yaml's ``pretrained``)."""
-        cfg = _predict_config(decoder, ckpt="pretrained", pretrained=name, batch_size=batch_size)
+        cfg = _predict_config(decoder, ckpt="pretrained", pretrained=name, batch_size=batch_size, turn_tall=turn_tall)
         return cls.from_config(cfg, decoder_options)
 
     def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
@@ -92,7 +97,7 @@ class Recognizer:
         for key, image in inputs:
             try:
                 array = decode_image(image, key) if isinstance(image, Path) else image_array(image, key)
-                tensors.append(self.preprocess(array))
+                tensors.append(self._prepare(array))
                 keys.append(key)
             except BadSample as err:
                 failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)

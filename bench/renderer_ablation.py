@@ -34,6 +34,7 @@ VARIANTS: dict[str, list[str]] = {
     "v1": ["renderer=v1"],  # the renderer before issue #11 (same training recipe)
     "v1_no_augment": ["renderer=v1", "augment=none"],  # today's `make train` before issue #11
     "default": [],
+    "default_seed1": ["seed=1"],  # the default again, other renders and initial weights: run-to-run noise
     "no_augment": ["augment=none"],
     "no_photo": [f"{S}p_photo=0"],
     "no_tight_crops": [f"{S}p_tight_y=0", f"{S}margin_x=[0.03,0.3]", f"{S}margin_y=[0.02,0.2]"],

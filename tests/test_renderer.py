@@ -168,8 +168,8 @@ def test_longer_words_give_wider_images(renderer):
     lengths, widths = [], []
     for i in range(600):
         p = renderer.plan(i)
-        lengths.append(len(p.label))
-        widths.append(p.width)
+        lengths.append(len(p.layout.label))
+        widths.append(p.layout.width)
     lengths, widths = np.array(lengths), np.array(widths)
     assert widths[lengths >= 10].mean() > 1.5 * widths[lengths <= 5].mean()
     assert np.corrcoef(lengths, widths)[0, 1] > 0.7
@@ -180,19 +180,19 @@ def test_longer_words_give_wider_images(renderer):
 
 
 def test_labels_are_ascii_alnum_and_bounded(renderer):
-    labels = [renderer.plan(i).label for i in range(2000)]
+    labels = [renderer.plan(i).layout.label for i in range(2000)]
     assert all(ALNUM.fullmatch(label) for label in labels)
     assert max(map(len, labels)) <= renderer.max_word_len
     assert any(label.isdigit() for label in labels)  # p_digits
     assert any(label.isupper() and len(label) > 3 for label in labels)  # p_upper
     assert len(set(labels)) > 1800
     for i in range(5):
-        assert renderer.render(i).label == renderer.label(i) == renderer.plan(i).label
+        assert renderer.render(i).label == renderer.label(i) == renderer.plan(i).layout.label
 
 
 def test_max_word_len_and_charset():
     short = make(max_word_len=5, random_len=(1, 9))
-    assert max(len(short.plan(i).label) for i in range(500)) <= 5
+    assert max(len(short.plan(i).layout.label) for i in range(500)) <= 5
     lower = (
         (ROOT / "data" / "charsets" / "lowercase36.txt").read_text().strip()
         if (ROOT / "data" / "charsets" / "lowercase36.txt").exists()
@@ -200,7 +200,7 @@ def test_max_word_len_and_charset():
     )
     r = make(charset_chars=lower, p_digits=0.5)
     allowed = set(lower)
-    assert all(set(r.plan(i).label) <= allowed for i in range(500))
+    assert all(set(r.plan(i).layout.label) <= allowed for i in range(500))
 
 
 def test_contrast_is_guaranteed(renderer):
@@ -301,12 +301,12 @@ def test_effects_are_drawn_at_their_rates(realistic):
     assert 0.28 < rate(lambda p: p.bg_kind == "photo") < 0.42
     assert 0.18 < rate(lambda p: p.lowres < 1.0) < 0.32
     assert 0.18 < rate(lambda p: p.jpeg > 0) < 0.32
-    assert 0.24 < rate(lambda p: p.bold > 0) < 0.36
+    assert 0.24 < rate(lambda p: p.layout.bold > 0) < 0.36
     assert 0.10 < rate(lambda p: p.edge >= 0) < 0.20
     # case as on signs: about 45 % of dictionary words in capitals
-    words = [p.label for p in plans if p.label.isalpha() and len(p.label) > 1]
+    words = [p.layout.label for p in plans if p.layout.label.isalpha() and len(p.layout.label) > 1]
     assert 0.38 < sum(w.isupper() for w in words) / len(words) < 0.52
-    assert any(p.neighbours for p in plans)
+    assert any(p.layout.neighbours for p in plans)
 
 
 def test_background_stays_within_its_amplitude(realistic):
@@ -314,7 +314,7 @@ def test_background_stays_within_its_amplitude(realistic):
     for i in range(300):
         p = realistic.plan(i)
         rng = np.random.default_rng(i)
-        field = background_field(p, 32, p.width, realistic.textures, lambda rng=rng: rng)
+        field = background_field(p, 32, p.layout.width, realistic.textures, lambda rng=rng: rng)
         if field is not None:
             assert np.abs(field).max() <= p.bg_amp * 255.0 + 1e-3, (i, p.bg_kind)
         assert abs(luma(p.fg) - luma(p.bg)) >= realistic.style.min_contrast + p.bg_amp - 1e-9
@@ -344,17 +344,17 @@ def test_neighbours_never_cover_the_word():
     changed = 0
     for i in range(60):
         p = with_n.plan(i)
-        q = dataclasses.replace(p, neighbours=[])
-        alone, _, _ = with_n._text_layer(q)
-        both, dx, dy = with_n._text_layer(p)
+        q = dataclasses.replace(p, layout=dataclasses.replace(p.layout, neighbours=[]))
+        alone, _, _ = with_n._text_layer(q.layout)
+        both, dx, dy = with_n._text_layer(p.layout)
         # the word's pixels in the larger canvas, where both layers align
         region = both[-dy : -dy + alone.shape[0], -dx : -dx + alone.shape[1]]
         assert np.array_equal(np.maximum(region, alone), region)
         overlap = (alone > 0) & (region != alone)
         assert overlap.sum() <= 0.01 * (alone > 0).sum(), i
-        if p.neighbours:
+        if p.layout.neighbours:
             changed += not np.array_equal(with_n.draw(p, i), with_n.draw(q, i))
-        assert without.plan(i).neighbours == []
+        assert without.plan(i).layout.neighbours == []
     assert changed >= 20
 
 
@@ -373,7 +373,7 @@ def test_font_weights_steer_the_face_draw():
     display = {i for i, f in enumerate(fonts) if f.relative_to(FONTS).parts[0] == "aenigma"}
     assert 10 < len(display) < 40
     def share(r):
-        return sum(r.plan(i).font in display for i in range(600)) / 600
+        return sum(r.plan(i).layout.font in display for i in range(600)) / 600
     assert share(make(font_weights={"aenigma/*": 0.0})) == 0.0
     uniform = share(make())
     assert abs(uniform - len(display) / len(fonts)) < 0.05

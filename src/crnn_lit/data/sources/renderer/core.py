@@ -305,32 +305,9 @@ class WordRenderer:
         lowres = uniform(r, self.style.lowres_scale) if rand() < self.style.p_lowres else 1.0
         jpeg = round(uniform(r, self.style.jpeg_quality)) if rand() < self.style.p_jpeg else 0
 
-        return RenderPlan(
-            label=lay.label,
-            font=lay.font,
-            size=lay.size,
-            xs=lay.xs,
-            ink=lay.ink,
-            matrix=lay.matrix,
-            width=lay.width,
-            fg=fg,
-            bg=bg,
-            bg_kind=bg_kind,
-            bg_amp=bg_amp,
-            bg_angle=bg_angle,
-            photo=photo,
-            edge=edge,
-            neighbours=lay.neighbours,
-            bold=lay.bold,
-            border=lay.border,
-            border_color=border_color,
-            shadow=lay.shadow,
-            shadow_color=shadow_color,
-            blur=blur,
-            noise=noise,
-            lowres=lowres,
-            jpeg=jpeg,
-        )
+        return RenderPlan(lay, fg=fg, bg=bg, bg_kind=bg_kind, bg_amp=bg_amp, bg_angle=bg_angle, photo=photo, edge=edge,
+                          border_color=border_color, shadow_color=shadow_color, blur=blur, noise=noise,
+                          lowres=lowres, jpeg=jpeg)
 
     def width(self, index: int) -> int:
         """Final width of ``render(index).image`` (exact), computed without rasterising or colours."""
@@ -343,18 +320,18 @@ class WordRenderer:
     # ---- drawing ----
     def render(self, index: int) -> Sample:
         p = self.plan(index)
-        return Sample(image=self.draw(p, index), label=p.label, key=f"render:{self.seed}:{index}")
+        return Sample(image=self.draw(p, index), label=p.layout.label, key=f"render:{self.seed}:{index}")
 
     def __call__(self, index: int) -> Sample:
         return self.render(index)
 
-    def _text_layer(self, p: RenderPlan) -> tuple[np.ndarray, float, float]:
+    def _text_layer(self, lay: Layout) -> tuple[np.ndarray, float, float]:
         """Coverage of the word (and its neighbours) and the canvas origin's offset from the word canvas's."""
-        face = self._face(p.font, p.size)
-        x0, top, x1, bottom = p.ink
-        runs = [(p.label, 0, 0, p.xs)]
+        face = self._face(lay.font, lay.size)
+        x0, top, x1, bottom = lay.ink
+        runs = [(lay.label, 0, 0, lay.xs)]
         ex0, ey0, ex1, ey1 = x0, top, x1, bottom  # canvas extent in pen coordinates, grown for the neighbours
-        for word, ox, oy in p.neighbours:
+        for word, ox, oy in lay.neighbours:
             xs, (nx0, ntop, nx1, nbottom) = pen_positions(face, word, 0.0)
             runs.append((word, ox, oy, xs))
             ex0, ex1 = min(ex0, ox + nx0), max(ex1, ox + nx1)
@@ -369,21 +346,22 @@ class WordRenderer:
                 h, w = bmp.shape
                 region = text[gy : gy + h, gx : gx + w]
                 np.maximum(region, bmp, out=region)
-        if p.bold:
+        if lay.bold:
             text = cv2.dilate(text, _BOLD_KERNEL)
         return text, ex0 - x0, ey0 - top
 
     def draw(self, p: RenderPlan, index: int) -> np.ndarray:
         """Rasterise a plan; ``index`` seeds the pixel-level randomness (noise, texture)."""
-        text, dx, dy = self._text_layer(p)
+        lay = p.layout
+        text, dx, dy = self._text_layer(lay)
         chh, cw = text.shape
         layers = [text]
-        if p.border:
-            k = 2 * p.border + 1
+        if lay.border:
+            k = 2 * lay.border + 1
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
             layers.append(cv2.dilate(text, kernel))
-        if p.shadow != (0, 0):
-            sx, sy = p.shadow
+        if lay.shadow != (0, 0):
+            sx, sy = lay.shadow
             sh = np.zeros_like(text)
             sh[sy:, sx:] = text[: chh - sy, : cw - sx]
             layers.append(sh)
@@ -391,10 +369,10 @@ class WordRenderer:
 
         # OpenCV samples at pixel centres: convert the edge-coordinate matrix accordingly; the text canvas may
         # start (dx, dy) away from the word canvas the plan's matrix is written for.
-        m = np.array(p.matrix, dtype=np.float64).reshape(3, 3)
+        m = np.array(lay.matrix, dtype=np.float64).reshape(3, 3)
         shift = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
         m = _HALF_INV @ m @ shift @ _HALF
-        H, W = self.preprocess.height, p.width
+        H, W = self.preprocess.height, lay.width
         warped = cv2.warpPerspective(src, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         if warped.ndim == 2:
             warped = warped[:, :, None]
@@ -414,9 +392,9 @@ class WordRenderer:
             if field is not None:
                 out += field
             order = []
-            if p.shadow != (0, 0):
+            if lay.shadow != (0, 0):
                 order.append((alphas[:, :, -1], luma(p.shadow_color)))
-            if p.border:
+            if lay.border:
                 order.append((alphas[:, :, 1], luma(p.border_color)))
             order.append((alphas[:, :, 0], luma(p.fg)))
             for a, y in order:
@@ -427,9 +405,9 @@ class WordRenderer:
             if field is not None:
                 out += field[:, :, None]
             order = []
-            if p.shadow != (0, 0):
+            if lay.shadow != (0, 0):
                 order.append((alphas[:, :, -1:], p.shadow_color))
-            if p.border:
+            if lay.border:
                 order.append((alphas[:, :, 1:2], p.border_color))
             order.append((alphas[:, :, 0:1], p.fg))
             for a, col in order:

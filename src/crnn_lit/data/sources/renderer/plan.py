@@ -11,24 +11,7 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's "L" conversion
 
 @dataclass(slots=True)
 class Layout:
-    """The part of a plan the image width depends on (label, font, geometry)."""
-
-    label: str
-    font: int
-    size: int
-    xs: list[int]
-    ink: tuple[int, int, int, int]
-    matrix: tuple[float, ...]
-    width: int
-    border: int
-    shadow: tuple[int, int]
-    bold: int
-    neighbours: list[tuple[str, int, int]]
-
-
-@dataclass(slots=True)
-class RenderPlan:
-    """Every decision about one sample; drawing it needs no further randomness except pixel noise."""
+    """The part of a plan the image width depends on: what is written, in which face, and where."""
 
     label: str
     font: int  # index into WordRenderer.fonts
@@ -37,6 +20,17 @@ class RenderPlan:
     ink: tuple[int, int, int, int]  # x0, y0 (=font top, relative to baseline), x1, y1 of the text box
     matrix: tuple[float, ...]  # 3x3 row-major homography: glyph canvas -> output pixels (edge coords)
     width: int  # final image width
+    border: int  # outline thickness in canvas px (0: none)
+    shadow: tuple[int, int]  # shadow offset in canvas px ((0, 0): none)
+    bold: int  # stroke thickening in canvas px (0: none)
+    neighbours: list[tuple[str, int, int]]  # (text, x, baseline y) of other text cut by the crop (canvas px)
+
+
+@dataclass(slots=True)
+class RenderPlan:
+    """Every decision about one sample; drawing it needs no further randomness except pixel noise."""
+
+    layout: Layout  # text, face and geometry
     fg: tuple[float, float, float]  # text colour, RGB 0..1
     bg: tuple[float, float, float]  # background base colour, RGB 0..1
     bg_kind: str  # "flat" | "gradient" | "texture" | "photo"
@@ -44,11 +38,7 @@ class RenderPlan:
     bg_angle: float  # gradient direction (radians)
     photo: tuple[int, float, float, float, bool]  # photo background: texture index, x, y (0..1), scale, mirrored
     edge: float  # a straight background step (sign border) at this height (0..1 of H); -1: none
-    neighbours: list[tuple[str, int, int]]  # (text, x, baseline y) of other text cut by the crop (canvas px)
-    bold: int  # stroke thickening in canvas px (0: none)
-    border: int  # outline thickness in canvas px (0: none)
     border_color: tuple[float, float, float]
-    shadow: tuple[int, int]  # shadow offset in canvas px ((0, 0): none)
     shadow_color: tuple[float, float, float]
     blur: float  # Gaussian blur sigma in output px (0: none)
     noise: float  # Gaussian noise sigma in 0..255 units (0: none)

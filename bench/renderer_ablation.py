@@ -47,6 +47,7 @@ VARIANTS: dict[str, list[str]] = {
     "v1_geometry": [f"{S}max_rotation=2", f"{S}p_perspective=0.3", f"{S}p_blur=0.25"],
     "no_90k_words": ["renderer.extra_words_files=[]"],
     "frequent_words": [f"{S}p_frequent=0.5"],
+    "symbols": [f"{S}p_symbols=0.1"],  # prices, times, dates, punctuated words (an addition, off by default)
     # display, script and handwriting faces (data/fonts/README.md) drawn at 0.3 of the others' rate
     "fewer_display_fonts": [f"++{S}font_weights={{" + ",".join(f"{d}/*:0.3" for d in (
         "aenigma", "beteckna", "blankenburg", "breip", "dustin", "femkeklaver", "humor-sans", "isabella", "kristi",

@@ -397,3 +397,24 @@ def test_frequent_words_follow_their_tempered_frequency():
                                   p_capitalized=0.0).label(i) for i in range(50))
     upper = make(frequency_file=str(freq), charset_chars=string.ascii_uppercase)  # words fitted to the charset
     assert upper._frequent[:3] == ["THE", "TO", "AND"]
+
+
+def test_symbolic_text_is_drawn_and_its_label_follows_the_charset_policy():
+    """p_symbols: prices, percentages, times, dates and punctuated words, labelled as drawn; the lowercase
+    charset's `oov: remove` then keeps their letters and digits, as it does for real crops."""
+    from crnn_lit.charset import Charset
+
+    r = make(p_symbols=1.0, p_digits=0.0, max_word_len=12)
+    labels = [r.label(i) for i in range(600)]
+    assert all(len(label) <= 12 for label in labels)
+    assert sum(not label.isalnum() for label in labels) > 0.9 * len(labels)
+    for pattern in (r"[$#]?\d{1,3}[.,]\d\d", r"[-+]?\d{1,2}%", r"\d{1,2}:\d\d(am|pm|AM|PM)?", r"\d\d[/.-]\d\d(/20\d\d)?",
+                    r"\(\w+\)", r"\w+'s"):
+        assert any(re.fullmatch(pattern, label) for label in labels), pattern
+    assert [r.render(i).label for i in range(20)] == labels[:20] == [make(p_symbols=1.0, p_digits=0.0,
+                                                                            max_word_len=12).label(i) for i in range(20)]
+    lowercase = Charset.from_file(ROOT / "data/charsets/lowercase36.txt", oov="remove")
+    price = next(label for label in labels if re.fullmatch(r"\$\d+\.\d\d", label))
+    assert lowercase.normalize(price) == price[1:].replace(".", "")
+    alnum = make(p_symbols=1.0, charset_chars=string.ascii_letters + string.digits)  # a charset without symbols
+    assert all(alnum.label(i).isalnum() for i in range(300))

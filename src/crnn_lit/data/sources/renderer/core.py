@@ -26,7 +26,7 @@ from crnn_lit.data.sources.renderer.fonts import (
 )
 from crnn_lit.data.sources.renderer.plan import Layout, RenderPlan, below, color_with_luma, luma, uniform
 from crnn_lit.data.sources.renderer.style import RenderStyle
-from crnn_lit.data.sources.renderer.words import load_frequencies, load_words
+from crnn_lit.data.sources.renderer.words import load_frequencies, load_words, symbolic_text
 from crnn_lit.preprocess import Preprocess
 
 _MASK64 = (1 << 64) - 1
@@ -150,6 +150,10 @@ class WordRenderer:
             cand = w
         if self._allowed is not None and not set(cand) <= self._allowed:
             cand = w
+        # (as p_frequent: no draw when p_symbols is 0)
+        if self.style.p_symbols > 0 and r.random() < self.style.p_symbols:
+            text = symbolic_text(r, cand, self.max_word_len)
+            cand = text if self._allowed is None or set(text) <= self._allowed else cand
         return cand
 
     # ---- plan ----

@@ -19,6 +19,8 @@ class RenderStyle:
         ∝ 10^(frequency_power · Zipf), instead of uniformly from the word lists.
     frequency_power: tempering of those frequencies (1: as counted, 0: uniform).
     p_digits: probability of a random string (digits only or mixed letters/digits) instead of a word.
+    p_symbols: probability that a word becomes text with punctuation or symbols (a price, a percentage, a time,
+        a date, the word punctuated or in quotes: ``words.SYMBOLIC``); the label is the text as drawn.
     random_len: (min, max) length of random strings.
     font_size: (min, max) font size in px at which glyphs are rasterised (before height normalisation).
     p_spacing: probability of non-default letter spacing.
@@ -95,6 +97,7 @@ class RenderStyle:
     p_edge: float = 0.0
     p_lowres: float = 0.0
     lowres_scale: tuple[float, float] = (0.35, 0.8)
+    p_symbols: float = 0.0
     p_jpeg: float = 0.0
     jpeg_quality: tuple[int, int] = (20, 80)
 

@@ -1,9 +1,13 @@
-"""Word sources: dictionary lists (drawn uniformly) and a frequency list (drawn by tempered frequency)."""
+"""Word sources: dictionary lists (drawn uniformly), a frequency list (drawn by tempered frequency), and text
+with punctuation and symbols (prices, percentages, times, dates, punctuated words)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from crnn_lit.data.sources.renderer.plan import below
 
 
 def _fit(word: str, max_len: int, allowed: set[str] | None) -> str:
@@ -59,3 +63,40 @@ def load_frequencies(path: str, power: float, max_len: int, allowed: set[str] | 
         cdf.append(acc)
     cdf[-1] = 1.0 + 1e-12
     return words, cdf
+
+
+def _digits(r: random.Random, n: int) -> str:
+    return "".join(_pick(r, "0123456789") for _ in range(n))
+
+
+def _pick(r: random.Random, options: Sequence):
+    return options[below(r, len(options))]
+
+
+def _wrapped(r: random.Random, word: str) -> str:
+    """The word quoted, bracketed or tagged: "FRESH", (new), -SALE-, @home, #1, &Co."""
+    opening, closing = _pick(r, (('"', '"'), ("'", "'"), ("(", ")"), ("-", "-"), ("@", ""), ("#", ""), ("&", "")))
+    return opening + word + closing
+
+
+# Text as signs and shop windows write it. The label is the text as drawn; the charset's label policy then
+# decides, as for real crops: `oov: remove` (lowercase36) keeps "$4.99" → "499", a printable charset keeps it all.
+SYMBOLIC: tuple[Callable[[random.Random, str], str], ...] = (
+    # a price: $12.99, 4,50, #350.00
+    lambda r, w: _pick(r, ("$", "#", "")) + _digits(r, 1 + int(r.random() * 3)) + _pick(r, (".", ",")) + _digits(r, 2),
+    # a percentage: 30%, -50%
+    lambda r, w: _pick(r, ("", "-", "+")) + _digits(r, 1 + int(r.random() * 2)) + "%",
+    # a time: 9:30, 11:05pm
+    lambda r, w: f"{1 + int(r.random() * 12)}:{_digits(r, 2)}" + _pick(r, ("", "am", "pm", "AM", "PM")),
+    # a date: 12/05, 03.11/2024
+    lambda r, w: _digits(r, 2) + _pick(r, ("/", ".", "-")) + _digits(r, 2) + _pick(r, ("", "/20" + _digits(r, 2))),
+    # the word punctuated: OPEN!, Joe's, SALE:
+    lambda r, w: w + _pick(r, (".", ",", "!", "?", ":", ";", "'s", "'", "*")),
+    _wrapped,
+)
+
+
+def symbolic_text(r: random.Random, word: str, max_len: int) -> str:
+    """One SYMBOLIC pattern around ``word`` (or numbers), or ``word`` itself when the result is too long."""
+    text = _pick(r, SYMBOLIC)(r, word)
+    return text if len(text) <= max_len else word

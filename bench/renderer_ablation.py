@@ -48,6 +48,9 @@ VARIANTS: dict[str, list[str]] = {
     "no_90k_words": ["renderer.extra_words_files=[]"],
     "frequent_words": [f"{S}p_frequent=0.5"],
     "symbols": [f"{S}p_symbols=0.1"],  # prices, times, dates, punctuated words (an addition, off by default)
+    # additions suggested by synthetic_only.pt's errors on real_train (HOTEL read "hootel", EXECUTIVE "bxecutivb"):
+    "wide_spacing": [f"{S}char_spacing=[-0.02,0.5]"],  # letter spacing up to half the font size
+    "cut_edges": [f"{S}margin_x=[-0.06,0.12]"],  # the first/last glyph sometimes cut by the crop
     # display, script and handwriting faces (data/fonts/README.md) drawn at 0.3 of the others' rate
     "fewer_display_fonts": [f"++{S}font_weights={{" + ",".join(f"{d}/*:0.3" for d in (
         "aenigma", "beteckna", "blankenburg", "breip", "dustin", "femkeklaver", "humor-sans", "isabella", "kristi",

@@ -64,6 +64,7 @@ class RenderStyle:
     p_upper: float = 0.1
     p_capitalized: float = 0.2
     p_digits: float = 0.1
+    p_symbols: float = 0.0
     p_frequent: float = 0.0
     frequency_power: float = 0.5
     random_len: tuple[int, int] = (1, 10)
@@ -97,7 +98,6 @@ class RenderStyle:
     p_edge: float = 0.0
     p_lowres: float = 0.0
     lowres_scale: tuple[float, float] = (0.35, 0.8)
-    p_symbols: float = 0.0
     p_jpeg: float = 0.0
     jpeg_quality: tuple[int, int] = (20, 80)
 

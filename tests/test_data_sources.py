@@ -339,6 +339,21 @@ def test_holdout_split_is_disjoint_complete_and_stable():
     assert v == {HoldoutSplit(src, "val", 0.1).key(i) for i in range(len(val))}
 
 
+def test_holdout_split_by_group_keeps_each_scene_on_one_side():
+    """group: keys n0…n1999 in scenes of ten consecutive numbers (n120…n129 is scene "12"); unmatched keys alone."""
+    src = Numbers(2000)
+
+    def keys(**kw) -> set[str]:
+        split = HoldoutSplit(src, kw.pop("part", "val"), 0.1, **kw)
+        return {split.key(i) for i in range(len(split))}
+
+    t, v = keys(part="train", group=r"n(\d*?)\d"), keys(group=r"n(\d*?)\d")
+    assert not t & v and len(t | v) == 2000 and 100 <= len(v) <= 300
+    assert all({f"n{int(k[1:]) // 10 * 10 + d}" for d in range(10)} <= v for k in v)  # whole scenes
+    assert v != keys()
+    assert keys(group=r"x(\d+)") == keys()  # a pattern that matches no key: the crop-level split
+
+
 def test_mixed_training_source_through_the_datamodule(tmp_path):
     from crnn_lit.data.datamodule import TextDataModule
 

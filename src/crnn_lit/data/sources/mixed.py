@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -145,15 +146,25 @@ def holdout_score(key: str, salt: str = "") -> float:
 class HoldoutSplit(Dataset):
     """The ``train`` or ``val`` side of ``source``: a sample is on the validation side iff
     ``holdout_score(source.key(i), salt) < fraction``. Both sides together are exactly the source, with no
-    overlap. The source needs ``key(i)`` (read without decoding the image)."""
+    overlap. The source needs ``key(i)`` (read without decoding the image).
 
-    def __init__(self, source, part: str = "train", fraction: float = 0.1, salt: str = ""):
+    ``group``: a regular expression over keys; a key it matches is scored by its groups instead, so that every
+    crop of one scene falls on the same side (crops of one photo, or IC15's consecutive frames of one shop
+    front: a crop-level split lets a model be chosen for memorising the scenes it trained on)."""
+
+    def __init__(self, source, part: str = "train", fraction: float = 0.1, salt: str = "", group: str | None = None):
         if part not in ("train", "val"):
             raise ValueError(f"part must be 'train' or 'val', got {part!r}")
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
         self.source, self.part, self.fraction = source, part, fraction
-        held = np.fromiter((holdout_score(source.key(i), salt) < fraction for i in range(len(source))),
+        pattern = re.compile(group) if group else None
+
+        def unit(key: str) -> str:  # what is held out together
+            match = pattern.fullmatch(key) if pattern else None
+            return key if match is None else "group:" + "|".join(map(str, match.groups()))
+
+        held = np.fromiter((holdout_score(unit(source.key(i)), salt) < fraction for i in range(len(source))),
                            dtype=bool, count=len(source))
         self.indices = np.flatnonzero(held if part == "val" else ~held)
 

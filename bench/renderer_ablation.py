@@ -1,6 +1,7 @@
 """Renderer realism ablation: which renderer levers make a rendered-only model read real text.
 
     python bench/renderer_ablation.py [--jobs 2] [--only default,no_photo] [--epochs 6 --samples 16000 --batch 32]
+    python bench/renderer_ablation.py --table      # README's table, from the records
 
 Each variant trains `experiment=synthetic_only` (rendered words only, validation on renders) at a small fixed
 budget (default: 6 × 16,000 images at batch 32, one thread per run; batch 32 leaves the CTC blank plateau after
@@ -91,9 +92,27 @@ def variant(name: str, args) -> dict:
             "checkpoint": ckpt.name}
 
 
+def table(records: list[dict]) -> str:
+    """README's ablation table: one row per measured variant, in VARIANTS order, change against `default`."""
+    by_name = {r["variant"]: r for r in records}
+    base = by_name["default"]["real_train"]["combined"] if "default" in by_name else None
+    header = ("| variant | overrides | CPU-h | real_train IIIT5K / SVT / IC15 | real_train combined | IIIT5K | SVT "
+              "| IC15 | SVTP | SVT-50 |")
+    rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in (n for n in VARIANTS if n in by_name):
+        r = by_name[name]
+        real, bench = r["real_train"], r["benchmarks"]
+        change = "" if base is None or name == "default" else f" ({real['combined'] - base:+.1f})".replace("-", "−")
+        rows.append(f"| `{name}` | {', '.join(f'`{o}`' for o in r['overrides']) or '–'} | {r['cpu_hours']:.2f} "
+                    f"| {real['IIIT5K']:.1f} / {real['SVT']:.1f} / {real['IC15']:.1f} | {real['combined']:.1f}{change} "
+                    + "".join(f"| {bench[k]:.1f} " for k in ("IIIT5K", "SVT", "IC15", "SVTP", "SVT-50")) + "|")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variant names")
+    ap.add_argument("--table", action="store_true", help="print README's table from the records and exit")
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (--threads each)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--samples", type=int, default=16000)
@@ -102,6 +121,9 @@ def main() -> None:
     ap.add_argument("--real-root", default=str(ROOT.parent / "shared" / "data" / "real_train"))
     ap.add_argument("--benchmark-root", default=str(ROOT.parent / "shared" / "data" / "benchmarks"))
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(OUT.read_text())))
+        return
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:

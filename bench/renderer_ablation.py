@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -103,7 +104,9 @@ def table(records: list[dict]) -> str:
         r = by_name[name]
         real, bench = r["real_train"], r["benchmarks"]
         change = "" if base is None or name == "default" else f" ({real['combined'] - base:+.1f})".replace("-", "−")
-        rows.append(f"| `{name}` | {', '.join(f'`{o}`' for o in r['overrides']) or '–'} | {r['cpu_hours']:.2f} "
+        threads = re.search(r"(\d+) thread", r.get("budget", ""))
+        cpu = f"{r['cpu_hours']:.2f}" + (f" ({threads[1]} threads)" if threads and threads[1] != "1" else "")
+        rows.append(f"| `{name}` | {', '.join(f'`{o}`' for o in r['overrides']) or '–'} | {cpu} "
                     f"| {real['IIIT5K']:.1f} / {real['SVT']:.1f} / {real['IC15']:.1f} | {real['combined']:.1f}{change} "
                     + "".join(f"| {bench[k]:.1f} " for k in ("IIIT5K", "SVT", "IC15", "SVTP", "SVT-50")) + "|")
     return "\n".join(rows)

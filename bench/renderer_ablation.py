@@ -103,7 +103,8 @@ def table(records: list[dict]) -> str:
     for name in (n for n in VARIANTS if n in by_name):
         r = by_name[name]
         real, bench = r["real_train"], r["benchmarks"]
-        change = "" if base is None or name == "default" else f" ({real['combined'] - base:+.1f})".replace("-", "−")
+        delta = None if base is None or name == "default" else real["combined"] - base
+        change = "" if delta is None else " (±0.0)" if abs(delta) < 0.05 else f" ({delta:+.1f})".replace("-", "−")
         threads = re.search(r"(\d+) thread", r.get("budget", ""))
         cpu = f"{r['cpu_hours']:.2f}" + (f" ({threads[1]} threads)" if threads and threads[1] != "1" else "")
         rows.append(f"| `{name}` | {', '.join(f'`{o}`' for o in r['overrides']) or '–'} | {cpu} "

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import compose_config
 from crnn_lit.evaluate import read_source
-from crnn_lit.inference import TorchBackend, TurnTall, recognize, width_batches
+from crnn_lit.inference import TorchBackend, reading_preprocess, recognize, width_batches
 from crnn_lit.metrics import protocol_normalize
 from crnn_lit.preprocess import Preprocess
 
@@ -28,7 +28,7 @@ def source_logits(loaded, source, batch_size: int = 64, turn_tall: float | None 
     ``turn_tall`` as in conf/predict.yaml."""
     backend = TorchBackend(loaded.model)
     preprocess = Preprocess.from_record(loaded.config)
-    prepare = TurnTall(backend, preprocess, turn_tall) if turn_tall else preprocess
+    prepare = reading_preprocess(backend, preprocess, turn_tall)
     images, keys, labels, _ = read_source(source, prepare)
     batches = width_batches(images, batch_size, keys, labels, output_length=backend.output_length,
                             width_multiple=preprocess.width_multiple)

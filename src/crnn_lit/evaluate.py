@@ -22,7 +22,7 @@ from crnn_lit.checkpoint import load_model
 from crnn_lit.config import ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.inference import Timing, TorchBackend, TurnTall, recognize, width_batches
+from crnn_lit.inference import Timing, TorchBackend, TurnTall, reading_preprocess, recognize, width_batches
 from crnn_lit.metrics import TextMetrics, protocol_normalize
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.task import task
@@ -194,7 +194,7 @@ def evaluate(cfg: DictConfig) -> dict:
             skipped[bench.name] = fmt
             log.warning("skipping %s: %s", bench.name, skipped[bench.name])
             continue
-        prepare = TurnTall(backend, preprocess, cfg.turn_tall) if cfg.turn_tall else preprocess
+        prepare = reading_preprocess(backend, preprocess, cfg.turn_tall)
         images, keys, labels, unreadable = _load_benchmark(path, fmt, prepare)
         if cfg.turn_tall:
             turned[bench.name] = prepare.turned

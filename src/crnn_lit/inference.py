@@ -143,3 +143,9 @@ class TurnTall:
                                  width_multiple=self.preprocess.width_multiple)
         (r,) = recognize(self.backend, iter([batch]))
         return r.log_probs[: int(r.lengths[0]), 0].max(-1).values.mean().item()
+
+
+def reading_preprocess(backend, preprocess: Preprocess, turn_tall: float | None) -> Preprocess | TurnTall:
+    """What turns an image into the network's input: the model's preprocessing, in a :class:`TurnTall` when
+    ``turn_tall`` is set (conf/predict.yaml)."""
+    return TurnTall(backend, preprocess, turn_tall) if turn_tall else preprocess

@@ -23,7 +23,7 @@ from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.config import ConfigError, compose_config, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image, image_array
-from crnn_lit.inference import OnnxBackend, TorchBackend, TurnTall, recognize, width_batches
+from crnn_lit.inference import OnnxBackend, TorchBackend, reading_preprocess, recognize, width_batches
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import Decoder
 
@@ -51,7 +51,7 @@ class Recognizer:
                  batch_size: int, turn_tall: float | None = None):
         self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
         # crops at least `turn_tall` times taller than wide are also read turned ±90° (inference.TurnTall)
-        self._prepare = TurnTall(backend, preprocess, turn_tall) if turn_tall else preprocess
+        self._prepare = reading_preprocess(backend, preprocess, turn_tall)
         lexicon = getattr(decoder, "lexicon", None)  # per-image word lists are looked up by each image's key
         self._per_image = lexicon if lexicon is not None and lexicon.is_per_image else None
 

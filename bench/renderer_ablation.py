@@ -53,6 +53,10 @@ VARIANTS: dict[str, list[str]] = {
     # additions suggested by synthetic_only.pt's errors on real_train (HOTEL read "hootel", EXECUTIVE "bxecutivb"):
     "wide_spacing": [f"{S}char_spacing=[-0.02,0.5]"],  # letter spacing up to half the font size
     "cut_edges": [f"{S}margin_x=[-0.06,0.12]"],  # the first/last glyph sometimes cut by the crop
+    # camera, light and arcs (RenderStyle levers added after the first ablation rounds, off by default)
+    "curve": [f"{S}p_curve=0.15"],
+    "shading": [f"{S}p_shading=0.3"],
+    "motion_blur": [f"{S}p_motion_blur=0.25"],
     # display, script and handwriting faces (data/fonts/README.md) drawn at 0.3 of the others' rate
     "fewer_display_fonts": [f"++{S}font_weights={{" + ",".join(f"{d}/*:0.3" for d in (
         "aenigma", "beteckna", "blankenburg", "breip", "dustin", "femkeklaver", "humor-sans", "isabella", "kristi",

@@ -418,3 +418,78 @@ def test_symbolic_text_is_drawn_and_its_label_follows_the_charset_policy():
     assert lowercase.normalize(price) == price[1:].replace(".", "")
     alnum = make(p_symbols=1.0, charset_chars=string.ascii_letters + string.digits)  # a charset without symbols
     assert all(alnum.label(i).isalnum() for i in range(300))
+
+
+# --------------------------------------------------------------------------------------------------
+# camera and light, text on an arc (levers off by default)
+
+CLEAN = {"p_gradient": 0.0, "p_texture": 0.0, "p_blur": 0.0, "p_noise": 0.0, "p_border": 0.0, "p_shadow": 0.0,
+         "max_rotation": 0.0, "max_shear": 0.0, "p_perspective": 0.0}
+
+
+def test_curve_shading_and_motion_blur_are_deterministic_and_drawn_at_their_rates():
+    r = make(p_curve=0.5, p_shading=0.5, p_motion_blur=0.5)
+    other = pickle.loads(pickle.dumps(r))
+    plans = [r.plan(i) for i in range(600)]
+    for i in (0, 7, 10**9):
+        a, b = r.render(i), other.render(i)
+        assert a.label == b.label and np.array_equal(a.image, b.image)
+    curved = [p for p in plans if any(p.layout.ys)]
+    assert 0.35 < len(curved) / len(plans) < 0.55  # ~0.5, less the words too short or flat to bend
+    assert 0.43 < sum(p.shade[0] > 0 for p in plans) / len(plans) < 0.57
+    assert 0.43 < sum(p.motion[0] > 0 for p in plans) / len(plans) < 0.57
+    assert all(0.2 <= p.shade[0] <= 0.5 and 2.0 <= p.motion[0] <= 5.0 for p in plans if p.shade[0] and p.motion[0])
+    off = make()
+    assert all(not any(off.plan(i).layout.ys) and off.plan(i).shade[0] == 0 == off.plan(i).motion[0] for i in range(50))
+
+
+def test_curved_text_bends_and_stays_inside_the_crop():
+    """The glyphs at the ends sit lower (bend > 0) or higher than mid-word, and the crop still holds them all."""
+    r = make(p_curve=1.0, max_curve=0.4, margin_x=(0.15, 0.15), margin_y=(0.15, 0.15), p_tight_y=1.0, p_digits=0.0,
+             min_width=1, **CLEAN)
+    checked = 0
+    for i in range(80):
+        p = r.plan(i)
+        img = r.render(i).image.astype(int)
+        ink = np.abs(img - round(luma(p.bg) * 255)) > 60
+        assert not (ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any()), i
+        ys, size = p.layout.ys, p.layout.size
+        if len(ys) >= 5 and abs(ys[0]) >= 0.25 * size:
+            rows = np.arange(img.shape[0])[:, None]
+            def centre(cols):  # mean ink row over these columns
+                return (rows * ink[:, cols]).sum() / max(ink[:, cols].sum(), 1)
+            w = img.shape[1]
+            ends = np.r_[0 : w // 5, w - w // 5 : w]
+            middle = np.arange(2 * w // 5, 3 * w // 5)
+            assert np.sign(centre(ends) - centre(middle)) == np.sign(ys[0]), (i, p.layout.label)
+            checked += 1
+    assert checked >= 15
+
+
+def test_shading_only_darkens_within_its_depth():
+    from crnn_lit.data.sources.renderer.degrade import shade_gain
+
+    sharp = shade_gain((0.4, 0.0, 0.5, 0.02), 32, 100)  # a cast shadow's edge down the middle
+    assert sharp.min() >= 0.6 - 1e-6 and sharp.max() <= 1.0 + 1e-6
+    assert np.allclose(sharp[:, :45], 1.0, atol=0.01) and np.allclose(sharp[:, 55:], 0.6, atol=0.01)
+    soft = shade_gain((0.4, 0.0, 0.5, 0.5), 32, 100)  # a fall-off across the word
+    assert np.all(np.diff(soft[0]) < 0) and 0.9 < soft[0, 0] < 0.99 and 0.61 < soft[0, -1] < 0.7  # no plateau
+    r = make(p_shading=1.0, p_jpeg=0.0, p_lowres=0.0, **CLEAN)
+    for i in range(30):
+        p = r.plan(i)
+        lit = r.draw(dataclasses.replace(p, shade=(0.0, 0.0, 0.0, 0.0)), i).astype(int)
+        shaded = r.draw(p, i).astype(int)
+        assert np.all(shaded <= lit + 1) and (shaded < lit - 10).any(), i
+
+
+def test_motion_blur_kernel_is_a_normalised_line():
+    from crnn_lit.data.sources.renderer.degrade import motion_kernel
+
+    horizontal, vertical = motion_kernel(4.0, 0.0), motion_kernel(4.0, np.pi / 2)
+    for k in (horizontal, vertical, motion_kernel(3.3, 1.0)):
+        assert abs(k.sum() - 1.0) < 1e-6 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+    mid = horizontal.shape[0] // 2
+    assert abs(horizontal[mid].sum() - 1.0) < 1e-6 and (horizontal[mid] > 0.1).sum() >= 4
+    assert np.allclose(vertical, horizontal.T, atol=1e-6)
+    diagonal = motion_kernel(4.0, np.pi / 4)
+    assert np.allclose(diagonal, diagonal.T, atol=1e-6) and np.trace(diagonal) > 0.5

@@ -38,16 +38,21 @@ def photo_field(tex: np.ndarray, photo: tuple[int, float, float, float, bool], H
     return field * np.float32(1.0 / peak) if peak > 0 else field
 
 
+def ramp(H: int, W: int, angle: float) -> tuple[np.ndarray, float]:
+    """Signed distance of each pixel from the image centre along ``angle`` (px), and its largest value."""
+    u = np.arange(W, dtype=np.float32) - (W - 1) / 2.0
+    v = np.arange(H, dtype=np.float32) - (H - 1) / 2.0
+    c, s = math.cos(angle), math.sin(angle)
+    half = abs(c) * (W - 1) / 2.0 + abs(s) * (H - 1) / 2.0
+    return np.add.outer(v * np.float32(s), u * np.float32(c)), max(half, 1e-6)
+
+
 def background_field(p: RenderPlan, H: int, W: int, textures: list[np.ndarray], rng_for) -> np.ndarray | None:
     """Luminance deviation field (0..255 units, within ±bg_amp) around the base colour, or None."""
     field = None
     if p.bg_kind == "gradient":
-        u = np.arange(W, dtype=np.float32) - (W - 1) / 2.0
-        v = np.arange(H, dtype=np.float32) - (H - 1) / 2.0
-        c, s = math.cos(p.bg_angle), math.sin(p.bg_angle)
-        field = np.add.outer(v * np.float32(s), u * np.float32(c))
-        scale = abs(c) * (W - 1) / 2.0 + abs(s) * (H - 1) / 2.0
-        field *= np.float32(p.bg_amp * 255.0 / max(scale, 1e-6))
+        field, half = ramp(H, W, p.bg_angle)
+        field *= np.float32(p.bg_amp * 255.0 / half)
     elif p.bg_kind == "texture":
         rng = rng_for()
         gh = 2 + int(rng.integers(0, 4))

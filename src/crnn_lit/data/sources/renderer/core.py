@@ -20,6 +20,7 @@ from crnn_lit.data.sources.renderer.fonts import (
     LETTERS,
     PRINTABLE_ASCII,
     FontAtSize,
+    arc_offsets,
     discover_fonts,
     font_cdf,
     pen_positions,
@@ -167,8 +168,13 @@ class WordRenderer:
 
         spacing = size * uniform(r, self.style.char_spacing) if rand() < self.style.p_spacing else 0.0
         xs, (x0, top, x1, bottom) = pen_positions(face, label, spacing)
+        ys = [0] * len(label)
+        if self.style.p_curve > 0 and rand() < self.style.p_curve:  # (no draw at 0, as p_frequent)
+            ys = arc_offsets(face, label, xs, size * self.style.max_curve * (2.0 * rand() - 1.0))
+            top = min(face.metric(ch)[2] + y for ch, y in zip(label, ys))
+            bottom = max(face.metric(ch)[4] + y for ch, y in zip(label, ys))
         if rand() >= self.style.p_tight_y:  # the face's full extent: all words of a face share one scale
-            top, bottom = min(top, face.top), max(bottom, face.bottom)
+            top, bottom = min(top, face.top + min(ys, default=0)), max(bottom, face.bottom + max(ys, default=0))
 
         border = (1 + below(r, 2)) if rand() < self.style.p_border else 0
         shadow = (1 + below(r, 3), 1 + below(r, 3)) if rand() < self.style.p_shadow else (0, 0)
@@ -222,7 +228,7 @@ class WordRenderer:
             (p0, p1, 1.0),
         )
         matrix = tuple(v for r0, r1, r2 in rows for v in (r0, r1, r2 - r0 * ccx - r1 * ccy))
-        return Layout(label, font, size, xs, (x0, top, x1, bottom), matrix, width, border, shadow, bold,
+        return Layout(label, font, size, xs, ys, (x0, top, x1, bottom), matrix, width, border, shadow, bold,
                       neighbours)
 
     def _neighbours(self, r: random.Random, face: FontAtSize, label: str, xs: list[int],
@@ -308,10 +314,18 @@ class WordRenderer:
         noise = uniform(r, self.style.noise_sigma) if rand() < self.style.p_noise else 0.0
         lowres = uniform(r, self.style.lowres_scale) if rand() < self.style.p_lowres else 1.0
         jpeg = round(uniform(r, self.style.jpeg_quality)) if rand() < self.style.p_jpeg else 0
+        # (as p_frequent: no draw at 0, so that adding these levers left every other decision as it was)
+        shade = (0.0, 0.0, 0.0, 0.0)
+        if self.style.p_shading > 0 and rand() < self.style.p_shading:  # the edge crosses the middle 60 %
+            shade = (uniform(r, self.style.shade_depth), 2.0 * math.pi * rand(), 0.2 + 0.6 * rand(),
+                     0.02 + 0.5 * rand() ** 2)
+        motion = (0.0, 0.0)
+        if self.style.p_motion_blur > 0 and rand() < self.style.p_motion_blur:
+            motion = (uniform(r, self.style.motion_blur_len), math.pi * rand())
 
         return RenderPlan(lay, fg=fg, bg=bg, bg_kind=bg_kind, bg_amp=bg_amp, bg_angle=bg_angle, photo=photo, edge=edge,
                           border_color=border_color, shadow_color=shadow_color, blur=blur, noise=noise,
-                          lowres=lowres, jpeg=jpeg)
+                          lowres=lowres, jpeg=jpeg, shade=shade, motion=motion)
 
     def width(self, index: int) -> int:
         """Final width of ``render(index).image`` (exact), computed without rasterising or colours."""
@@ -333,20 +347,20 @@ class WordRenderer:
         """Coverage of the word (and its neighbours) and the canvas origin's offset from the word canvas's."""
         face = self._face(lay.font, lay.size)
         x0, top, x1, bottom = lay.ink
-        runs = [(lay.label, 0, 0, lay.xs)]
+        runs = [(lay.label, 0, 0, lay.xs, lay.ys)]
         ex0, ey0, ex1, ey1 = x0, top, x1, bottom  # canvas extent in pen coordinates, grown for the neighbours
         for word, ox, oy in lay.neighbours:
             xs, (nx0, ntop, nx1, nbottom) = pen_positions(face, word, 0.0)
-            runs.append((word, ox, oy, xs))
+            runs.append((word, ox, oy, xs, [0] * len(word)))
             ex0, ex1 = min(ex0, ox + nx0), max(ex1, ox + nx1)
             ey0, ey1 = min(ey0, oy + ntop), max(ey1, oy + nbottom)
         ex0, ey0, ex1, ey1 = math.floor(ex0), math.floor(ey0), math.ceil(ex1), math.ceil(ey1)
         text = np.zeros((ey1 - ey0 + 2 * _PAD, ex1 - ex0 + 2 * _PAD), np.uint8)
-        for word, ox, oy, xs in runs:
-            for ch, x in zip(word, xs):
+        for word, ox, oy, xs, ys in runs:
+            for ch, x, y in zip(word, xs, ys):
                 _, left, t, _, _ = face.metric(ch)
                 bmp = face.bitmap(ch)
-                gx, gy = _PAD + ox + x + left - ex0, _PAD + oy + t - ey0
+                gx, gy = _PAD + ox + x + left - ex0, _PAD + oy + y + t - ey0
                 h, w = bmp.shape
                 region = text[gy : gy + h, gx : gx + w]
                 np.maximum(region, bmp, out=region)

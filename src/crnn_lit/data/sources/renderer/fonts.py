@@ -135,6 +135,13 @@ def pen_positions(face: FontAtSize, text: str, spacing: float) -> tuple[list[int
     return xs, (x0, top, x1, bottom)
 
 
+def arc_offsets(face: FontAtSize, text: str, xs: list[int], bend: float) -> list[int]:
+    """Baseline offsets (px, down) putting the glyphs' centres on a parabola: 0 mid-word, ``bend`` at its ends."""
+    centres = [x + (m[1] + m[3]) / 2.0 for x, m in zip(xs, map(face.metric, text))]
+    mid, half = (centres[0] + centres[-1]) / 2.0, max((centres[-1] - centres[0]) / 2.0, 1.0)
+    return [round(bend * ((c - mid) / half) ** 2) for c in centres]
+
+
 def font_cdf(fonts: list[Path], root: Path, weights: Mapping[str, float]) -> list[float] | None:
     """Cumulative sampling probabilities of ``fonts`` under ``weights`` ({glob on the path below ``root``: weight},
     first match wins, unmatched faces weigh 1); None when every face weighs the same (uniform draw)."""

@@ -17,6 +17,7 @@ class Layout:
     font: int  # index into WordRenderer.fonts
     size: int  # font size in px
     xs: list[int]  # pen x of each character (glyph-canvas coordinates, before _PAD)
+    ys: list[int]  # baseline offset of each character (canvas px, down; all 0 unless the baseline is curved)
     ink: tuple[int, int, int, int]  # x0, y0 (=font top, relative to baseline), x1, y1 of the text box
     matrix: tuple[float, ...]  # 3x3 row-major homography: glyph canvas -> output pixels (edge coords)
     width: int  # final image width
@@ -44,6 +45,9 @@ class RenderPlan:
     noise: float  # Gaussian noise sigma in 0..255 units (0: none)
     lowres: float  # down-sampling factor before upsampling back (1: none)
     jpeg: int  # JPEG quality (0: none)
+    shade: tuple[float, float, float, float]  # uneven light: depth (0: none), direction (radians), edge position
+    #   along it (0..1), edge softness (fraction of the image's extent along that direction)
+    motion: tuple[float, float]  # motion blur: length in output px (0: none), direction (radians)
 
 
 def uniform(r: random.Random, lo_hi: tuple[float, float]) -> float:

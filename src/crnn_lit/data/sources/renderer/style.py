@@ -39,6 +39,10 @@ class RenderStyle:
     max_shear: max absolute horizontal shear (italic-like slant, dx/dy).
     p_perspective: probability of a perspective tilt.
     max_perspective: max relative size change across the word caused by perspective.
+    p_curve: probability of a curved baseline (text on an arc: each glyph shifted vertically, a parabola over
+        the word, never rotated).
+    max_curve: max vertical offset of the word's ends from its middle, as a fraction of the font size (the
+        sign, up or down, is random).
     p_blur: probability of a Gaussian blur.
     blur_sigma: (min, max) blur sigma in output pixels.
     p_noise: probability of additive Gaussian noise.
@@ -58,6 +62,12 @@ class RenderStyle:
     p_lowres: probability of down-sampling the finished image and sampling it back up (low resolution).
     lowres_scale: (min, max) down-sampling factor.
     p_jpeg: probability of JPEG compression artefacts.
+    p_shading: probability of uneven light: the image darkened on one side of a line across it (a cast shadow
+        when the edge is sharp, a light fall-off when it is soft); darkening only, so that nothing saturates
+        and the text's contrast shrinks at most by that factor.
+    shade_depth: (min, max) darkening on the shaded side (0..1 of the luminance).
+    p_motion_blur: probability of linear motion blur (camera shake) in a random direction.
+    motion_blur_len: (min, max) length of the motion blur in output pixels.
     jpeg_quality: (min, max) JPEG quality.
     """
 
@@ -100,6 +110,12 @@ class RenderStyle:
     lowres_scale: tuple[float, float] = (0.35, 0.8)
     p_jpeg: float = 0.0
     jpeg_quality: tuple[int, int] = (20, 80)
+    p_curve: float = 0.0
+    max_curve: float = 0.3
+    p_shading: float = 0.0
+    shade_depth: tuple[float, float] = (0.2, 0.5)
+    p_motion_blur: float = 0.0
+    motion_blur_len: tuple[float, float] = (2.0, 5.0)
 
     def __post_init__(self):
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
@@ -109,3 +125,5 @@ class RenderStyle:
                 object.__setattr__(self, name, dict(value))
         if not 0.0 <= self.min_contrast + max(self.bg_amplitude, self.photo_amplitude) <= 0.95:
             raise ValueError("min_contrast + bg_amplitude (and + photo_amplitude) must stay below 0.95")
+        if not 0.0 <= self.shade_depth[0] <= self.shade_depth[1] < 1.0:
+            raise ValueError(f"shade_depth must be 0 <= min <= max < 1, got {self.shade_depth}")

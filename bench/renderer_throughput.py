@@ -84,7 +84,8 @@ def main() -> None:
     spec = cfg.renderer
     renderer = WordRenderer(spec.words_file, spec.fonts_dir, instantiate(cfg.preprocess),
                             extra_words_files=spec.extra_words_files, textures_dir=spec.textures_dir,
-                            frequency_file=spec.frequency_file, style=spec.style, seed=args.seed)
+                            frequency_file=spec.frequency_file, palette_file=spec.palette_file, style=spec.style,
+                            seed=args.seed)
     init_s = time.perf_counter() - t0
 
     n = args.n

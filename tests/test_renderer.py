@@ -268,7 +268,8 @@ def test_word_list_properties():
 def realistic() -> WordRenderer:
     spec = compose_config(["renderer=default"]).renderer
     return WordRenderer(spec.words_file, spec.fonts_dir, PREPROCESS, extra_words_files=spec.extra_words_files,
-                        textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style)
+                        textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style,
+                        palette_file=spec.palette_file)
 
 
 def test_style_config_becomes_a_style_and_rejects_unknown_knobs(realistic):
@@ -493,3 +494,63 @@ def test_motion_blur_kernel_is_a_normalised_line():
     assert np.allclose(vertical, horizontal.T, atol=1e-6)
     diagonal = motion_kernel(4.0, np.pi / 4)
     assert np.allclose(diagonal, diagonal.T, atol=1e-6) and np.trace(diagonal) > 0.5
+
+
+# --------------------------------------------------------------------------------------------------
+# colours measured on real crops (data/colors)
+
+PALETTE = ROOT / "data" / "colors" / "real_train.tsv"
+
+
+def test_crop_colours_finds_text_and_background_of_either_polarity():
+    from PIL import Image, ImageDraw
+
+    from crnn_lit.data.sources.renderer.palette import crop_colours
+
+    font = ImageFont.truetype(str(discover_fonts(FONTS)[0]), 28)
+    for text_rgb, bg_rgb in (((20, 30, 120), (230, 220, 200)), ((250, 250, 240), (120, 30, 20))):
+        img = Image.new("RGB", (120, 36), bg_rgb)
+        ImageDraw.Draw(img).text((6, 2), "Shop", fill=text_rgb, font=font)
+        fg, bg = crop_colours(np.asarray(img))
+        assert np.allclose(np.array(fg) * 255, text_rgb, atol=12) and np.allclose(np.array(bg) * 255, bg_rgb, atol=2)
+    assert crop_colours(np.full((32, 80, 3), 128, np.uint8)) is None  # nothing to split
+    halves = np.zeros((32, 80, 3), np.uint8)
+    halves[:, 40:] = 255  # left black, right white: the ring is split, no side is the background
+    assert crop_colours(halves) is None
+
+
+def test_palette_pairs_keep_hue_and_polarity_and_reach_the_contrast_gap():
+    import random
+
+    from crnn_lit.data.sources.renderer.palette import draw_pair, load_palette, with_luma
+
+    red = with_luma((0.8, 0.2, 0.2), 0.5)
+    assert abs(luma(red) - 0.5) < 1e-9 and red[0] > red[1] == red[2]
+    pairs, cdf = load_palette(PALETTE)
+    assert 50 <= len(pairs) <= 128 and cdf[-1] == pytest.approx(1.0)
+    assert "training-side" in PALETTE.read_text().splitlines()[1]
+    r = random.Random(0)
+    for gap in (0.25, 0.6):
+        for _ in range(300):
+            fg, bg = draw_pair(r, pairs, cdf, gap)
+            assert abs(luma(fg) - luma(bg)) >= gap - 1e-9
+    # a low-contrast pair moves apart on its own side: dark text stays darker
+    fg, bg = draw_pair(r, [((0.30, 0.29, 0.28), (0.46, 0.45, 0.44))], [1.0], 0.4, jitter=0.0)
+    assert luma(bg) - luma(fg) == pytest.approx(0.4) and luma(fg) < 0.3
+
+
+def test_real_colours_lever_draws_from_the_palette():
+    from crnn_lit.data.sources.renderer.palette import load_palette
+
+    r = make(p_real_colors=1.0, palette_file=str(PALETTE))
+    pairs, cdf = load_palette(PALETTE)
+    shares = np.diff([0.0, *cdf])
+    palette_dark = sum(s for (fg, bg), s in zip(pairs, shares) if luma(fg) < luma(bg))
+    plans = [r.plan(i) for i in range(600)]
+    dark = np.mean([luma(p.fg) < luma(p.bg) for p in plans])
+    assert abs(dark - palette_dark) < 0.07 and abs(dark - r.style.p_dark_text) > 0.1  # the palette's polarity
+    assert all(abs(luma(p.fg) - luma(p.bg)) >= r.style.min_contrast + p.bg_amp - 1e-9 for p in plans)
+    a, b = r.render(5), pickle.loads(pickle.dumps(r)).render(5)
+    assert np.array_equal(a.image, b.image)
+    with pytest.raises(ValueError, match="palette_file"):
+        make(p_real_colors=0.5)

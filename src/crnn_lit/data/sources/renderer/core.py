@@ -25,6 +25,7 @@ from crnn_lit.data.sources.renderer.fonts import (
     font_cdf,
     pen_positions,
 )
+from crnn_lit.data.sources.renderer.palette import draw_pair, load_palette
 from crnn_lit.data.sources.renderer.plan import Layout, RenderPlan, below, color_with_luma, luma, uniform
 from crnn_lit.data.sources.renderer.style import RenderStyle
 from crnn_lit.data.sources.renderer.words import load_frequencies, load_words, symbolic_text
@@ -54,6 +55,8 @@ class WordRenderer:
         extra_words_files: more word lists (e.g. MJSynth's 90k vocabulary); missing files are skipped. ALL-CAPS
             entries are lower-cased, so that the style's case policy decides their case.
         textures_dir: folder of grayscale photographs used as backgrounds (``data/textures``); None: no photos.
+        palette_file: measured (text, background) colour pairs (``data/colors/real_train.tsv``), drawn for a
+            ``style.p_real_colors`` share of samples; None: none.
         frequency_file: ``word<TAB>zipf`` lines (``data/words/frequency/english_frequency.tsv``): the words drawn
             by frequency (``style.p_frequent``); None: none.
         style: how the images look (:class:`RenderStyle`, or a mapping of its fields); None: its defaults.
@@ -71,6 +74,7 @@ class WordRenderer:
         textures_dir: str | None = None,
         frequency_file: str | None = None,
         style: RenderStyle | Mapping | None = None,
+        palette_file: str | None = None,
     ):
         self.style = style if isinstance(style, RenderStyle) else RenderStyle(**(style or {}))
         self.words_file = str(words_file)
@@ -85,6 +89,11 @@ class WordRenderer:
         self.textures = load_textures(textures_dir) if textures_dir is not None else []
         if self.style.p_photo > 0 and not self.textures:
             raise FileNotFoundError(f"p_photo > 0 but no textures in {textures_dir!r}")
+
+        self.palette_file = None if palette_file is None else str(palette_file)
+        self._palette, self._palette_cdf = load_palette(palette_file) if palette_file is not None else ([], [])
+        if self.style.p_real_colors > 0 and not self._palette:
+            raise ValueError("p_real_colors > 0 needs a palette_file")
 
         self.fonts = discover_fonts(fonts_dir)
         if not self.fonts:
@@ -302,6 +311,10 @@ class WordRenderer:
             y_text, y_bg = 1.0 - y_text, 1.0 - y_bg
         fg = color_with_luma(r, y_text, self.style.saturation * rand())
         bg = color_with_luma(r, y_bg, self.style.saturation * rand())
+        if self.style.p_real_colors > 0 and rand() < self.style.p_real_colors:  # (as p_frequent: no draw at 0)
+            fg, bg = draw_pair(r, self._palette, self._palette_cdf, gap)
+            y_text, y_bg = luma(fg), luma(bg)
+            dark = y_text < y_bg
         # outline and shadow sit on the background's side of the text luminance
         sign = 1.0 if dark else -1.0
         room = max(0.0, abs(y_bg - y_text) - self.style.min_contrast)

@@ -30,6 +30,9 @@ class RenderStyle:
     p_dark_text: probability of dark text on a lighter background (else light on darker).
     min_contrast: minimum luminance difference (0..1) between text and any background pixel.
     saturation: max colour saturation (0 = gray only, 1 = as colourful as the luminance allows).
+    p_real_colors: probability that text and background colours are a pair measured on real crops (the
+        renderer's ``palette_file``), luminances jittered and moved apart to ``min_contrast`` + the background's
+        amplitude if closer, instead of drawn from ``p_dark_text``/``saturation``.
     p_gradient: probability of a linear-gradient background.
     p_texture: probability of a smooth procedural noise texture background (else flat colour).
     bg_amplitude: max luminance deviation of gradient/texture backgrounds around their base colour.
@@ -86,6 +89,7 @@ class RenderStyle:
     p_dark_text: float = 0.65
     min_contrast: float = 0.35
     saturation: float = 0.6
+    p_real_colors: float = 0.0
     p_gradient: float = 0.25
     p_texture: float = 0.25
     bg_amplitude: float = 0.12

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from conftest import ROOT
 
 # the runtime assets of data/ that travel in the wheel (pyproject's package-data for crnn_lit.assets)
-ASSET_DIRS = ("charsets", "fonts", "lm", "pretrained", "textures", "words")
+ASSET_DIRS = ("charsets", "colors", "fonts", "lm", "pretrained", "textures", "words")
 
 
 def _git_files(*paths: str) -> list[str]:

@@ -81,11 +81,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     cfg = compose_config([f"renderer={args.renderer}", f"preprocess.channels={args.channels}"])
-    spec = cfg.renderer
-    renderer = WordRenderer(spec.words_file, spec.fonts_dir, instantiate(cfg.preprocess),
-                            extra_words_files=spec.extra_words_files, textures_dir=spec.textures_dir,
-                            frequency_file=spec.frequency_file, palette_file=spec.palette_file, style=spec.style,
-                            seed=args.seed)
+    renderer = WordRenderer.from_spec(cfg.renderer, instantiate(cfg.preprocess), seed=args.seed)
     init_s = time.perf_counter() - t0
 
     n = args.n

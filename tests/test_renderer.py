@@ -266,10 +266,7 @@ def test_word_list_properties():
 
 @pytest.fixture(scope="module")
 def realistic() -> WordRenderer:
-    spec = compose_config(["renderer=default"]).renderer
-    return WordRenderer(spec.words_file, spec.fonts_dir, PREPROCESS, extra_words_files=spec.extra_words_files,
-                        textures_dir=spec.textures_dir, frequency_file=spec.frequency_file, style=spec.style,
-                        palette_file=spec.palette_file)
+    return WordRenderer.from_spec(compose_config(["renderer=default"]).renderer, PREPROCESS)
 
 
 def test_style_config_becomes_a_style_and_rejects_unknown_knobs(realistic):

@@ -119,6 +119,12 @@ class WordRenderer:
 
         self._cache: dict[tuple[int, int], FontAtSize] = {}
 
+    @classmethod
+    def from_spec(cls, spec: Mapping, preprocess: Preprocess, seed: int = 0, **kwargs) -> WordRenderer:
+        """A renderer from a ``conf/renderer`` group (its assets and style), bound to the network's input spec
+        and a seed by the data config that uses it: the one place that lists what a renderer config holds."""
+        return cls(preprocess=preprocess, seed=seed, **dict(spec), **kwargs)
+
     # ---- pickling (DataLoader workers with spawn): ship the config, rebuild caches lazily ----
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

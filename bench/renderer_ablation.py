@@ -61,6 +61,8 @@ VARIANTS: dict[str, list[str]] = {
     # (56 %) and lower contrast than the renderer draws
     "real_colors": [f"{S}p_real_colors=0.5"],
     "low_contrast": [f"{S}min_contrast=0.15"],
+    # the additions above together (each alone was within the noise at this budget: do small gains add up?)
+    "new_levers": [f"{S}p_real_colors=0.5", f"{S}p_shading=0.3", f"{S}p_motion_blur=0.25", f"{S}p_curve=0.15"],
     # display, script and handwriting faces (data/fonts/README.md) drawn at 0.3 of the others' rate
     "fewer_display_fonts": [f"++{S}font_weights={{" + ",".join(f"{d}/*:0.3" for d in (
         "aenigma", "beteckna", "blankenburg", "breip", "dustin", "femkeklaver", "humor-sans", "isabella", "kristi",

@@ -99,4 +99,3 @@ def draw_pair(r: random.Random, pairs: list[Pair], cdf: list[float], gap: float,
         mid = min(max((y_fg + y_bg) / 2.0, gap / 2.0), 1.0 - gap / 2.0)
         y_fg, y_bg = mid - side * gap / 2.0, mid + side * gap / 2.0
     return with_luma(fg, y_fg), with_luma(bg, y_bg)
-

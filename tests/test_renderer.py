@@ -520,7 +520,8 @@ def test_crop_colours_finds_text_and_background_of_either_polarity():
 def test_palette_pairs_keep_hue_and_polarity_and_reach_the_contrast_gap():
     import random
 
-    from crnn_lit.data.sources.renderer.palette import draw_pair, load_palette, with_luma
+    from crnn_lit.data.sources.renderer.palette import draw_pair, load_palette
+    from crnn_lit.data.sources.renderer.plan import with_luma
 
     red = with_luma((0.8, 0.2, 0.2), 0.5)
     assert abs(luma(red) - 0.5) < 1e-9 and red[0] > red[1] == red[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crnn_lit.data.sources.renderer.plan import luma
+from crnn_lit.data.sources.renderer.plan import luma, with_luma
 
 Pair = tuple[tuple[float, float, float], tuple[float, float, float]]  # (text RGB, background RGB), 0..1
 
@@ -73,19 +73,6 @@ def load_palette(path: str | Path) -> tuple[list[Pair], list[float]]:
         raise ValueError(f"no colour pairs in {path}")
     cdf = np.cumsum(shares) / sum(shares)
     return pairs, [float(c) for c in cdf]
-
-
-def with_luma(rgb: tuple[float, float, float], y: float) -> tuple[float, float, float]:
-    """``rgb`` moved to luminance ``y``, keeping its hue (its chroma shrunk only as far as [0, 1] requires)."""
-    y0 = luma(rgb)
-    chroma = [c - y0 for c in rgb]
-    scale = 1.0
-    for c in chroma:
-        if c > 1e-9:
-            scale = min(scale, (1.0 - y) / c)
-        elif c < -1e-9:
-            scale = min(scale, y / -c)
-    return tuple(min(max(y + scale * c, 0.0), 1.0) for c in chroma)  # type: ignore[return-value]
 
 
 def draw_pair(r: random.Random, pairs: list[Pair], cdf: list[float], gap: float, jitter: float = 0.08) -> Pair:

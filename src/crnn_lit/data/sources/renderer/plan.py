@@ -60,19 +60,33 @@ def below(r: random.Random, n: int) -> int:
     return min(int(r.random() * n), n - 1)
 
 
+def chroma_room(chroma: list[float], luma: float) -> float:
+    """Largest step along a chroma direction from grey ``luma`` that keeps every channel in [0, 1] (inf: none)."""
+    limit = math.inf
+    for x in chroma:
+        if x > 1e-9:
+            limit = min(limit, (1.0 - luma) / x)
+        elif x < -1e-9:
+            limit = min(limit, luma / -x)
+    return limit
+
+
 def color_with_luma(r: random.Random, luma: float, saturation: float) -> tuple[float, float, float]:
     """A random RGB colour with exactly the given luminance and a random hue/chroma up to ``saturation``."""
     d = [r.random() - 0.5 for _ in range(3)]
     shift = sum(w * x for w, x in zip(_LUMA, d))
     d = [x - shift for x in d]  # chroma direction: adding it leaves the luminance unchanged
-    limit = math.inf
-    for x in d:  # largest step keeping every channel in [0, 1]
-        if x > 1e-9:
-            limit = min(limit, (1.0 - luma) / x)
-        elif x < -1e-9:
-            limit = min(limit, luma / -x)
+    limit = chroma_room(d, luma)
     step = 0.0 if limit == math.inf else limit * saturation * r.random()
     return tuple(min(max(luma + step * x, 0.0), 1.0) for x in d)  # type: ignore[return-value]
+
+
+def with_luma(rgb: tuple[float, float, float], y: float) -> tuple[float, float, float]:
+    """``rgb`` moved to luminance ``y``, keeping its hue (its chroma shrunk only as far as [0, 1] requires)."""
+    y0 = luma(rgb)
+    chroma = [c - y0 for c in rgb]
+    scale = min(1.0, chroma_room(chroma, y))
+    return tuple(min(max(y + scale * c, 0.0), 1.0) for c in chroma)  # type: ignore[return-value]
 
 
 def luma(rgb: tuple[float, float, float]) -> float:

@@ -15,6 +15,10 @@ from crnn_lit.transcription import GreedyDecoder
 
 
 def test_tiny_batch_overfits_and_decodes_its_labels():
+    """Trained until eval-mode greedy decoding returns all four labels confidently, within a step cap: the steps
+    that takes differ by CPU (float paths of the kernels differ), the outcome must not. Seeds 0-4 took 300-475
+    steps here (AMD EPYC, 1 and 2 threads); the cap leaves twice that. Clipping as the trainer does
+    (gradient_clip_val 5): without it, AdamW at 2e-3 spiked and failed on some CPUs after 300 fixed steps."""
     torch.manual_seed(0)
     charset = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
     renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"), preprocess=PREPROCESS,
@@ -25,24 +29,30 @@ def test_tiny_batch_overfits_and_decodes_its_labels():
                            model.output_length)
     batch = Collate(model.output_length)([data[i] for i in range(4)])
     assert len(batch) == 4
-    system = CRNNSystem(model, charset, optimizer=functools.partial(torch.optim.AdamW, lr=2e-3), scheduler=None,
+    system = CRNNSystem(model, charset, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), scheduler=None,
                         model_config={})
     optimizer = system.configure_optimizers()
-    losses = []
-    for _ in range(300):
+    decoder = GreedyDecoder(charset)
+    losses, predictions = [], []
+    for step in range(1, 1001):
+        model.train()
         optimizer.zero_grad()
         loss = system.loss(model(batch.images), batch)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.05 * losses[0]
-    model.eval()
-    with torch.no_grad():
-        predictions = GreedyDecoder(charset)(model(batch.images).log_softmax(2), batch.input_lengths)
-    assert [p.text for p in predictions] == batch.labels
-    # confidence = product of per-frame maxima, in eval mode (BN running statistics of only 4 images)
-    confidences = [p.confidence for p in predictions]
-    assert all(0.05 < c <= 1.0 for c in confidences) and sum(confidences) / 4 > 0.3, confidences
+        if step % 25:
+            continue
+        model.eval()  # BN running statistics of only these 4 images
+        with torch.no_grad():
+            predictions = decoder(model(batch.images).log_softmax(2), batch.input_lengths)
+        # confidence = product of per-frame maxima: > 0.3 is far from a lucky argmax
+        if [p.text for p in predictions] == batch.labels and min(p.confidence for p in predictions) > 0.3:
+            break
+    assert [p.text for p in predictions] == batch.labels, (step, [p.text for p in predictions])
+    assert min(p.confidence for p in predictions) > 0.3, [p.confidence for p in predictions]
+    assert losses[-1] < 0.05 * losses[0], (losses[0], losses[-1])
 
 
 def test_channels_last_changes_the_layout_not_the_numbers():

@@ -16,17 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from crnn_lit.atomic import atomic_write
 from crnn_lit.charset import Charset
 
 CHECKPOINT_KEY = "crnn_lit"
 FORMAT_VERSION = 1
+# the key of ``crnn_lit.callbacks.LearningCurve``'s state in a Lightning checkpoint (its ``state_key``); named
+# here rather than imported, as callbacks imports the training stack (tests/test_import_graph.py checks they agree)
+LEARNING_CURVE_STATE_KEY = "LearningCurve"
 
 
 class CheckpointError(ValueError):
@@ -61,21 +63,10 @@ def save_weights(path: str | Path, model: torch.nn.Module, charset: Charset, mod
     """Write a weights-only file (optionally fp16), atomically: a killed write never leaves a truncated file.
 
     ``training``: the training totals to record (``{"images", "wall_s", "cpu_s"}``, see ``LoadedModel``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({CHECKPOINT_KEY: model_record(charset, model_config, training), "state_dict": state}, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shipped model unreadable to others
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_write(path) as f:
+        torch.save({CHECKPOINT_KEY: model_record(charset, model_config, training), "state_dict": state}, f)
+    return Path(path)
 
 
 def _model_state(checkpoint: dict) -> dict:
@@ -136,9 +127,7 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
 
 def _training_totals(checkpoint: dict, record: dict) -> dict | None:
     """A Lightning checkpoint's LearningCurve counters (cumulative, earlier stages included), else the record's."""
-    from crnn_lit.callbacks import LearningCurve
-
-    state = checkpoint.get("callbacks", {}).get(LearningCurve.__qualname__)
+    state = checkpoint.get("callbacks", {}).get(LEARNING_CURVE_STATE_KEY)
     if state is not None:
         return {k: state[k] for k in ("images", "wall_s", "cpu_s")}
     return record.get("training")

@@ -15,7 +15,6 @@ import itertools
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Sampler
 
+from crnn_lit.atomic import atomic_write
 from crnn_lit.config import ConfigError
 
 log = logging.getLogger("crnn_lit.train")
@@ -61,12 +61,9 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     return str(candidates[-1])
 
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file in the target directory, fsynced, then renamed over the target.
+    """Checkpoints written to a temporary file in the target directory, fsynced, then renamed over the target
+    (``crnn_lit.atomic.atomic_write``).
 
     A process killed during a save leaves the previous checkpoint intact (plus a ``.<name>.*.tmp`` that
     ``resume=auto`` removes). Lightning's own save stages the file in the system temp directory and moves it,
@@ -76,24 +73,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None or not _is_local_file_protocol(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:  # make the rename itself durable
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        with atomic_write(path) as f:
+            torch.save(checkpoint, f)
 
 
 class _SkippableBatches(Sampler):

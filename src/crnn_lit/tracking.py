@@ -25,6 +25,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from crnn_lit.atomic import atomic_write
 from crnn_lit.task import finish_wandb
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,8 @@ def persistent_run_id(path: Path) -> str:
     alphabet = string.ascii_lowercase + string.digits
     run_id = "".join(secrets.choice(alphabet) for _ in range(8))
     if rank_zero_only.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(run_id + "\n")
-        os.replace(tmp, path)
+        with atomic_write(path, "w") as f:
+            f.write(run_id + "\n")
     return run_id
 
 

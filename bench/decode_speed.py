@@ -51,7 +51,7 @@ from crnn_lit.transcription import (
     RapidfuzzIndex,
     SymDeleteIndex,
 )
-from crnn_lit.transcription.lexicon import _forward_torch
+from crnn_lit.transcription.ctc import ctc_log_likelihoods_log_space
 from oracles import BKTree
 
 DEFAULT_LEXICON = ROOT.parent / "shared" / "data" / "lexicons" / "mjsynth90k_generic_vocabulary.txt"
@@ -302,7 +302,7 @@ def main() -> None:
         text = q
         if ids.size:
             frames = lp[:, i].double().numpy()
-            scores = _forward_torch(frames, encoded.codes[ids], encoded.lengths[ids])
+            scores = ctc_log_likelihoods_log_space(frames, encoded.codes[ids], encoded.lengths[ids])
             if np.isfinite(scores).any():
                 text = encoded.words[ids[int(np.argmax(scores))]]
         base_ms.append((time.perf_counter() - s) * 1e3)

@@ -11,9 +11,9 @@ from crnn_lit.transcription.candidates import (
     RapidfuzzIndex,
     SymDeleteIndex,
 )
-from crnn_lit.transcription.ctc import best_path, collapse
+from crnn_lit.transcription.ctc import best_path, collapse, ctc_log_likelihoods
 from crnn_lit.transcription.greedy import GreedyDecoder
-from crnn_lit.transcription.lexicon import Lexicon, LexiconDecoder, ctc_log_likelihoods, load_lexicon
+from crnn_lit.transcription.lexicon import Lexicon, LexiconDecoder, load_lexicon
 
 __all__ = [
     "BeamDecoder", "CandidateIndex", "Decoder", "GreedyDecoder", "Lexicon", "LexiconDecoder",

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from crnn_lit.charset import Charset
+
+if TYPE_CHECKING:
+    from crnn_lit.transcription.lm import LMFusion
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,13 @@ def _masked_classes(charset: Charset, allowed: str | None, blocked: str | None) 
         raise ValueError("allowed_chars/blocked_chars leave no character to read")
     masked = sorted(set(range(1, charset.num_classes)) - keep)
     return torch.tensor(masked, dtype=torch.long) if masked else None
+
+
+def lm_fusion(lm: str | Path | None, charset: Charset, lm_weight: float, length_bonus: float) -> LMFusion | None:
+    """The language-model fusion of a decoder's ``lm``, ``lm_weight`` (α) and ``length_bonus`` (β) arguments:
+    the LM file at ``lm`` fused as log p(l|y) + α·log P_LM(l) + β·|l|; None when ``lm`` is not given."""
+    if not lm:
+        return None
+    from crnn_lit.transcription.lm import CharNgramLM, LMFusion  # lm runs as a CLI too (python -m ...lm)
+
+    return LMFusion(CharNgramLM.load(lm), charset, lm_weight, length_bonus)

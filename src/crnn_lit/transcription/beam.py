@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from crnn_lit.transcription.base import Decoder, Prediction
+from crnn_lit.transcription.base import Decoder, Prediction, lm_fusion
 
 if TYPE_CHECKING:
     from crnn_lit.transcription.lm import LMFusion
@@ -180,9 +180,7 @@ class BeamDecoder(Decoder):
         self.beam_width = int(beam_width)
         self.prune_mass = float(prune_mass)
         self.prune_top_k = None if prune_top_k is None else int(prune_top_k)
-        from crnn_lit.transcription.lm import LMFusion  # runs as a CLI too (python -m ...lm)
-
-        self.fusion: LMFusion | None = LMFusion.from_file(lm, charset, lm_weight, length_bonus)
+        self.fusion = lm_fusion(lm, charset, lm_weight, length_bonus)
 
     def beams(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[tuple[int, ...], float]]]:
         """The final beam of every image (class sequences with log p(l|y)), best (fused) first."""

@@ -1,6 +1,7 @@
 """The CTC toolbox, one copy of each piece: the training loss, the many-to-one map B, the best path, and the
-frames a label needs. Decoders, the training module and the data pipeline import them from here; the exact
-p(l|y) of given labellings is :func:`crnn_lit.transcription.lexicon.ctc_log_likelihoods`."""
+frames a label needs, and the forward algorithm: the exact p(l|y) of given labellings
+(:func:`ctc_log_likelihoods`, what lexicon decoding scores). Decoders, the training module and the data pipeline
+import them from here."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from crnn_lit.charset import BLANK
+
 T = TypeVar("T")
-BLANK = 0
 
 
 def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
@@ -59,7 +62,65 @@ def best_path(log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[list[list
     path_log_prob = (best_lp * valid).sum(dim=0)
     changed = torch.ones_like(best, dtype=torch.bool)
     changed[1:] = best[1:] != best[:-1]
-    keep = (changed & (best != 0) & valid).T.cpu()  # (N, T)
+    keep = (changed & (best != BLANK) & valid).T.cpu()  # (N, T)
     best = best.T.cpu()
     sequences = [best[n][keep[n]].tolist() for n in range(batch)]
     return sequences, path_log_prob
+
+
+def ctc_log_likelihoods(log_probs: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """log p(l|y) for K labellings at once by the CTC forward algorithm.
+
+    ``log_probs`` (T, C) of one image's valid frames (blank = ``BLANK``); ``codes`` (K, L) class indices padded
+    with anything beyond each word's ``lengths`` (K,). Returns (K,) float64; −inf where p(l|y) = 0 (or below
+    float64's range relative to the best path — see :func:`ctc_log_likelihoods_log_space` for the
+    log-space rescue).
+    """
+    codes = np.asarray(codes)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    k = codes.shape[0]
+    steps = log_probs.shape[0]
+    if k == 0:
+        return np.zeros(0)
+    if steps == 0:
+        return np.where(lengths == 0, 0.0, -np.inf)
+    width = int(lengths.max())
+    codes = codes[:, :width]
+    lp = np.asarray(log_probs, dtype=np.float64)
+    top = lp.max(axis=1, keepdims=True)
+    probs = np.exp(lp - top)  # each frame scaled so that its best class has probability 1
+    offset = float(top.sum())
+    s = 2 * width + 1
+    ext = np.zeros((k, s), dtype=np.intp)
+    ext[:, 1::2] = codes
+    emit = probs[:, ext]  # (T, K, S): probability of each extended label at each frame
+    skip = np.zeros((k, s))  # a → b may skip the blank between them (not a → a)
+    if width > 1:
+        skip[:, 3::2] = codes[:, 1:] != codes[:, :-1]
+    # alpha lives in buf[:, 2:]; the two zero columns in front make "from s−1" and "from s−2" plain slices
+    buf = np.zeros((k, s + 2))
+    alpha, prev1, prev2 = buf[:, 2:], buf[:, 1:-1], buf[:, :-2]
+    alpha[:, :2] = emit[0, :, :2]
+    tmp = np.empty((k, s))
+    mul, add = np.multiply, np.add
+    for t in range(1, steps):
+        mul(prev2, skip, out=tmp)
+        add(tmp, prev1, out=tmp)
+        add(tmp, alpha, out=tmp)
+        mul(tmp, emit[t], out=alpha)
+    rows = np.arange(k)
+    final = alpha[rows, 2 * lengths] + np.where(lengths > 0, alpha[rows, np.maximum(2 * lengths - 1, 0)], 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(final) + offset
+
+
+def ctc_log_likelihoods_log_space(log_probs: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The same quantity fully in log space (``torch.nn.functional.ctc_loss``): slower, never underflows."""
+    k = codes.shape[0]
+    steps, classes = log_probs.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    targets = torch.from_numpy(np.concatenate([codes[i, : lengths[i]] for i in range(k)]).astype(np.int64))
+    lp = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float64))[:, None, :].expand(steps, k, classes)
+    nll = F.ctc_loss(lp, targets, torch.full((k,), steps, dtype=torch.long), torch.from_numpy(lengths),
+                     blank=BLANK, reduction="none", zero_infinity=False)
+    return -nll.numpy()

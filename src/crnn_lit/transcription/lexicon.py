@@ -41,9 +41,14 @@ import numpy as np
 import torch
 
 from crnn_lit.charset import Charset
-from crnn_lit.transcription.base import Decoder, Prediction
+from crnn_lit.transcription.base import Decoder, Prediction, lm_fusion
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
-from crnn_lit.transcription.ctc import best_path, min_frames
+from crnn_lit.transcription.ctc import (
+    best_path,
+    ctc_log_likelihoods,
+    ctc_log_likelihoods_log_space,
+    min_frames,
+)
 
 FALLBACKS = ("greedy", "nearest")
 
@@ -185,63 +190,6 @@ class EncodedWords:
 
 # --- exact scoring ---------------------------------------------------------------------------------------
 
-def ctc_log_likelihoods(log_probs: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """log p(l|y) for K labellings at once by the CTC forward algorithm.
-
-    ``log_probs`` (T, C) of one image's valid frames (blank = 0); ``codes`` (K, L) class indices padded with
-    anything beyond each word's ``lengths`` (K,). Returns (K,) float64; −inf where p(l|y) = 0 (or below
-    float64's range relative to the best path — see :func:`_forward_torch` for the log-space rescue).
-    """
-    codes = np.asarray(codes)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    k = codes.shape[0]
-    steps = log_probs.shape[0]
-    if k == 0:
-        return np.zeros(0)
-    if steps == 0:
-        return np.where(lengths == 0, 0.0, -np.inf)
-    width = int(lengths.max())
-    codes = codes[:, :width]
-    lp = np.asarray(log_probs, dtype=np.float64)
-    top = lp.max(axis=1, keepdims=True)
-    probs = np.exp(lp - top)  # each frame scaled so that its best class has probability 1
-    offset = float(top.sum())
-    s = 2 * width + 1
-    ext = np.zeros((k, s), dtype=np.intp)
-    ext[:, 1::2] = codes
-    emit = probs[:, ext]  # (T, K, S): probability of each extended label at each frame
-    skip = np.zeros((k, s))  # a → b may skip the blank between them (not a → a)
-    if width > 1:
-        skip[:, 3::2] = codes[:, 1:] != codes[:, :-1]
-    # alpha lives in buf[:, 2:]; the two zero columns in front make "from s−1" and "from s−2" plain slices
-    buf = np.zeros((k, s + 2))
-    alpha, prev1, prev2 = buf[:, 2:], buf[:, 1:-1], buf[:, :-2]
-    alpha[:, :2] = emit[0, :, :2]
-    tmp = np.empty((k, s))
-    mul, add = np.multiply, np.add
-    for t in range(1, steps):
-        mul(prev2, skip, out=tmp)
-        add(tmp, prev1, out=tmp)
-        add(tmp, alpha, out=tmp)
-        mul(tmp, emit[t], out=alpha)
-    rows = np.arange(k)
-    final = alpha[rows, 2 * lengths] + np.where(lengths > 0, alpha[rows, np.maximum(2 * lengths - 1, 0)], 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(final) + offset
-
-
-def _forward_torch(log_probs: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The same quantity fully in log space (``torch.nn.functional.ctc_loss``): slower, never underflows."""
-    k = codes.shape[0]
-    steps, classes = log_probs.shape
-    lengths = np.asarray(lengths, dtype=np.int64)
-    targets = torch.from_numpy(np.concatenate([codes[i, : lengths[i]] for i in range(k)]).astype(np.int64))
-    lp = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float64))[:, None, :].expand(steps, k, classes)
-    nll = torch.nn.functional.ctc_loss(lp, targets, torch.full((k,), steps, dtype=torch.long),
-                                       torch.from_numpy(lengths), blank=0, reduction="none", zero_infinity=False)
-    return -nll.numpy()
-
-
 def char_log_bounds(log_probs: np.ndarray) -> np.ndarray:
     """(C,) log of 1 − Π_t (1 − y_t(c)): the probability that class c is emitted at least once — an upper
     bound of p(l|y) for every l containing c. Index 0 (blank, used as padding) is set to 0 (no constraint)."""
@@ -307,7 +255,7 @@ def best_word(log_probs: np.ndarray, encoded: EncodedWords, ids: np.ndarray | No
         scored = start
     if not np.isfinite(scores).any():
         # every feasible word underflowed in the scaled forward pass: redo them in log space (rare)
-        scores = _forward_torch(log_probs, codes, lengths)
+        scores = ctc_log_likelihoods_log_space(log_probs, codes, lengths)
         scored += feasible.size
     i = int(np.argmax(scores))  # first maximum = earliest candidate
     if not np.isfinite(scores[i]):
@@ -347,9 +295,7 @@ class LexiconDecoder(Decoder):
         if open_ratio is not None and open_ratio < 0:
             raise ValueError(f"open_ratio must be >= 0 (or None), got {open_ratio}")
         self.open_log_ratio = -math.inf if not open_ratio else math.log(open_ratio)
-        from crnn_lit.transcription.lm import LMFusion  # runs as a CLI too (python -m ...lm)
-
-        self.fusion: LMFusion | None = LMFusion.from_file(lm, charset, lm_weight, length_bonus)
+        self.fusion = lm_fusion(lm, charset, lm_weight, length_bonus)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if delta < 0:
@@ -392,7 +338,7 @@ class LexiconDecoder(Decoder):
         codes = np.array([self.charset.encode(text) or [0]], dtype=np.int64)
         score = ctc_log_likelihoods(lp, codes, np.array([len(text)]))
         if not np.isfinite(score[0]) and lp.shape[0]:
-            score = _forward_torch(lp, codes, np.array([len(text)]))
+            score = ctc_log_likelihoods_log_space(lp, codes, np.array([len(text)]))
         return float(score[0])
 
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,

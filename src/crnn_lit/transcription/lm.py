@@ -170,11 +170,6 @@ class LMFusion:
         classes = tuple(classes)
         return sum(self.bonus(classes[:i], c) for i, c in enumerate(classes)) + self.end(classes)
 
-    @classmethod
-    def from_file(cls, path: str | Path | None, charset: Charset, alpha: float, beta: float) -> LMFusion | None:
-        """The fusion of the LM file at ``path`` (None when no file is given: no language model)."""
-        return cls(CharNgramLM.load(path), charset, alpha, beta) if path else None
-
 
 # --- the build CLI ---------------------------------------------------------------------------------------
 

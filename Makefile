@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Small torch ops crawl when threads contend; tests pin one thread per process.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 WANDB_MODE=disabled
 
-.PHONY: setup train test test-slow bench lint clean
+.PHONY: setup train test test-slow bench docs lint clean
 
 setup: $(STAMP)
 
@@ -38,9 +38,20 @@ bench: setup
 	$(if $(CKPT),$(BIN)/python bench/decode_speed.py --ckpt $(CKPT))
 	$(if $(CKPT),$(BIN)/python bench/inference_speed.py --ckpt $(CKPT))
 
+# The docs site (MkDocs + Material + mkdocstrings) into site/: the generated tables first (docs/gen_tables.py, from
+# bench/results/), then a strict build (any warning fails). Nothing is downloaded at build time.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python docs/gen_tables.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: setup
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) outputs multirun .pytest_cache build site src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,252 @@
+"""Write the results tables of README.md and docs/*.md from bench/results/, so each figure has one copy.
+
+    python docs/gen_tables.py           # rewrite every generated table in place (`make docs` runs this)
+    python docs/gen_tables.py --check   # exit 1, naming the files, when a table differs from its records
+
+A generated table sits between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->``; NAME is a key of ``TABLES``.
+Evaluation tables come from the ``results.md`` that ``python -m crnn_lit.evaluate`` wrote (kept as
+``bench/results/eval_<run>.md``), everything else from the benchmark scripts' JSON records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+MARKER = re.compile(r"(<!-- gen:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /gen:(?P=name) -->)", re.DOTALL)
+
+
+def _md(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("–" if v is None or v == "" else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _json(name: str):
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def evaluation(run: str) -> dict[str, float]:
+    """The word accuracies of ``bench/results/eval_<run>.md`` (evaluate's Table-2 row), by column name."""
+    lines = [ln for ln in (RESULTS / f"eval_{run}.md").read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    values = [c.strip() for c in lines[2].strip("|").split("|")]
+    return {h: float(v) for h, v in zip(header[1:], values[1:])}
+
+
+def _bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text
+
+
+def _eval_rows(models: list[tuple[str, str]], columns: list[str], bold_first: bool = False) -> list[list]:
+    rows = []
+    for i, (label, run) in enumerate(models):
+        acc = evaluation(run)
+        rows.append([_bold(label, bold_first and i == 0)]
+                    + [_bold(f"{acc[c]:.1f}", bold_first and i == 0) if c in acc else None for c in columns])
+    return rows
+
+
+GREEDY = ["IIIT5K", "SVT", "IC15", "SVTP", "SVT 50"]
+BEAM_LM = ["IIIT5K beam+LM", "SVT beam+LM", "IC15 beam+LM", "SVTP beam+LM"]
+
+
+def glance() -> str:
+    """Results at a glance: every model a user can have, read by the same protocol."""
+    models = [
+        ("`cpu_scene_text.pt` (shipped; 2.6 CPU-h from scratch)", "cpu_scene_text_width_multiple"),
+        ("`synthetic_only.pt` (shipped; rendered words only, 1.55 CPU-h)", "synthetic_only"),
+        ("`make train` (15 min, rendered words only)", "make_train"),
+        ("EasyOCR `english_g2`, fine-tuned here (0.94 CPU-h)", "easyocr_finetune_lowercase"),
+        ("`scene_text_medium` chain, stage 3 (9.5 CPU-h)", "scene_text_medium_stage3"),
+    ]
+    return _md(["model", "IIIT5K", "SVT", "IC15", "SVTP", "SVT-50", "IIIT5K beam+LM", "SVT beam+LM"],
+               _eval_rows(models, GREEDY + BEAM_LM[:2]))
+
+
+def decoding() -> str:
+    """Every decoding of the shipped model: one evaluate run."""
+    acc = evaluation("cpu_scene_text_width_multiple")
+    speed = _json("decode_speed.json")
+
+    def ms(x: float) -> str:
+        return f"{x:.2f}"
+
+    rows = [
+        ["greedy (`decoder=greedy`, the paper's lexicon-free)", *(acc[c] for c in GREEDY[:4]),
+         ms(speed["greedy"]["ms_per_image"])],
+        ["**beam + LM** (`decoder=beam_lm`)", *(f"**{acc[c]}**" for c in BEAM_LM),
+         f"{ms(speed['beam_lm']['ms_per_image'])} ({ms(speed['beam_lm']['first_pass_ms_per_image'])} first pass)"],
+        ["lexicon, strict (paper): 90k within N_δ / SVT-50 / IC15 full", acc["IIIT5K 90k"],
+         f"{acc['SVT 90k']} / {acc['SVT 50']}", acc["IC15 full"], None,
+         ms(speed["lexicon"]["one_image_at_a_time_ms"]["median"]) + " (90k, median)"],
+        ["lexicon, open (τ = 10, fused with the LM): 90k", acc["IIIT5K 90k open"], acc["SVT 90k open"], None, None,
+         None],
+    ]
+    return _md(["decoding", "IIIT5K", "SVT", "IC15", "SVTP", "ms/image"], rows)
+
+
+def chain() -> str:
+    """The models towards the paper's level, greedy and beam + LM."""
+    models = [
+        ("`synthetic_only.pt` (rendered words only)", "synthetic_only"),
+        ("`scene_text_stage1.pt` (light net, + real_train)", "scene_text_stage1"),
+        ("`cpu_scene_text.pt` (light net, from scratch, one run)", "cpu_scene_text_width_multiple"),
+        ("`scene_text_medium_stage1.pt` (3.9 M params, from scratch)", "scene_text_medium_stage1"),
+        ("`scene_text_medium_stage2.pt`", "scene_text_medium_stage2"),
+        ("`scene_text_medium_stage3.pt`", "scene_text_medium_stage3"),
+    ]
+    rows = _eval_rows(models, GREEDY + BEAM_LM)
+    rows.append(["targets of issue #11", 78.2, 75, 55.7, 60, 96.4, None, None, None, None])
+    return _md(["model", *GREEDY[:4], "SVT-50", *BEAM_LM], rows)
+
+
+def renderer() -> str:
+    """Rendered words only, same recipe, only the renderer differs."""
+    models = [("**`renderer=default`** → `synthetic_only.pt`", "synthetic_only"),
+              ("`renderer=v1` (the renderer before issue #11)", "synthetic_only_v1")]
+    rows = _eval_rows(models, [*GREEDY, "IIIT5K 90k open"])
+    rows.append(["CRNN paper (Synth90k, 8.9 M images, GPU)", 78.2, 80.8, None, None, 96.4, None])
+    return _md(["renderer", *GREEDY[:4], "SVT-50", "IIIT5K 90k open"], rows)
+
+
+def easyocr() -> str:
+    models = [("**english_g2 fine-tuned, lowercase 36** (6 × 6,000 images, 0.94 CPU-h)", "easyocr_finetune_lowercase"),
+              ("english_g2 fine-tuned, its own 97 classes (4 × 6,000 images, 0.61 CPU-h)",
+               "easyocr_finetune_own_charset"),
+              ("ours from scratch (`cpu_scene_text.pt`, 2.6 CPU-h)", "cpu_scene_text_width_multiple")]
+    return _md(["model", *GREEDY[:4], "SVT-50", "IIIT5K beam+LM"], _eval_rows(models, [*GREEDY, "IIIT5K beam+LM"]))
+
+
+def ablation() -> str:
+    """The renderer ablation, by bench/renderer_ablation.py's own table (one copy of that code)."""
+    spec = importlib.util.spec_from_file_location("renderer_ablation", ROOT / "bench" / "renderer_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.table(_json("renderer_ablation.json")) + "\n"
+
+
+def models() -> str:
+    stats = {(m["backbone"], m["rnn"]): m for m in _json("model_stats.json")["models"]}
+    rows = []
+    for backbone, rnn, what in [("vgg_light", "bilstm_light", "the default (CPU-light)"),
+                                ("vgg_medium", "bilstm", "`experiment=scene_text_medium`"),
+                                ("vgg", "bilstm", "the paper's"), ("resnet", "bilstm", "DTRB's ResNet extractor")]:
+        m = stats[(backbone, rnn)]
+        rows.append([f"`backbone={backbone} rnn={rnn}`", what, f"{m['params'] / 1e6:.2f} M",
+                     f"{m['gflops_32x100']:.2f}"])
+    return _md(["network", "what", "parameters", "GFLOPs at 32×100"], rows)
+
+
+def fault() -> str:
+    kills = _json("fault_resume.json")["kills"]
+    rows = [[i, f"{k['killed_after_step']} (epoch {k['epoch_at_kill']}, batch {k['step_in_epoch_at_kill']})",
+             f"step {k['checkpoint_step']}, {'intact' if k['checkpoint_intact'] else 'TORN'}", k["steps_lost"],
+             k["checkpoint_step"]] for i, k in enumerate(kills, 1)]
+    return _md(["kill `-9`", "trained up to step", "`last.ckpt` left", "steps lost", "next run resumed from"], rows)
+
+
+def turn_tall() -> str:
+    records = _json("turn_tall.json")["records"]
+    ratios = sorted({r["turn_tall"] for r in records if r["turn_tall"] is not None})
+    by = {(r["ckpt"], r["turn_tall"]): r["holdout_greedy"] for r in records}
+    rows = [[f"`{Path(c).name}`", *(by[(c, t)] for t in [None, *ratios])] for c in dict.fromkeys(r["ckpt"]
+                                                                                                   for r in records)]
+    return _md(["model (686 hold-out crops, greedy %)", "off", *map(str, ratios)], rows)
+
+
+def benchmarks() -> str:
+    """What `make bench` runs and what each script measured last (the JSON is the record)."""
+    train = _json("train_throughput.json")
+    render = _json("renderer.json")
+    stats = {(m["backbone"], m["rnn"]): m for m in _json("model_stats.json")["models"]}
+    loader = _json("loader_throughput.json")["loader"]
+    speed = _json("decode_speed.json")
+    infer = _json("inference_speed.json")["backends"]
+    opts = _json("train_speed_options_vgg_light_bilstm_light.json")["images_per_s"]
+    fault = _json("fault_resume.json")
+    light, paper = stats[("vgg_light", "bilstm_light")], stats[("vgg", "bilstm")]
+    rows = [
+        ["`train_throughput.py`", "paper net training, crnn_lit vs a plain PyTorch loop",
+         (f"{train['framework_images_per_s']} vs {train['plain_loop_images_per_s']} images/s, "
+          f"ratio **{train['ratio_framework_over_plain']}**"), "`train_throughput.json`"],
+        ["`renderer_throughput.py`", "the embedded renderer, one core",
+         (f"**{render['images_per_s']:.0f}** images/s warm ({render['images_per_s_cold']:.0f} cold); "
+          f"{render['renderer_over_training']}× what the light net trains on"), "`renderer.json`"],
+        ["`model_stats.py`", "parameters and GFLOPs of every backbone × rnn",
+         (f"default {light['params'] / 1e6:.2f} M / {light['gflops_32x100']:.2f}; "
+          f"paper {paper['params'] / 1e6:.2f} M / {paper['gflops_32x100']:.2f}"), "`model_stats.json`"],
+        ["`loader_throughput.py`", "data loaders, 2 workers, batch 64",
+         ", ".join(f"{k.split(' ')[0]} {v['images_per_s']:,.0f}" for k, v in loader.items() if "+" not in k)
+         + " images/s", "`loader_throughput.json`"],
+        ["`train_speed_options.py`", "plain-loop training speed per option (light net)",
+         ", ".join(f"{k} {v:.0f}" for k, v in opts.items()) + " images/s",
+         "`train_speed_options_*.json`"],
+        ["`decode_speed.py --ckpt`", "decoders, ms/image, one thread",
+         (f"greedy {speed['greedy']['ms_per_image']:.2f}, beam {speed['beam']['ms_per_image']:.2f}, "
+          f"beam + LM {speed['beam_lm']['ms_per_image']:.2f}, lexicon 90k "
+          f"{speed['lexicon']['one_image_at_a_time_ms']['median']:.2f} (median)"), "`decode_speed.json`"],
+        ["`inference_speed.py --ckpt`", "network + greedy on IIIT5K, 2 threads, batched by width",
+         ", ".join(f"{k} {v['batched_images_per_s']:,.0f}" for k, v in infer.items()) + " images/s",
+         "`inference_speed.json`"],
+        ["`fault_resume.py`", "3 × `kill -9` mid-epoch + `resume=auto`",
+         f"≤ {fault['max_steps_lost']} steps lost per kill; final weights "
+         + ("identical to" if fault["weights_equal_to_uninterrupted_run"] else "differ from")
+         + " an uninterrupted run", "`fault_resume.json`"],
+    ]
+    return _md(["script", "measures", "last result", "record"], rows)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "glance": glance, "decoding": decoding, "chain": chain, "renderer": renderer, "easyocr": easyocr,
+    "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
+}
+
+
+def render(text: str, cache: dict[str, str]) -> str:
+    def fill(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"unknown generated table {name!r}; known: {', '.join(TABLES)}")
+        if name not in cache:
+            cache[name] = TABLES[name]()
+        return match.group(1) + cache[name] + match.group(4)
+
+    return MARKER.sub(fill, text)
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table is out of date")
+    args = ap.parse_args(argv)
+    cache: dict[str, str] = {}
+    stale = []
+    for path in documents():
+        text = path.read_text(encoding="utf-8")
+        new = render(text, cache)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print(f"generated tables out of date in {', '.join(map(str, stale))}: run `python docs/gen_tables.py`",
+              file=sys.stderr)
+        return 1
+    if not args.check:
+        print(f"{len(cache)} tables, {len(stale)} files rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,9 +26,10 @@ from crnn_lit.transcription import (
     collapse,
     ctc_log_likelihoods,
 )
+from crnn_lit.transcription.candidates import BKTree
 from crnn_lit.transcription.ctc import ctc_log_likelihoods_log_space
 from crnn_lit.transcription.lexicon import EncodedWords, Lexicon, best_word, load_lexicon
-from oracles import BKTree, LinearScan
+from oracles import LinearScan
 
 
 def labelling_probs(log_probs: np.ndarray) -> dict[tuple[int, ...], float]:

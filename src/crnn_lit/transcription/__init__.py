@@ -7,6 +7,7 @@ Lexicon-free: ``GreedyDecoder`` (best path) and ``BeamDecoder`` (CTC prefix beam
 from crnn_lit.transcription.base import Decoder, Prediction
 from crnn_lit.transcription.beam import BeamDecoder
 from crnn_lit.transcription.candidates import (
+    BKTree,
     CandidateIndex,
     RapidfuzzIndex,
     SymDeleteIndex,
@@ -16,7 +17,7 @@ from crnn_lit.transcription.greedy import GreedyDecoder
 from crnn_lit.transcription.lexicon import Lexicon, LexiconDecoder, load_lexicon
 
 __all__ = [
-    "BeamDecoder", "CandidateIndex", "Decoder", "GreedyDecoder", "Lexicon", "LexiconDecoder",
+    "BKTree", "BeamDecoder", "CandidateIndex", "Decoder", "GreedyDecoder", "Lexicon", "LexiconDecoder",
     "Prediction", "RapidfuzzIndex", "SymDeleteIndex", "best_path", "collapse",
     "ctc_log_likelihoods", "load_lexicon",
 ]

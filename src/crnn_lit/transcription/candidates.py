@@ -1,10 +1,10 @@
 """N_δ(l′) retrieval: every lexicon word within Levenshtein distance δ of a query, behind one interface.
 
 The paper restricts lexicon-based decoding of large lexicons to N_δ(l′), the words within edit distance δ of the
-lexicon-free result l′, and finds them with a BK-tree. Two exact implementations live here; both return the
-same set as a linear scan and as the paper's BK-tree (``tests/oracles.py``; tests check it on random lexicons,
-``bench/decode_speed.py`` times all four — the pure-Python BK-tree still visits about half of a 90k-word
-lexicon per query at δ = 3, ~100× slower than the default):
+lexicon-free result l′, and finds them with a BK-tree. Two fast exact implementations live here, beside the
+paper's :class:`BKTree`; all three return the same set as a linear scan (tests check it on random lexicons,
+``bench/decode_speed.py`` times them — the pure-Python BK-tree still visits about half of a 90k-word lexicon
+per query at δ = 3, ~100× slower than the default, so decoders do not offer it):
 
 * :class:`RapidfuzzIndex` — words sorted by length; a query scans only the lengths within ±δ with rapidfuzz's
   bit-parallel Levenshtein (``process.cdist`` with ``score_cutoff=δ``). ``search_many`` sends all queries of one
@@ -281,6 +281,72 @@ class SymDeleteIndex(CandidateIndex):
         dists = process.cdist([query], [words[i] for i in ids.tolist()], scorer=Levenshtein.distance,
                               score_cutoff=delta, dtype=np.int32, workers=1)[0]
         return ids[dists <= delta]
+
+
+class BKTree(CandidateIndex):
+    """Burkhard–Keller tree under the Levenshtein metric (the paper's choice).
+
+    Each node holds a word and children keyed by their distance to it; by the triangle inequality a query only
+    descends into children whose key lies within ``[d − δ, d + δ]`` of its own distance ``d`` to the node.
+    Duplicate words (distance 0) share a node.
+    """
+
+    name = "bktree"
+
+    def __init__(self, words: Sequence[str]):
+        super().__init__(words)
+        self._node_ids: list[list[int]] = []  # word ids at each node (duplicates share a node)
+        self._children: list[dict[int, int]] = []
+        for i, w in enumerate(self.words):
+            self._insert(i, w)
+
+    def _insert(self, wid: int, word: str) -> None:
+        if not self._node_ids:
+            self._node_ids.append([wid])
+            self._children.append({})
+            return
+        node = 0
+        dist = Levenshtein.distance
+        while True:
+            d = dist(word, self.words[self._node_ids[node][0]])
+            if d == 0:
+                self._node_ids[node].append(wid)
+                return
+            child = self._children[node].get(d)
+            if child is None:
+                self._children[node][d] = len(self._node_ids)
+                self._node_ids.append([wid])
+                self._children.append({})
+                return
+            node = child
+
+    def search(self, query: str, delta: int) -> np.ndarray:
+        return self._search(query, delta)[0]
+
+    def _search(self, query: str, delta: int) -> tuple[np.ndarray, int]:
+        """Ids within ``delta`` and the number of nodes visited."""
+        if not self._node_ids:
+            return np.zeros(0, np.int64), 0
+        found: list[int] = []
+        stack = [0]
+        visited = 0
+        dist, words, node_ids, children = Levenshtein.distance, self.words, self._node_ids, self._children
+        while stack:
+            node = stack.pop()
+            visited += 1
+            ids = node_ids[node]
+            d = dist(query, words[ids[0]])
+            if d <= delta:
+                found.extend(ids)
+            for key, child in children[node].items():
+                if d - delta <= key <= d + delta:
+                    stack.append(child)
+        found.sort()
+        return np.array(found, dtype=np.int64), visited
+
+    def visited_nodes(self, query: str, delta: int) -> int:
+        """How many nodes a query visits (to report how much of the lexicon the tree really prunes)."""
+        return self._search(query, delta)[1]
 
 
 INDEXES = {cls.name: cls for cls in (SymDeleteIndex, RapidfuzzIndex)}

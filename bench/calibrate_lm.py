@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from holdout import accuracy, holdout_logits
+from record import write
 
 from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.transcription import BeamDecoder, GreedyDecoder
@@ -55,8 +55,7 @@ def main() -> None:
     result = {"ckpt": str(args.ckpt), "holdout_images": sum(len(r.labels) for r in recognized),
               "greedy_accuracy": accuracy(recognized, GreedyDecoder(loaded.charset)),
               "beam_accuracy": accuracy(recognized, BeamDecoder(loaded.charset)), "chosen": best, "tried": tried}
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "tried"}, indent=2))
+    write(args.out, result, show={k: v for k, v in result.items() if k != "tried"})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ meaningful for a model that never trained on it (synthetic_only.pt) — how the 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from holdout import accuracy, holdout_logits, source_logits
+from record import write
 
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import PROJECT_ROOT, compose_config
@@ -68,8 +68,7 @@ def main() -> None:
         for sub in sorted(p.name for p in root.iterdir() if (p / "labels.tsv").is_file()):
             recognized = source_logits(loaded, open_source(root / sub, "folder", split="test"))
             result[f"real_train/{sub}"] = calibrate(loaded, recognized, lexicon, fusion)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write(args.out, result)
 
 
 if __name__ == "__main__":

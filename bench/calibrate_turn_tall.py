@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from holdout import accuracy, holdout_logits
+from record import write
 
 from crnn_lit.transcription.greedy import GreedyDecoder
 
@@ -32,8 +33,7 @@ def main(ckpts: list[str]) -> None:
             records.append({"ckpt": ckpt, "turn_tall": turn_tall, "holdout_greedy": round(100 * acc, 2),
                             "crops": sum(len(r.keys) for r in recognized)})
             print(json.dumps(records[-1]))
-    OUT.write_text(json.dumps({"command": "python bench/calibrate_turn_tall.py " + " ".join(ckpts),
-                               "threads": 1, "records": records}, indent=1) + "\n", encoding="utf-8")
+    write(OUT, {"threads": 1, "records": records}, show=False)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ misread characters) and the JSON says so. One thread, single process. Reported:
 
 * greedy, beam (width 10) and LM-fused beam (conf/decoder/beam_lm.yaml) ms/image, decoding batches of ``--batch``;
 * lexicon decoding (87,623 words, δ = 3): ms/image decoding one image at a time (median, p90, mean, max) and
-  batched, the size of N_δ(l′), how many words were scored exactly, and the number of images whose answer
+  batched, the size of N_δ(l′), and the number of images whose answer
   differs from scoring *every* word of N_δ(l′) exactly (``prune=False``) — must be 0;
 * N_δ retrieval per query for the symmetric-delete index, rapidfuzz (per query and batched) and the BK-tree
   (on the first ``--bktree-queries`` queries), checked to return identical sets, with build times;
@@ -26,25 +26,21 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the BK-tree (the paper's retrieval) is a test oracle, timed here
-
 from hydra.utils import instantiate
+from record import write
 
 from crnn_lit.charset import Charset
 from crnn_lit.config import compose_config
 from crnn_lit.metrics import TextMetrics
 from crnn_lit.transcription import (
     BeamDecoder,
+    BKTree,
     GreedyDecoder,
     Lexicon,
     LexiconDecoder,
@@ -52,8 +48,8 @@ from crnn_lit.transcription import (
     SymDeleteIndex,
 )
 from crnn_lit.transcription.ctc import ctc_log_likelihoods_log_space
-from oracles import BKTree
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LEXICON = ROOT.parent / "shared" / "data" / "lexicons" / "mjsynth90k_generic_vocabulary.txt"
 T_FRAMES = 26  # width 100 → T = 100 // 4 + 1
 
@@ -146,6 +142,156 @@ def accuracy(predictions: list, labels: list[str] | None) -> float | None:
     return round(float(m.compute()["acc"]), 4)
 
 
+def log_probs_to_decode(args, raw_lexicon: Lexicon) -> tuple[torch.Tensor, list[str], Charset, str, bool]:
+    """The model's log-probs on rendered words (``--ckpt``), else synthetic ones: (lp, labels, charset, what,
+    synthetic)."""
+    if args.ckpt:
+        return (*model_log_probs(args.ckpt, args.n, args.batch), False)
+    charset = Charset.from_file(ROOT / "data" / "charsets" / "lowercase36.txt")
+    rng = np.random.default_rng(args.seed)
+    vocab = [w for w in raw_lexicon.normalized(charset).words if len(w) <= 12]
+    english = [w for w in (charset.normalize(x) for x in (ROOT / "data/words/english.txt").read_text().split())
+               if w and len(w) <= 12]
+    words = [vocab[i] if rng.random() < 0.8 else english[i % len(english)]
+             for i in rng.integers(0, len(vocab), size=args.n)]
+    source = ("SYNTHETIC log-probs (no --ckpt): peaked random alignments of lexicon/english words with noise, "
+              "uncertain frames and 8% misread characters — not a trained model's outputs")
+    return synthetic_log_probs(words, charset, T_FRAMES, args.seed), words, charset, source, True
+
+
+def lexicon_free(charset: Charset, lp: torch.Tensor, lengths: torch.Tensor, labels, batch: int) -> tuple[dict, list]:
+    """Greedy, beam and LM-fused beam (conf/decoder/beam_lm.yaml): ms/image and readings → (records, greedy's)."""
+    n = lp.shape[1]
+    greedy = GreedyDecoder(charset)
+    g_pred = batched(greedy, lp, lengths, batch)
+    g_time = timed(lambda: batched(greedy, lp, lengths, batch))
+    beam = BeamDecoder(charset, beam_width=10)
+    b_pred = batched(beam, lp, lengths, batch)
+    b_time = timed(lambda: batched(beam, lp, lengths, batch))
+    out = {"greedy": {"ms_per_image": round(g_time / n * 1e3, 4), "accuracy": accuracy(g_pred, labels)}}
+    out["beam"] = {"beam_width": 10, "prune_mass": beam.prune_mass, "prune_top_k": beam.prune_top_k,
+                   "ms_per_image": round(b_time / n * 1e3, 4), "target_ms": 1.0,
+                   "accuracy": accuracy(b_pred, labels),
+                   "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, b_pred))}
+    # the first pass fills the LM caches
+    cfg = compose_config(["decoder=beam_lm"], config_name="predict").decoder
+    beam_lm = instantiate(cfg)(charset)
+    start = time.perf_counter()
+    l_pred = batched(beam_lm, lp, lengths, batch)
+    cold_s = time.perf_counter() - start
+    l_time = timed(lambda: batched(beam_lm, lp, lengths, batch))
+    out["beam_lm"] = {"lm": Path(cfg.lm).name, "order": beam_lm.fusion.lm.order, "lm_weight": cfg.lm_weight,
+                      "length_bonus": cfg.length_bonus, "beam_width": cfg.beam_width,
+                      "ms_per_image": round(l_time / n * 1e3, 4),
+                      "first_pass_ms_per_image": round(cold_s / n * 1e3, 4),
+                      "target_ms": 2.0, "accuracy": accuracy(l_pred, labels),
+                      "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, l_pred))}
+    return out, g_pred
+
+
+def lexicon_based(charset: Charset, raw_lexicon: Lexicon, lp: torch.Tensor, lengths: torch.Tensor, labels,
+                  queries: list[str], args) -> tuple[dict, LexiconDecoder, list]:
+    """Lexicon decoding (δ = ``args.delta``): one image at a time and batched, against scoring every word of
+    N_δ(l′) → (record, the decoder, its readings)."""
+    n = lp.shape[1]
+    start = time.perf_counter()
+    decoder = LexiconDecoder(charset, raw_lexicon, delta=args.delta)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    index = decoder.index
+    build_s = time.perf_counter() - start
+    per_image_ms, preds = [], []
+    for i in range(n):
+        start = time.perf_counter()
+        preds.extend(decoder(lp[:, i:i + 1], lengths[i:i + 1]))
+        per_image_ms.append((time.perf_counter() - start) * 1e3)
+    batched_s = timed(lambda: batched(decoder, lp, lengths, args.batch), repeat=1)
+    exhaustive = LexiconDecoder(charset, raw_lexicon, delta=args.delta, prune=False)
+    exhaustive._index = index  # same retrieval, every word of N_delta scored
+    start = time.perf_counter()
+    ref = batched(exhaustive, lp, lengths, args.batch)
+    exhaustive_s = time.perf_counter() - start
+    nd_sizes = [len(ids) for ids in index.search_many(queries, args.delta)]
+    record = {
+        "lexicon": args.lexicon, "words": len(decoder.lexicon), "dropped": decoder.lexicon.dropped,
+        "delta": args.delta, "fallback": decoder.fallback, "candidates": decoder.candidates,
+        "one_image_at_a_time_ms": stats(per_image_ms), "target_median_ms": 5.0,
+        "batched_ms_per_image": round(batched_s / n * 1e3, 4),
+        "score_every_candidate_ms_per_image": round(exhaustive_s / n * 1e3, 4),
+        "answers_differing_from_scoring_all_of_n_delta": sum(a.text != b.text for a, b in zip(preds, ref)),
+        "max_confidence_rel_diff": float(max((abs(a.confidence - b.confidence) / max(b.confidence, 1e-300)
+                                               for a, b in zip(preds, ref)), default=0.0)),
+        "n_delta_size": {"mean": round(float(np.mean(nd_sizes)), 1), "median": float(np.median(nd_sizes)),
+                         "p90": float(np.percentile(nd_sizes, 90)), "max": int(max(nd_sizes))},
+        "accuracy": accuracy(preds, labels),
+        "lexicon_load_and_normalize_s": round(load_s, 3), "index_build_s": round(build_s, 3),
+    }
+    return record, decoder, preds
+
+
+def per_query(index, queries: list[str], delta: int) -> tuple[list[np.ndarray], list[float]]:
+    ms, out = [], []
+    for q in queries:
+        s = time.perf_counter()
+        out.append(index.search(q, delta))
+        ms.append((time.perf_counter() - s) * 1e3)
+    return out, ms
+
+
+def retrieval(sd: SymDeleteIndex, build_s: float, queries: list[str], args) -> tuple[dict, BKTree]:
+    """N_δ retrieval per query: symmetric-delete (the decoder's), rapidfuzz, the paper's BK-tree; same sets?"""
+    words = sd.words
+    start = time.perf_counter()
+    rf = RapidfuzzIndex(words)
+    rf_build = time.perf_counter() - start
+    start = time.perf_counter()
+    bk = BKTree(words)
+    bk_build = time.perf_counter() - start
+    sd_res, sd_ms = per_query(sd, queries, args.delta)
+    rf_res, rf_ms = per_query(rf, queries, args.delta)
+    start = time.perf_counter()
+    rf_many = []
+    for s in range(0, len(queries), args.batch):
+        rf_many.extend(rf.search_many(queries[s:s + args.batch], args.delta))
+    rf_many_ms = (time.perf_counter() - start) * 1e3 / len(queries)
+    sub = queries[: args.bktree_queries]
+    bk_res, bk_ms = per_query(bk, sub, args.delta)
+    visited = [bk.visited_nodes(q, args.delta) for q in sub[:20]]
+    identical = (all(np.array_equal(a, b) for a, b in zip(sd_res, rf_res))
+                 and all(np.array_equal(a, b) for a, b in zip(rf_res, rf_many))
+                 and all(np.array_equal(a, b) for a, b in zip(bk_res, sd_res)))
+    raw = [len(sd.raw_candidates(q)) for q in queries]
+    return {
+        "queries": len(queries), "delta": args.delta, "identical_results": identical,
+        "symdelete": {"ms_per_query": stats(sd_ms), "build_s": round(build_s, 3), "entries": sd.entries,
+                      "memory_mb": round(sd.nbytes / 2**20, 1),
+                      "unverified_candidates_mean": round(float(np.mean(raw)), 1)},
+        "rapidfuzz": {"ms_per_query": stats(rf_ms), "batched_ms_per_query": round(rf_many_ms, 4),
+                      "build_s": round(rf_build, 3)},
+        "bktree": {"ms_per_query": stats(bk_ms), "queries": len(sub), "build_s": round(bk_build, 3),
+                   "visited_fraction_first20": round(float(np.mean(visited)) / len(words), 3)},
+    }, bk
+
+
+def straightforward_baseline(bk: BKTree, decoder: LexiconDecoder, lp: torch.Tensor, queries: list[str],
+                             preds: list) -> dict:
+    """The obvious implementation: BK-tree retrieval + ``ctc_loss`` over all of N_δ, on the BK-tree's queries."""
+    encoded = decoder._encoded
+    base_ms, agree = [], 0
+    for i, q in enumerate(queries):
+        s = time.perf_counter()
+        ids = bk.search(q, decoder.delta)
+        text = q
+        if ids.size:
+            frames = lp[:, i].double().numpy()
+            scores = ctc_log_likelihoods_log_space(frames, encoded.codes[ids], encoded.lengths[ids])
+            if np.isfinite(scores).any():
+                text = encoded.words[ids[int(np.argmax(scores))]]
+        base_ms.append((time.perf_counter() - s) * 1e3)
+        agree += text == preds[i].text
+    return {"ms_per_image": stats(base_ms), "images": len(queries), "same_answer_as_decoder": agree}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", help="trained checkpoint (crnn_lit.checkpoint.load_model); omit for synthetic log-probs")
@@ -160,163 +306,23 @@ def main() -> None:
     torch.set_num_threads(1)
 
     raw_lexicon = Lexicon.from_file(args.lexicon)
-    if args.ckpt:
-        lp, labels, charset, source = model_log_probs(args.ckpt, args.n, args.batch)
-        synthetic = False
-    else:
-        charset = Charset.from_file(ROOT / "data" / "charsets" / "lowercase36.txt")
-        rng = np.random.default_rng(args.seed)
-        vocab = [w for w in raw_lexicon.normalized(charset).words if len(w) <= 12]
-        english = [w for w in (charset.normalize(x) for x in (ROOT / "data/words/english.txt").read_text().split())
-                   if w and len(w) <= 12]
-        words = [vocab[i] if rng.random() < 0.8 else english[i % len(english)]
-                 for i in rng.integers(0, len(vocab), size=args.n)]
-        lp, labels = synthetic_log_probs(words, charset, T_FRAMES, args.seed), words
-        source = ("SYNTHETIC log-probs (no --ckpt): peaked random alignments of lexicon/english words with noise, "
-                  "uncertain frames and 8% misread characters — not a trained model's outputs")
-        synthetic = True
+    lp, labels, charset, source, synthetic = log_probs_to_decode(args, raw_lexicon)
     print(f"log-probs: {source}", file=sys.stderr)
     steps, n = lp.shape[0], lp.shape[1]
     lengths = torch.full((n,), steps, dtype=torch.long)
     results: dict = {"log_probs": source, "synthetic": synthetic, "images": n, "T": steps,
                      "classes": charset.num_classes, "batch": args.batch}
-
-    # --- lexicon-free ---------------------------------------------------------------------------------
-    greedy = GreedyDecoder(charset)
-    g_pred = batched(greedy, lp, lengths, args.batch)
-    g_time = timed(lambda: batched(greedy, lp, lengths, args.batch))
-    beam = BeamDecoder(charset, beam_width=10)
-    b_pred = batched(beam, lp, lengths, args.batch)
-    b_time = timed(lambda: batched(beam, lp, lengths, args.batch))
-    results["greedy"] = {"ms_per_image": round(g_time / n * 1e3, 4), "accuracy": accuracy(g_pred, labels)}
-    results["beam"] = {"beam_width": 10, "prune_mass": beam.prune_mass, "prune_top_k": beam.prune_top_k,
-                       "ms_per_image": round(b_time / n * 1e3, 4), "target_ms": 1.0,
-                       "accuracy": accuracy(b_pred, labels),
-                       "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, b_pred))}
-    # LM-fused beam search, as configured (conf/decoder/beam_lm.yaml); the first pass fills the LM caches
-    cfg = compose_config(["decoder=beam_lm"], config_name="predict").decoder
-    beam_lm = instantiate(cfg)(charset)
-    start = time.perf_counter()
-    l_pred = batched(beam_lm, lp, lengths, args.batch)
-    cold_s = time.perf_counter() - start
-    l_time = timed(lambda: batched(beam_lm, lp, lengths, args.batch))
-    results["beam_lm"] = {"lm": Path(cfg.lm).name, "order": beam_lm.fusion.lm.order, "lm_weight": cfg.lm_weight,
-                          "length_bonus": cfg.length_bonus, "beam_width": cfg.beam_width,
-                          "ms_per_image": round(l_time / n * 1e3, 4), "first_pass_ms_per_image": round(cold_s / n * 1e3, 4),
-                          "target_ms": 2.0, "accuracy": accuracy(l_pred, labels),
-                          "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, l_pred))}
+    free, g_pred = lexicon_free(charset, lp, lengths, labels, args.batch)
+    results.update(free)
     print(f"greedy {results['greedy']}\nbeam {results['beam']}\nbeam_lm {results['beam_lm']}", file=sys.stderr)
-
-    # --- lexicon-based, 90k words, delta 3 -------------------------------------------------------------
-    start = time.perf_counter()
-    decoder = LexiconDecoder(charset, raw_lexicon, delta=args.delta)
-    load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    index = decoder.index
-    build_s = time.perf_counter() - start
-    per_image_ms, preds = [], []
-    for i in range(n):
-        start = time.perf_counter()
-        preds.extend(decoder(lp[:, i:i + 1], lengths[i:i + 1]))
-        per_image_ms.append((time.perf_counter() - start) * 1e3)
-    counts = dict(decoder.counts)
-    batched_s = timed(lambda: batched(decoder, lp, lengths, args.batch), repeat=1)
-    exhaustive = LexiconDecoder(charset, raw_lexicon, delta=args.delta, prune=False)
-    exhaustive._index = index  # same retrieval, every word of N_delta scored
-    start = time.perf_counter()
-    ref = batched(exhaustive, lp, lengths, args.batch)
-    exhaustive_s = time.perf_counter() - start
-    queries = [p.text for p in g_pred]
-    nd_sizes = [len(ids) for ids in index.search_many(queries, args.delta)]
-    results["lexicon"] = {
-        "lexicon": args.lexicon, "words": len(decoder.lexicon), "dropped": decoder.lexicon.dropped,
-        "delta": args.delta, "fallback": decoder.fallback, "candidates": decoder.candidates,
-        "one_image_at_a_time_ms": stats(per_image_ms), "target_median_ms": 5.0,
-        "batched_ms_per_image": round(batched_s / n * 1e3, 4),
-        "score_every_candidate_ms_per_image": round(exhaustive_s / n * 1e3, 4),
-        "answers_differing_from_scoring_all_of_n_delta": sum(a.text != b.text for a, b in zip(preds, ref)),
-        "max_confidence_rel_diff": float(max((abs(a.confidence - b.confidence) / max(b.confidence, 1e-300)
-                                               for a, b in zip(preds, ref)), default=0.0)),
-        "n_delta_size": {"mean": round(float(np.mean(nd_sizes)), 1), "median": float(np.median(nd_sizes)),
-                         "p90": float(np.percentile(nd_sizes, 90)), "max": int(max(nd_sizes))},
-        "words_scored_exactly_per_image": round(counts["scored"] / n, 2),
-        "counts": counts,
-        "accuracy": accuracy(preds, labels),
-        "lexicon_load_and_normalize_s": round(load_s, 3), "index_build_s": round(build_s, 3),
-    }
+    queries = [p.text for p in g_pred]  # l′ of every image
+    results["lexicon"], decoder, preds = lexicon_based(charset, raw_lexicon, lp, lengths, labels, queries, args)
     print(f"lexicon {results['lexicon']}", file=sys.stderr)
-
-    # --- retrieval ------------------------------------------------------------------------------------
-    words = decoder.lexicon.words
-    retrieval: dict = {"queries": len(queries), "delta": args.delta}
-    start = time.perf_counter()
-    rf = RapidfuzzIndex(words)
-    rf_build = time.perf_counter() - start
-    start = time.perf_counter()
-    bk = BKTree(words)
-    bk_build = time.perf_counter() - start
-    sd: SymDeleteIndex = index  # type: ignore[assignment]
-
-    def per_query(ix, qs):
-        ms = []
-        out = []
-        for q in qs:
-            s = time.perf_counter()
-            out.append(ix.search(q, args.delta))
-            ms.append((time.perf_counter() - s) * 1e3)
-        return out, ms
-
-    sd_res, sd_ms = per_query(sd, queries)
-    rf_res, rf_ms = per_query(rf, queries)
-    start = time.perf_counter()
-    rf_many = []
-    for s in range(0, len(queries), args.batch):
-        rf_many.extend(rf.search_many(queries[s:s + args.batch], args.delta))
-    rf_many_ms = (time.perf_counter() - start) * 1e3 / len(queries)
-    sub = queries[: args.bktree_queries]
-    bk_res, bk_ms = per_query(bk, sub)
-    visited = [bk.visited_nodes(q, args.delta) for q in sub[:20]]
-    identical = (all(np.array_equal(a, b) for a, b in zip(sd_res, rf_res))
-                 and all(np.array_equal(a, b) for a, b in zip(rf_res, rf_many))
-                 and all(np.array_equal(a, b) for a, b in zip(bk_res, sd_res)))
-    raw = [len(sd.raw_candidates(q)) for q in queries]
-    retrieval.update({
-        "identical_results": identical,
-        "symdelete": {"ms_per_query": stats(sd_ms), "build_s": round(build_s, 3), "entries": sd.entries,
-                      "memory_mb": round(sd.nbytes / 2**20, 1),
-                      "unverified_candidates_mean": round(float(np.mean(raw)), 1)},
-        "rapidfuzz": {"ms_per_query": stats(rf_ms), "batched_ms_per_query": round(rf_many_ms, 4),
-                      "build_s": round(rf_build, 3)},
-        "bktree": {"ms_per_query": stats(bk_ms), "queries": len(sub), "build_s": round(bk_build, 3),
-                   "visited_fraction_first20": round(float(np.mean(visited)) / len(words), 3)},
-    })
-    print(f"retrieval {retrieval}", file=sys.stderr)
-    results["retrieval"] = retrieval
-
-    # --- the straightforward baseline: BK-tree + ctc_loss over all of N_delta ------------------------------
-    encoded = decoder._encoded
-    base_ms, agree = [], 0
-    for i, q in enumerate(sub):
-        s = time.perf_counter()
-        ids = bk.search(q, args.delta)
-        text = q
-        if ids.size:
-            frames = lp[:, i].double().numpy()
-            scores = ctc_log_likelihoods_log_space(frames, encoded.codes[ids], encoded.lengths[ids])
-            if np.isfinite(scores).any():
-                text = encoded.words[ids[int(np.argmax(scores))]]
-        base_ms.append((time.perf_counter() - s) * 1e3)
-        agree += text == preds[i].text
-    results["baseline_bktree_plus_ctc_loss"] = {"ms_per_image": stats(base_ms), "images": len(sub),
-                                                "same_answer_as_decoder": agree}
-
-    results["env"] = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                      "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                      "load_average_at_end_1_5_15min": [round(x, 2) for x in os.getloadavg()],
-                      "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    results["retrieval"], bk = retrieval(decoder.index, results["lexicon"]["index_build_s"], queries, args)
+    print(f"retrieval {results['retrieval']}", file=sys.stderr)
+    results["baseline_bktree_plus_ctc_loss"] = straightforward_baseline(
+        bk, decoder, lp, queries[: args.bktree_queries], preds)
+    write(args.out, results)
 
 
 if __name__ == "__main__":

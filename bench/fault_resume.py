@@ -17,7 +17,6 @@ model; steps are reported through a small callback (this module, on PYTHONPATH) 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from record import write
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -242,10 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
                         staging(kind))
             for kind in ("atomic", "lightning")
         ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write(args.out, result)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ Labels only: no model, no image is read.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
 from hydra.utils import instantiate
+from record import write
 
 from crnn_lit.config import compose_config
 from crnn_lit.metrics import protocol_normalize
@@ -48,10 +48,9 @@ def split_stats(overrides: list[str]) -> dict:
 
 
 def main() -> None:
-    result = {"command": "python bench/holdout_scenes.py", "scene_pattern": SCENES,
+    result = {"scene_pattern": SCENES,
               "crop_split": split_stats([]), "scene_split": split_stats([f"data.mix.holdout_group='{SCENES}'"])}
-    OUT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=1))
+    write(OUT, result)
 
 
 if __name__ == "__main__":

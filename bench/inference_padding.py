@@ -18,7 +18,6 @@ decoded. Writes accuracy, and how many readings differ from ``exact``, to bench/
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -26,6 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 from hydra.utils import instantiate
+from record import write
 
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import PROJECT_ROOT, compose_config
@@ -93,8 +93,7 @@ def main() -> None:
         root = Path(args.real_train)
         for sub in sorted(p.name for p in root.iterdir() if (p / "labels.tsv").is_file()):
             result[f"real_train/{sub}"] = compare(loaded, open_source(root / sub, "folder", split="test"))
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write(args.out, result)
 
 
 if __name__ == "__main__":

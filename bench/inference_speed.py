@@ -11,14 +11,12 @@ Writes bench/results/inference_speed.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from record import write
 
 from crnn_lit.checkpoint import load_model
 from crnn_lit.config import PROJECT_ROOT
@@ -99,12 +97,9 @@ def main() -> None:
         "images": len(images), "batch1_images": n1, "batch_size": args.batch_size,
         "preprocess_images_per_s_single_process": round(preprocess_ips, 1),
         "backends": rows, "ckpt": str(args.ckpt), "model": loaded.config,
-        "threads": args.threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+        "threads": args.threads,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    write(args.out, out)
 
 
 if __name__ == "__main__":

@@ -22,19 +22,17 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
-import json
 import logging
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import torch
 from hydra.utils import instantiate
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from record import write
 
 from crnn_lit.config import PROJECT_ROOT, compose_config
 from crnn_lit.data.batching import padding_waste
@@ -120,12 +118,7 @@ def main() -> None:
                                                 bucketed=policy == "bucketed"), 4)
         result["padding_waste_iiit5k_widths"] = {"images": len(ds), "batch_size": args.batch_size, **waste}
 
-    result["machine"] = {"python": platform.python_version(), "torch": torch.__version__, "opencv": cv2.__version__,
-                         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write(args.out, result)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ gates' matmuls, elementwise ops not counted), forward pass, batch 1.
 
 from __future__ import annotations
 
-import json
-
 import torch
+from record import write
 from torch.utils.flop_counter import FlopCounterMode
 
 from crnn_lit.config import CONFIG_DIR, PROJECT_ROOT, compose_config
@@ -37,9 +36,8 @@ def main() -> None:
                 "gflops_32x100": round(counter.get_total_flops() / 1e9, 3),
             })
             print(f"{backbone:10s} {rnn:13s} {rows[-1]['params']:>11,d} params  {rows[-1]['gflops_32x100']:.3f} GFLOPs")
-    out = PROJECT_ROOT / "bench" / "results" / "model_stats.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"input": "1x32x100", "classes": 37, "models": rows}, indent=2) + "\n")
+    write(PROJECT_ROOT / "bench" / "results" / "model_stats.json", {"input": "1x32x100", "classes": 37, "models": rows},
+          show=False)
 
 
 if __name__ == "__main__":

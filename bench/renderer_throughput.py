@@ -20,8 +20,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -32,6 +30,8 @@ from hydra.utils import instantiate
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from record import write
 
 from crnn_lit.config import compose_config
 from crnn_lit.data.sources.renderer import WordRenderer
@@ -120,21 +120,9 @@ def main() -> None:
         "words": len(renderer.words),
         "height": renderer.preprocess.height,
         "channels": renderer.preprocess.channels,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "threads": {
-            "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
-            "cv2": cv2.getNumThreads(),
-            "torch": torch.get_num_threads(),
-        },
-        "cpu": platform.processor() or platform.machine(),
+        "cv2_threads": cv2.getNumThreads(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write(args.out, result)
     if args.samples:
         save_grid(renderer, Path(args.samples), n=24, real=Path(args.real) if args.real else None)
         print(f"saved samples to {args.samples}")

@@ -11,12 +11,10 @@ ones. Writes bench/results/train_speed_options_<backbone>_<rnn>.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 
 import torch
+from record import write
 from train_throughput import make_batches, nodes, run_plain  # bench/ (the script's folder) is on sys.path
 
 from crnn_lit.charset import Charset
@@ -63,12 +61,8 @@ def main() -> None:
         "images_per_s": results,
         "relative_to_fp32": {k: round(v / base, 3) for k, v in results.items()} if base else None,
         "steps_timed": args.steps, "warmup_steps": args.warmup,
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count(),
-        "torch": torch.__version__, "python": platform.python_version(),
     }
-    path = PROJECT_ROOT / "bench" / "results" / f"train_speed_options_{args.backbone}_{args.rnn}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    write(PROJECT_ROOT / "bench" / "results" / f"train_speed_options_{args.backbone}_{args.rnn}.json", out)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
+from record import write
 
 from crnn_lit.charset import Charset
 from crnn_lit.config import PROJECT_ROOT, compose_config
@@ -134,14 +131,8 @@ def main() -> None:
         "rounds": results,
         "steps_timed": args.steps,
         "params": sum(p.numel() for p in model.parameters()),
-        "torch_threads": torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "torch": torch.__version__, "lightning": L.__version__, "python": platform.python_version(),
-        "cpus": os.cpu_count(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    write(args.out, out)
 
 
 if __name__ == "__main__":

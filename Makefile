@@ -29,12 +29,15 @@ test: setup
 test-slow: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m slow $(ARGS)
 
+# The scripts of the docs' benchmark table (docs/benchmarks.md; tests/test_docs.py keeps the two lists equal).
 # CKPT=<checkpoint> adds the decoding and inference benchmarks (they need a trained model)
 bench: setup
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/renderer_throughput.py
 	$(BIN)/python bench/model_stats.py
 	$(BIN)/python bench/loader_throughput.py
+	$(BIN)/python bench/train_speed_options.py
+	$(BIN)/python bench/fault_resume.py
 	$(if $(CKPT),$(BIN)/python bench/decode_speed.py --ckpt $(CKPT))
 	$(if $(CKPT),$(BIN)/python bench/inference_speed.py --ckpt $(CKPT))
 

@@ -80,3 +80,32 @@ def tiny_ckpt(tmp_path_factory) -> Path:
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     return save_weights(tmp_path_factory.mktemp("ckpt") / "model.pt", model.eval(), charset, TINY_MODEL)
+
+
+# TINY_MODEL behind a small TPS stage (crnn_lit.model.transform), the input's own size kept
+TINY_TPS = {"_target_": "crnn_lit.model.transform.TPS", "fiducials": 20, "rectified_size": None,
+            "channels": [8, 16, 16, 32], "hidden": 16, "align_corners": False}
+
+
+@pytest.fixture(scope="session")
+def tiny_tps_ckpt(tmp_path_factory) -> Path:
+    """``tiny_ckpt``'s network behind a TPS stage whose warp is far from the identity (random last layer); without
+    the warp its logits would differ by ~1e-2."""
+    import torch
+
+    from crnn_lit.charset import Charset
+    from crnn_lit.checkpoint import save_weights
+    from crnn_lit.model import build_model
+
+    torch.manual_seed(0)
+    charset = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
+    config = {**TINY_MODEL, "transform": TINY_TPS}
+    model = build_model(config["backbone"], config["rnn"], charset.num_classes, 1, config["transform"])
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():
+        model.transform.regressor[2].weight.normal_(std=0.1)
+        model.head.weight.mul_(100)  # a random net's logits barely follow its input: make 1e-4 parity mean something
+    return save_weights(tmp_path_factory.mktemp("ckpt") / "tps.pt", model.eval(), charset, config)

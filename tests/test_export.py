@@ -13,9 +13,11 @@ from crnn_lit.export import export
 from crnn_lit.transcription import GreedyDecoder
 
 
+@pytest.mark.parametrize("transform", ["none", "tps"])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_matches_torch_at_any_width(tiny_ckpt, tmp_path, fmt):
-    ckpt = tiny_ckpt
+def test_export_matches_torch_at_any_width(request, tmp_path, fmt, transform):
+    """With a TPS stage too: its grid is built for each input width inside the exported graph."""
+    ckpt = request.getfixturevalue("tiny_ckpt" if transform == "none" else "tiny_tps_ckpt")
     out = export(str(ckpt), fmt, tmp_path / f"model.{fmt}")
     meta = json.loads((tmp_path / f"model.{fmt}.json").read_text())
     assert meta["charset"]["chars"] == "0123456789abcdefghijklmnopqrstuvwxyz" and meta["blank_index"] == 0

@@ -1,9 +1,10 @@
 """One checkpoint format, one loader.
 
 Every checkpoint — a Lightning training checkpoint or a small weights-only file from ``save_weights`` —
-carries a ``crnn_lit`` record: the charset and the model config (backbone + rnn Hydra nodes, input height and
-channels). ``load_model`` rebuilds the network from that record alone, with ``torch.load(weights_only=True)``
-so opening a checkpoint never executes pickled code, and checks that weights, charset and architecture agree.
+carries a ``crnn_lit`` record: the charset and the model config (transform + backbone + rnn Hydra nodes, input
+height and channels; a record without ``transform``, written before the stage existed, has none). ``load_model``
+rebuilds the network from that record alone, with ``torch.load(weights_only=True)`` so opening a checkpoint never
+executes pickled code, and checks that weights, charset and architecture agree.
 A weights-only file may also carry ``training``: the training totals (images, wall-clock and CPU hours) of every
 stage that led to it, so that a run started with ``init_from`` keeps counting from there.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -54,7 +55,7 @@ def model_record(charset: Charset, model_config: dict, training: dict | None = N
 class LoadedModel:
     model: torch.nn.Module
     charset: Charset
-    config: dict  # the model config of the record (backbone, rnn, height, channels)
+    config: dict  # the model config of the record (transform, backbone, rnn, height, channels)
     training: dict | None = None  # totals of the training that made it: images, wall_s, cpu_s (None: unknown)
 
 
@@ -113,7 +114,8 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
             f"{path}: the head has {None if head is None else head.shape[0]} outputs but the stored charset needs "
             f"{charset.num_classes} ({len(charset)} characters + blank) — the charset record was altered or belongs "
             "to another model")
-    model = build_model(config["backbone"], config["rnn"], charset.num_classes, config["channels"])
+    model = build_model(config["backbone"], config["rnn"], charset.num_classes, config["channels"],
+                        config.get("transform"))
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -137,6 +139,7 @@ def _training_totals(checkpoint: dict, record: dict) -> dict | None:
 class Initialized:
     reinitialized: list[str]  # keys rebuilt rather than loaded whole (the head, when the charset differs)
     training: dict | None  # the source's training totals, which the new run continues from
+    fresh: list[str] = field(default_factory=list)  # transform keys the source lacks: kept at their identity init
 
 
 def _source_row(source: Charset, char: str) -> int | None:
@@ -153,7 +156,9 @@ def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=No
     The architecture must match. When the checkpoint's charset differs from ``charset``, the head is rebuilt row
     by row: the blank's row and every character's row come from the same character in the checkpoint (or its
     other case, e.g. a lowercase model from a case-sensitive one); characters it never had keep their fresh
-    initialization. Every other weight is loaded.
+    initialization. Every other weight is loaded. A transformation stage the checkpoint does not have
+    (``transform=tps`` added to a trained model) keeps its initialization, the identity warp, so the model first
+    reads as the source did.
     """
     source = load_model(path)
     reinit: list[str] = []
@@ -171,7 +176,9 @@ def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=No
                         new[i] = state[key][j]
                 state[key] = new
         carried = sum(j is not None for j in rows)
+    fresh = [k for k in target if k not in state]  # a transformation stage the checkpoint has not: its identity init
     wrong = [k for k, v in state.items() if k not in target or target[k].shape != v.shape]
+    wrong += [k for k in fresh if not k.startswith("transform.")]
     if wrong:
         raise CheckpointError(f"cannot fine-tune from {path}: its architecture differs at {wrong[:5]} "
                               f"(checkpoint model config: {source.config})")
@@ -183,7 +190,10 @@ def init_from(model: torch.nn.Module, charset: Charset, path: str | Path, log=No
                      len(source.charset), len(charset), carried, charset.num_classes)
         else:
             log.info("initialized from %s (all weights)", path)
-    return Initialized(reinit, source.training)
+        if fresh:
+            log.info("the checkpoint has no transformation stage: %d transform weights start as the identity "
+                     "warp", len(fresh))
+    return Initialized(reinit, source.training, fresh)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,8 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     weights.add_argument("checkpoint")
     weights.add_argument("output")
     weights.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
-    imp = sub.add_parser("import", help="convert a DTRB (None-VGG-BiLSTM-CTC) or EasyOCR (generation 2) "
-                                        "recognizer into a crnn_lit weights file, exactly")
+    imp = sub.add_parser("import", help="convert a DTRB ({None,TPS}-{VGG,ResNet}-BiLSTM-CTC) or EasyOCR "
+                                        "(generation 2) recognizer into a crnn_lit weights file, exactly")
     imp.add_argument("--format", choices=("dtrb", "easyocr"), required=True)
     imp.add_argument("checkpoint")
     imp.add_argument("output")
@@ -239,15 +249,18 @@ def import_checkpoint(path: str | Path, output: str | Path, fmt: str, charset: s
         charset = EASYOCR_CHARSETS["english_g2"]
     chars = Path(charset).read_text(encoding="utf-8").rstrip("\n") if Path(charset).is_file() else charset
     try:
-        state, config, num_classes = convert_dtrb(load_state(path), preprocess.height)
+        state, config, num_classes = convert_dtrb(load_state(path), preprocess.height, preprocess.fixed_width)
     except ImportRefused as err:
         raise CheckpointError(f"{path}: {err}") from None
+    rectified = config["transform"].get("rectified_size")
+    if rectified and preprocess.width_policy == "fixed":  # DTRB's TPS rectifies to its imgW: its input width
+        preprocess = preprocess.replace(fixed_width=rectified[1])
     model_charset = Charset(chars, name=f"{fmt}-import")
     if model_charset.num_classes != num_classes:
         raise CheckpointError(f"{path} predicts {num_classes} classes (blank + {num_classes - 1} characters) but "
                               f"the charset has {len(model_charset)} characters")
     config |= preprocess.replace(channels=config["channels"]).record()  # the channels the weights take
-    model = build_model(config["backbone"], config["rnn"], num_classes, config["channels"])
+    model = build_model(config["backbone"], config["rnn"], num_classes, config["channels"], config["transform"])
     model.load_state_dict(state)
     return save_weights(output, model.eval(), model_charset, config)
 

@@ -78,11 +78,13 @@ class OnnxBackend:
         sidecar = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
         self.charset = Charset.from_dict(sidecar["charset"])
         self.preprocess = Preprocess.from_record(sidecar["preprocess"])
-        self._stride, self._offset = int(sidecar["output_length"]["stride"]), int(sidecar["output_length"]["offset"])
+        spec = sidecar["output_length"]
+        self._stride, self._offset = int(spec["stride"]), int(spec["offset"])
+        self._rectified = spec.get("rectified_width")  # a fixed-size TPS stage: T no longer follows the input
 
     def output_length(self, width: int) -> int:
         """Frames for an input ``width``, from the sidecar's formula (written from the model at export)."""
-        return width // self._stride + self._offset
+        return (self._rectified or width) // self._stride + self._offset
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         (out,) = self.session.run(None, {self.input_name: images.numpy().astype(np.float32)})

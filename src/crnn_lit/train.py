@@ -56,13 +56,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     charset = instantiate(cfg.charset)
     spec = model_config(cfg)
-    model = build_model(spec["backbone"], spec["rnn"], charset.num_classes, spec["channels"])
+    model = build_model(spec["backbone"], spec["rnn"], charset.num_classes, spec["channels"], spec["transform"])
     if cfg.get("init_from"):
         if ckpt_path:
             raise ConfigError("init_from starts a new run from weights; resuming (ckpt_path/resume) continues one — "
                               "give one of them")
         initialized = init_from(model, charset, cfg.init_from, log)
-    datamodule = instantiate(cfg.data, charset=charset, output_length=model.backbone.output_length)
+    datamodule = instantiate(cfg.data, charset=charset, output_length=model.output_length)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                         model_config=spec, channels_last=cfg.channels_last)

@@ -128,13 +128,19 @@ class ResNet(WidthPlan, nn.Module):
     Stages have ``channels`` widths and ``blocks`` depths; stage 1 and 2 end in 2×2 pools, stage 3 in a
     height-only pool, stage 4 in a height-only strided conv and a 2×2 valid conv — the VGG down-sampling plan,
     so T = floor(W/4) + 1 as well. Defaults (1, 2, 5, 3) blocks × (64, 128, 256, 512) channels.
+
+    The stem is two 3×3 convs, ``stem_channels`` then ``channels[0]`` wide; a pair gives both widths. DTRB's ResNet
+    (``TPS-ResNet-BiLSTM-CTC``) is ``stem_channels=[32, 64]``, ``channels=[128, 256, 512, 512]``.
     """
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (64, 128, 256, 512),
-                 blocks: Sequence[int] = (1, 2, 5, 3), stem_channels: int = 32, height: int = 32):
+                 blocks: Sequence[int] = (1, 2, 5, 3), stem_channels: int | Sequence[int] = 32, height: int = 32):
         super().__init__()
         if len(channels) != 4 or len(blocks) != 4:
             raise ValueError("ResNet backbone needs 4 stage widths and 4 block counts")
+        stem = [stem_channels, channels[0]] if isinstance(stem_channels, int) else list(stem_channels)
+        if len(stem) != 2:
+            raise ValueError(f"ResNet stem_channels is one width or a pair, got {stem_channels}")
         if height != 32:
             raise ValueError(f"ResNet backbone is built for input height 32, got {height}")
         self.height = height
@@ -148,8 +154,8 @@ class ResNet(WidthPlan, nn.Module):
 
         c, b = channels, blocks
         self.features = nn.Sequential(
-            *cbr(in_channels, stem_channels), *cbr(stem_channels, c[0]), nn.MaxPool2d(2, 2),  # 32 → 16
-            *stage(c[0], c[0], b[0]), *cbr(c[0], c[0]), nn.MaxPool2d(2, 2),  # 16 → 8
+            *cbr(in_channels, stem[0]), *cbr(stem[0], stem[1]), nn.MaxPool2d(2, 2),  # 32 → 16
+            *stage(stem[1], c[0], b[0]), *cbr(c[0], c[0]), nn.MaxPool2d(2, 2),  # 16 → 8
             *stage(c[0], c[1], b[1]), *cbr(c[1], c[1]), _height_pool(),  # 8 → 4 (W + 1)
             *stage(c[1], c[2], b[2]), *cbr(c[2], c[2]),
             *stage(c[2], c[3], b[3]),

@@ -60,7 +60,7 @@ def bench_root(tmp_path):
 def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluate, monkeypatch, tmp_path):
     monkeypatch.setattr(evaluate_module, "recognize", fake_recognize)
     cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt,iiit5k]",
-                            "~decoder@lm_decoder"])
+                            "decoder=greedy", "~decoder@lm_decoder"])
     with open_dict(cfg):
         del cfg.benchmarks.svt.lexicons["90k"]  # keep the fixture to its own per-image lexicon
     result = evaluate_module.evaluate(cfg)
@@ -80,9 +80,11 @@ def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluat
     assert sheet.height == 2 * (2 * 32 + 8)
 
 
-def test_evaluate_adds_the_language_model_column(tiny_ckpt, bench_root, compose_evaluate, monkeypatch, tmp_path):
-    """By default a second lexicon-free column decodes with decoder=beam_lm: with a confident model whose only doubt
-    is 0-or-o in "w0rld", the LM reads "world"; what greedy reads right stays right."""
+def test_evaluate_headline_is_beam_lm_with_greedy_beside(tiny_ckpt, bench_root, compose_evaluate, monkeypatch,
+                                                         tmp_path):
+    """By default the headline lexicon-free column decodes with decoder=beam_lm and a "greedy" column (the paper's
+    protocol) stands beside it: with a confident model whose only doubt is 0-or-o in "w0rld", the LM reads "world";
+    what greedy reads right stays right. decoder=greedy gives the paper's headline and a "beam+LM" column."""
 
     def confident(backend, batches, timing=None):
         for b in batches:
@@ -99,18 +101,22 @@ def test_evaluate_adds_the_language_model_column(tiny_ckpt, bench_root, compose_
                              b.keys, b.labels)
 
     monkeypatch.setattr(evaluate_module, "recognize", confident)
-    cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt]"])
-    with open_dict(cfg):
-        cfg.benchmarks.svt.lexicons = None
-    result = evaluate_module.evaluate(cfg)
-    none, lm = result["columns"]
-    assert (none["lexicon"], lm["lexicon"], lm["images"]) == ("none", "beam+LM", 5)
-    readings = {row.split("\t")[0]: row.split("\t")[2]
-                for row in (tmp_path / "predictions" / "SVT_beam+LM.tsv").read_text().splitlines()[1:]}
-    assert readings == {"img/a.png": "hello", "img/b.png": "world", "img/c.png": "abd", "img/d.png": "x1", "img/e.png": ""}
-    assert (none["accuracy"], lm["accuracy"]) == (pytest.approx(2 / 5), pytest.approx(3 / 5))
-    assert "SVT beam+LM" in (tmp_path / "results.md").read_text()
-    assert result["combined_accuracy_lexicon_free"] == pytest.approx(none["accuracy"])  # the decoder= column only
+    for headline, other in (("beam_lm", "greedy"), ("greedy", "beam+LM")):
+        cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt]",
+                                f"decoder={headline}"])
+        with open_dict(cfg):
+            cfg.benchmarks.svt.lexicons = None
+        result = evaluate_module.evaluate(cfg)
+        none, second = result["columns"]  # the headline's twin among the extra columns is left out
+        assert (none["lexicon"], second["lexicon"], second["images"]) == ("none", other, 5)
+        lm, greedy = (none, second) if headline == "beam_lm" else (second, none)
+        readings = {row.split("\t")[0]: row.split("\t")[2] for row in
+                    (tmp_path / "predictions" / f"SVT_{lm['lexicon']}.tsv").read_text().splitlines()[1:]}
+        assert readings == {"img/a.png": "hello", "img/b.png": "world", "img/c.png": "abd", "img/d.png": "x1",
+                            "img/e.png": ""}
+        assert (greedy["accuracy"], lm["accuracy"]) == (pytest.approx(2 / 5), pytest.approx(3 / 5))
+        assert f"SVT {other}" in (tmp_path / "results.md").read_text()
+        assert result["combined_accuracy_lexicon_free"] == pytest.approx(none["accuracy"])  # the headline only
 
 
 def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_evaluate, monkeypatch, tmp_path):
@@ -130,7 +136,7 @@ def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_eval
     write_dtrb_lmdb(root / "SVTP", [(data, label) for _, data, label in good_entries(5, seed=50)])
     write_folder(root / "svt", good_entries(4, seed=90))  # no lexicon50.tsv beside it
     cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={root}", "only=[iiit5k,svt,svtp]",
-                            "~decoder@lm_decoder"])
+                            "decoder=greedy", "~decoder@lm_decoder"])
     with open_dict(cfg):
         for key in ("iiit5k", "svt"):
             cfg.benchmarks[key].lexicons.pop("90k", None)
@@ -151,7 +157,7 @@ def test_evaluate_reads_sideways_crops_with_turn_tall(compose_evaluate, tmp_path
     Image.fromarray(np.asarray(draw("hotel"))).save(root / "img" / "upright.png")
     Image.fromarray(np.rot90(np.asarray(draw("coffee")))).save(root / "img" / "sideways.png")
     (root / "labels.tsv").write_text("img/upright.png\tHOTEL\nimg/sideways.png\tCOFFEE\n")
-    base = [f"benchmark_root={root.parent}", "only=[iiit5k]", "~decoder@lm_decoder", "error_sheet=0"]
+    base = [f"benchmark_root={root.parent}", "only=[iiit5k]", "decoder=greedy", "~decoder@lm_decoder", "error_sheet=0"]
     accuracy = {}
     for turn_tall in ("null", "1.5"):
         result = evaluate_module.evaluate(compose_evaluate([*base, f"turn_tall={turn_tall}"]))

@@ -43,8 +43,10 @@ def test_export_matches_torch_at_any_width(request, tmp_path, fmt, transform):
                [p.text for p in decoder(expected.log_softmax(2), lengths)]
 
 
-def test_predict_same_text_from_onnx_and_torch_and_survives_a_corrupt_image(tiny_ckpt, tmp_path, compose_predict):
-    ckpt = tiny_ckpt
+@pytest.mark.parametrize("transform", ["none", "tps"])
+def test_predict_same_text_from_onnx_and_torch_and_survives_a_corrupt_image(request, tmp_path, compose_predict,
+                                                                              transform):
+    ckpt = request.getfixturevalue("tiny_ckpt" if transform == "none" else "tiny_tps_ckpt")
     folder = tmp_path / "images"
     folder.mkdir()
     rng = np.random.default_rng(0)

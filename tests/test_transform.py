@@ -112,3 +112,28 @@ def test_init_from_adds_tps_to_trained_weights(tiny_ckpt, caplog):
     deeper = build_model(TINY_MODEL["backbone"], {**TINY_MODEL["rnn"], "num_layers": 3}, 37, 1)
     with pytest.raises(CheckpointError, match="architecture differs at .*rnn.layers.2"):
         init_from(deeper, source.charset, tiny_ckpt)
+
+
+def test_evaluate_and_recognizer_read_a_tps_model_alike(tiny_tps_ckpt, compose_evaluate, tmp_path):
+    """A TPS checkpoint goes through evaluate and the Recognizer like any other: the same readings of the same
+    crops (both take the frame count from the model)."""
+    import numpy as np
+    from PIL import Image
+
+    from crnn_lit import Recognizer
+    from crnn_lit.evaluate import evaluate
+
+    root = tmp_path / "benchmarks" / "iiit5k"
+    (root / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, width in enumerate((24, 70, 133, 260)):
+        Image.fromarray(rng.integers(0, 255, (40, width), dtype=np.uint8)).save(root / "img" / f"{i}.png")
+    (root / "labels.tsv").write_text("".join(f"img/{i}.png\tword\n" for i in range(4)))
+    result = evaluate(compose_evaluate([f"ckpt={tiny_tps_ckpt}", f"benchmark_root={root.parent}", "only=[iiit5k]",
+                                        "benchmarks.iiit5k.lexicons=null", "decoder=greedy", "~decoder@lm_decoder",
+                                        "error_sheet=0"]))
+    assert [(c["lexicon"], c["images"]) for c in result["columns"]] == [("none", 4)]
+    rows = (tmp_path / "predictions" / "IIIT5K_none.tsv").read_text().splitlines()[1:]
+    evaluated = {row.split("\t")[0]: row.split("\t")[2] for row in rows}
+    read = Recognizer.from_checkpoint(tiny_tps_ckpt, decoder="greedy").read(root / "img")
+    assert evaluated == {f"img/{p.image}": p.text for p in read} and any(evaluated.values())

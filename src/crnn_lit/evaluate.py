@@ -30,7 +30,8 @@ from crnn_lit.transcription import Decoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
 
 log = logging.getLogger("crnn_lit.evaluate")
-LM_COLUMN = "beam+LM"  # the column of `lm_decoder` (conf/evaluate.yaml)
+# the lexicon-free columns beside the headline one (`decoder`), by their config key (conf/evaluate.yaml)
+EXTRA_COLUMNS = {"lm_decoder": "beam+LM", "greedy_decoder": "greedy"}
 
 
 @dataclass
@@ -205,8 +206,9 @@ def evaluate(cfg: DictConfig) -> dict:
                                 width_multiple=preprocess.width_multiple)
         recognized = list(recognize(backend, batches, timing))
         settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
-        if cfg.get("lm_decoder"):  # lexicon-free too, with the language model
-            settings.append((LM_COLUMN, instantiate(cfg.lm_decoder)(loaded.charset), None))
+        for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
+            if cfg.get(key) and cfg[key] != cfg.decoder:
+                settings.append((column, instantiate(cfg[key])(loaded.charset), None))
         for name, setting in (bench.lexicons or {}).items():
             missing = _lexicon_missing(setting)
             if missing:

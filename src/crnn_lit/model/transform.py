@@ -11,8 +11,8 @@ Coordinates are normalized, (x, y) ∈ [−1, 1]² over the image, so everything
   points lie in the input image.
 * **The thin-plate spline** f maps rectified points to input points with f(c_k) = c′_k and minimal bending:
   f(p) = a₀ + a_x·x + a_y·y + Σ_k w_k U(‖p − c_k‖), U(r) = r² log r, with Σ w_k = 0 and Σ w_k c_k = 0. Its
-  coefficients T = (a₀, a_x, a_y, w₁ … w_F) ((F+3) × 2) solve Δ_C T = [C′; 0], where
-  Δ_C = [[1, C, R], [0, 0, Cᵀ]] with R_ij = U(‖c_i − c_j‖) (the second block row stacks Cᵀ and 1ᵀ). Δ_C depends on
+  coefficients T = (a₀, a_x, a_y, w₁ … w_F) ((F+3) × 2) solve Δ_C T = [C′; 0₃ₓ₂], where Δ_C has the rows
+  [1, c_i, R_i·] (i = 1 … F, R_ij = U(‖c_i − c_j‖)), then [0, 0, 0, Cᵀ] (two rows) and [0, 0, 0, 1ᵀ]. Δ_C depends on
   C only, so Δ_C⁻¹ is computed once; T = Δ_C⁻¹[C′; 0] is linear in C′ and differentiable.
 * **Grid and sampling.** Each output pixel centre p gives the row p̂ = [1, x, y, U(‖p − c_1‖) … U(‖p − c_F‖)];
   f(p) = p̂ T is where it reads the input, bilinearly (``F.grid_sample``, borders repeated).
@@ -21,8 +21,10 @@ Coordinates are normalized, (x, y) ∈ [−1, 1]² over the image, so everything
 input's own size: the spline's coefficients depend only on the fiducial points, so the same warp is sampled on a
 grid as wide as the input, the rectified image keeps its pixel density and the frame count stays
 T = ``backbone.output_length(W)`` — a 400-pixel word keeps its 101 frames instead of 26, and a short word is not
-stretched. ``rectified_size=[h, w]`` is DTRB's fixed output (``w`` wide whatever the input width; then T is that of
-``w``: ``output_width``), which imported DTRB models use.
+stretched. The price: F/2 control points per edge whatever the width, so a long word is warped more coarsely
+(raise ``fiducials`` for long lines), and in a training batch padded to its widest image the grid spans the padding.
+``rectified_size=[h, w]`` is DTRB's fixed output (``w`` wide whatever the input width; then T is that of ``w``:
+``output_width``), which imported DTRB models use.
 
 **Initialisation.** The last layer of the localization network starts with zero weights and C as its bias, so
 C′ = C: the spline is the identity and, with ``align_corners=False``, the first forward pass reproduces its input up

@@ -24,7 +24,7 @@ class FakeBatch:
 def test_epoch_stats_counts_images_waste_and_rejections():
     logged, printed = {}, []
     module = SimpleNamespace(log=lambda name, value, **kw: logged.__setitem__(name, value), print=printed.append)
-    trainer = SimpleNamespace(current_epoch=3)
+    trainer = SimpleNamespace(current_epoch=3, world_size=1)
     stats = EpochStats()
     stats.on_train_epoch_start(trainer, module)
     for batch in (FakeBatch(60, 0.10, {"too_long": 2}), FakeBatch(0, 0.0, {"unreadable": 4}),

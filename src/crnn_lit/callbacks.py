@@ -45,8 +45,8 @@ class TotalSteps(L.Callback):
 
 
 class EpochStats(L.Callback):
-    """Per training epoch: images/s (summed over ranks), mean padding waste of the batches, and the samples the
-    label policy rejected, by reason (also printed, so nothing is silently lost)."""
+    """Per training epoch: images/s and the samples the label policy rejected, by reason (summed over ranks; also
+    printed, so nothing is silently lost), and the mean padding waste of the batches."""
 
     def __init__(self):
         self.rejected: Counter = Counter()
@@ -61,9 +61,9 @@ class EpochStats(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.rejected.update(batch.rejected)
-        if len(batch):  # a batch whose samples were all rejected trains nothing (CRNNSystem skips it)
+        if len(batch):  # a batch whose samples were all rejected trains nothing (CRNNSystem: a zero loss)
             self.images += len(batch)
-            self.waste += batch.padding_waste
+            self.waste += batch.padding_waste  # a float from the collate function: no host sync
             self.batches += 1
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -71,10 +71,15 @@ class EpochStats(L.Callback):
         # summed over ranks: the global rate (a DDP rank's own rate times the world size, roughly)
         pl_module.log("train/images_per_sec", self.images / elapsed, sync_dist=True, reduce_fx="sum")
         pl_module.log("data/padding_waste", self.waste / max(self.batches, 1), sync_dist=True)
-        for reason, count in sorted(self.rejected.items()):  # counts of this rank's batches
+        rejected = self.rejected
+        if trainer.world_size > 1:  # every rank's counts (the reasons differ by rank: one small gather per epoch)
+            ranks = [None] * trainer.world_size
+            torch.distributed.all_gather_object(ranks, dict(self.rejected))
+            rejected = sum(map(Counter, ranks), Counter())
+        for reason, count in sorted(rejected.items()):
             pl_module.log(f"data/rejected_{reason}", float(count))
-        if self.rejected:
-            summary = ", ".join(f"{r}={c}" for r, c in sorted(self.rejected.items()))
+        if rejected:
+            summary = ", ".join(f"{r}={c}" for r, c in sorted(rejected.items()))
             pl_module.print(f"epoch {trainer.current_epoch}: skipped training samples: {summary}")
 
 

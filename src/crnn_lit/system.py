@@ -43,11 +43,20 @@ class CRNNSystem(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int):
         if not len(batch):  # every sample of this batch was rejected (EpochStats counts them)
-            return None
+            return self.no_sample_loss()
         loss = self.loss(self(batch.images), batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch))
         return loss
+
+    def no_sample_loss(self) -> torch.Tensor:
+        """Loss 0 for a batch with no usable sample, from a forward of zero images. Returning None would skip the
+        step, which Lightning refuses under DDP (the other ranks would wait in the gradient all-reduce); this keeps
+        every rank's collectives the same: each parameter gets a zero gradient, SyncBatchNorm gathers an empty count,
+        running BN statistics stay as they are. (Refilling at collate time may find only more rejects: a width pool
+        of narrow crops with long labels.)"""
+        spec = self.model_config
+        return self(torch.zeros(0, spec["channels"], spec["height"], spec["min_width"], device=self.device)).sum()
 
     def validation_step(self, batch: Batch, batch_idx: int):
         if not len(batch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable
 from functools import partial
@@ -11,6 +12,7 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, get_worker_info
 
 from crnn_lit.charset import Charset
@@ -35,6 +37,26 @@ def seed_worker(worker_id: int, rank: int = 0) -> None:
     np.random.seed(seed)
 
 
+def auto_num_workers(trainer: L.Trainer | None = None) -> int:
+    """``num_workers: auto``: the DataLoader workers of one training process, from the CPUs it has.
+
+    workers = CPUs ÷ training processes sharing them − 1, at least 0 (the training process keeps one CPU: it
+    receives the batches, steps the optimizer and launches the GPU's kernels).
+
+    * A SLURM task (``srun`` started one training process per task: Lightning's ``SLURMEnvironment``) has its own
+      ``SLURM_CPUS_PER_TASK`` CPUs: ``cpus_per_task: 12`` → 11 workers per GPU.
+    * Otherwise the processes Lightning starts on this node (``trainer.num_devices``) share the CPUs this process may
+      run on (``os.sched_getaffinity``: taskset/cgroup limits, not the machine's count): 96 CPUs and 8 GPUs → 11 each;
+      2 CPUs and one process → 1 (this machine's CPU training, as before); 2 CPUs and ``trainer=ddp_cpu`` → 0.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = trainer.num_devices if trainer is not None else 1
+    environment = getattr(trainer.strategy, "cluster_environment", None) if trainer is not None else None
+    if isinstance(environment, SLURMEnvironment) and os.environ.get("SLURM_CPUS_PER_TASK"):
+        cpus, processes = min(cpus, int(os.environ["SLURM_CPUS_PER_TASK"])), 1
+    return max(cpus // max(processes, 1) - 1, 0)
+
+
 class TextDataModule(L.LightningDataModule):
     """Training and validation loaders for CTC recognition.
 
@@ -49,13 +71,18 @@ class TextDataModule(L.LightningDataModule):
     (per-source ratios). ``augment`` (an albumentations pipeline, training only) is seeded per batch from ``seed`` and
     the batch's indices (``PreparedDataset.__getitems__``), so a fixed seed reproduces the run with any number of
     workers, and a resumed run augments its batches exactly as an uninterrupted one.
+
+    ``num_workers``: a number or ``auto`` (:func:`auto_num_workers`, resolved when the trainer is known).
+    ``pin_memory``: pin batches when the trainer's device is a CUDA GPU (never on CPU, where it would only cost).
     """
 
     def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, preprocess: Preprocess,
-                 batch_size: int, eval_batch_size: int, num_workers: int, samples_per_epoch: int | None,
+                 batch_size: int, eval_batch_size: int, num_workers: int | str, samples_per_epoch: int | None,
                  seed: int, augment: Callable | None = None, pool_batches: int = 50, root: str | None = None,
-                 mix: dict | None = None):
+                 mix: dict | None = None, pin_memory: bool = True):
         super().__init__()
+        if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
+            raise ValueError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
         self.train_set = PreparedDataset(train, charset, preprocess, output_length, augment, seed=seed)
         self.val_set = PreparedDataset(val, charset, preprocess, output_length, None)
         self.collate = Collate(output_length)
@@ -63,6 +90,7 @@ class TextDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
+        self.pin_memory = pin_memory
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.pool_batches = pool_batches
@@ -77,17 +105,24 @@ class TextDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return int(trainer.global_rank) if trainer is not None else 0
 
+    def _workers(self) -> int:
+        if self.num_workers == "auto":  # once, when the trainer (processes per node, SLURM task or not) is known
+            self.num_workers = auto_num_workers(self.trainer)
+            log.info("data: num_workers auto -> %d per training process", self.num_workers)
+        return self.num_workers
+
     def _loader(self, dataset: PreparedDataset, sampler: WidthBatchSampler) -> DataLoader:
-        rank = self._rank()
-        if self.num_workers > 0:
+        rank, workers = self._rank(), self._workers()
+        pin = self.pin_memory and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        if workers > 0:
             # One OpenCV thread per process: the workers are the parallelism (no oversubscribed cores), and no
             # OpenCV thread pool is alive here when they fork (a worker touching an inherited pool's state, e.g.
             # cv2.setNumThreads in the child, deadlocks).
             cv2.setNumThreads(1)
         return DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0, pin_memory=False,
-            worker_init_fn=partial(seed_worker, rank=rank) if self.num_workers > 0 else None,
+            dataset, batch_sampler=sampler, collate_fn=self.collate, num_workers=workers,
+            persistent_workers=workers > 0, pin_memory=pin,
+            worker_init_fn=partial(seed_worker, rank=rank) if workers > 0 else None,
             generator=torch.Generator().manual_seed(self.seed),  # worker seeds independent of other RNG use
         )
 

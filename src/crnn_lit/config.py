@@ -26,13 +26,26 @@ def root_dir() -> Path:
 
 def register_resolvers() -> None:
     """``${crnn_lit_root:}`` = ``root_dir()`` and ``${crnn_lit_assets:}`` = the shipped runtime assets, so paths in
-    conf/ work from any working directory; ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name."""
+    conf/ work from any working directory; ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name;
+    ``${slurm_count:value,key}``: see :func:`slurm_count`."""
     if not OmegaConf.has_resolver("crnn_lit_root"):
         OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(root_dir()))
     if not OmegaConf.has_resolver("crnn_lit_assets"):
         OmegaConf.register_new_resolver("crnn_lit_assets", lambda: str(ASSETS_DIR))
     if not OmegaConf.has_resolver("metric_tag"):
         OmegaConf.register_new_resolver("metric_tag", lambda name: str(name).rsplit("/", 1)[-1])
+    if not OmegaConf.has_resolver("slurm_count"):
+        OmegaConf.register_new_resolver("slurm_count", slurm_count)
+
+
+def slurm_count(value, key: str) -> int:
+    """``${slurm_count:${trainer.devices},trainer.devices}``: a count the SLURM launcher needs as a positive number.
+    A job asks for its nodes, tasks and GPUs per node when it is submitted; -1 ("all visible GPUs") means nothing
+    there, and a guessed default would wait in the queue for nodes that do not exist."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"hydra/launcher=slurm needs {key} as a positive number (SLURM reserves nodes, tasks and "
+                          f"GPUs per node at submission), got {value!r}: give it, e.g. {key}=8")
+    return value
 
 
 class ConfigError(ValueError):

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable
 
 import hydra
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.checkpoint import CheckpointError
 from crnn_lit.config import CONFIG_DIR, ConfigError, register_resolvers
@@ -30,6 +31,24 @@ def finish_wandb() -> None:
     wandb = sys.modules.get("wandb")  # only if this process imported it: never import wandb just to close it
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+
+
+class LaunchErrors(Callback):
+    """Hydra callback (conf/hydra/default.yaml): a ``ConfigError`` met while a multirun's launcher settings are
+    resolved — e.g. ``hydra/launcher=slurm`` without ``trainer.devices`` — ends the command as one inside a job does
+    (one line, exit status 2), before anything is submitted, instead of Hydra's traceback."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            OmegaConf.to_container(config.hydra.launcher, resolve=True)
+        except Exception as err:  # OmegaConf wraps a resolver's error: look for a ConfigError in the chain
+            cause = err
+            while cause is not None and not isinstance(cause, ConfigError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            print(f"crnn_lit: error: {cause}", file=sys.stderr, flush=True)
+            sys.exit(2)
 
 
 def task(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callable]:

@@ -47,6 +47,27 @@ class SigtermAt(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class RecordPrecision(L.Callback):
+    """Writes ``<out_dir>/precision_rank<global rank>.json`` at the end of training: the trainer's precision, the
+    dtype of the logits of every training step (a hook on the head) and the final step."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir, self.dtypes, self.handle = Path(out_dir), [], None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def record(module, inputs, output):
+            if module.training:  # not validation
+                self.dtypes.append(str(output.dtype))
+
+        self.handle = pl_module.model.head.register_forward_hook(record)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.handle.remove()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"precision_rank{trainer.global_rank}.json").write_text(json.dumps(
+            {"precision": trainer.precision, "logits": self.dtypes, "step": trainer.global_step}))
+
+
 _BLOCK = 32 * 1024
 _HEADER = 7  # crc32 (4) + length (2) + type (1); the file itself starts with ":W&B" + magic (2) + version (1)
 

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from conftest import FAST, ROOT, compose_train
-from crnn_lit.config import ConfigError
+from corpus import encode, good_entries, write_folder
+from crnn_lit.config import ConfigError, compose_config
+from crnn_lit.data.sources.folder import FolderDataset
+from crnn_lit.data.sources.mixed import HoldoutSplit
 from crnn_lit.runtime import AtomicCheckpointIO, ddp_child_command, resolve_checkpoint
 from crnn_lit.tracking import finish_wandb
 from crnn_lit.train import train
@@ -73,6 +81,69 @@ def test_ddp_cpu_two_ranks_train_on_different_samples_in_one_run_dir(tmp_path):
     with (job / "learning_curve.csv").open() as f:
         assert [row["images"] for row in csv.DictReader(f)] == ["64"]  # rank 0 counts both ranks' images
     assert (job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ddp_trains_on_when_a_rank_gets_a_batch_of_rejected_samples(tmp_path):
+    """Tall narrow crops (16 px wide once resized: 5 CTC frames) labelled with 16 letters are all rejected, and
+    bucketing groups them, so whole batches come out empty. With one rank holding such a batch while the other
+    trains, both step on (a zero loss from zero images, CRNNSystem.no_sample_loss); before, rank 1 raised and rank 0
+    died in gloo. The rejections of both ranks are counted."""
+    rng = np.random.default_rng(0)
+    narrow = [(f"narrow/n{i}.png", encode(rng.integers(0, 255, (64, 8), dtype=np.uint8)), "abcdefghijklmnop")
+              for i in range(12)]
+    root = write_folder(tmp_path / "crops", good_entries(20) + narrow)
+    keys_dir = tmp_path / "keys"
+    proc = run_cli(["-m", "trainer=ddp_cpu", "rnn.num_layers=1", "data=folder", f"data.root={root}",
+                    "data.mix.holdout=0.2", "data.batch_size=4", "data.eval_batch_size=32", "data.num_workers=0",
+                    "logger=none", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "~callbacks.progress_bar",
+                    "+callbacks.keys._target_=runtime_helpers.RecordKeys", f"+callbacks.keys.out_dir={keys_dir}"],
+                   tmp_path, timeout=180)
+    steps = [[json.loads(line)["keys"] for line in (keys_dir / f"keys_rank{r}.txt").read_text().splitlines()]
+             for r in (0, 1)]
+    assert len(steps[0]) == len(steps[1]) >= 3
+    assert any(bool(a) != bool(b) for a, b in zip(*steps)), steps  # one rank empty while the other trains
+    assert f"global step: {len(steps[0])}" in proc.stdout
+    train_split = HoldoutSplit(FolderDataset(root), "train", 0.2)
+    rejected = sum(train_split.key(i).startswith("narrow/") for i in range(len(train_split)))
+    assert sum(len(keys) for rank in steps for keys in rank) + rejected == len(train_split)
+    assert f"epoch 0: skipped training samples: too_long={rejected}\n" in proc.stdout  # both ranks' counts
+
+
+def test_trainer_ddp_config_trains_on_cpu_with_only_the_accelerator_overridden(tmp_path):
+    """conf/trainer/ddp.yaml as GPUs run it (bf16-mixed, DDP options) on two CPU processes: only the accelerator,
+    the device count (-1 = all GPUs), the backend and SyncBN (GPU-only) changed."""
+    out = tmp_path / "precision"
+    proc = run_cli(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                    "trainer.strategy.process_group_backend=gloo", "trainer.sync_batchnorm=false", "rnn.num_layers=1",
+                    *TINY, "+callbacks.precision._target_=runtime_helpers.RecordPrecision",
+                    f"+callbacks.precision.out_dir={out}"], tmp_path)
+    for rank in (0, 1):  # 64 samples / (16 per batch × 2 ranks) = 2 steps, each in bf16
+        record = json.loads((out / f"precision_rank{rank}.json").read_text())
+        assert record == {"precision": "bf16-mixed", "logits": ["torch.bfloat16"] * 2, "step": 2}
+    loss = float(re.search(r"train/loss=(\S+?),", proc.stdout).group(1))
+    assert math.isfinite(loss) and loss > 0 and "global step: 2" in proc.stdout
+
+
+def test_slurm_launcher_composes_a_runnable_job_or_asks_for_the_devices(tmp_path):
+    cfg = compose_config(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8", "trainer.num_nodes=4"],
+                         return_hydra_config=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (4, 8, 8)
+    assert launcher["cpus_per_task"] >= 10  # 11 loader workers (num_workers auto) + the training process
+
+    message = ("hydra/launcher=slurm needs trainer.devices as a positive number (SLURM reserves nodes, tasks and "
+               "GPUs per node at submission), got -1: give it, e.g. trainer.devices=8")
+    cfg = compose_config(["hydra/launcher=slurm", "trainer=ddp"], return_hydra_config=True)  # devices: -1
+    with pytest.raises(InterpolationResolutionError, match=re.escape(message)):
+        OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    # the command line stops with that one line, before anything is submitted or written
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "crnn_lit.train", "-m", "hydra/launcher=slurm", "trainer=ddp",
+                           f"paths.root_dir={tmp_path}"], check=False, cwd=tmp_path, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr.splitlines()) == (2, [f"crnn_lit: error: {message}"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ddp_child_command_is_this_job_not_the_sweep(monkeypatch):

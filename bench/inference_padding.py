@@ -23,6 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from record import write
@@ -41,7 +42,7 @@ from crnn_lit.transcription import GreedyDecoder
 
 def padded_batches(images, keys, labels, collate: Collate, batch_size: int = 64):
     """The former inference batching: similar widths, each image padded to its batch's widest."""
-    widths = [im.shape[-1] for im in images]
+    widths = np.array([im.shape[-1] for im in images])
     for indices in WidthBatchSampler(EpochSampler(len(images), shuffle=False), batch_size, widths.__getitem__):
         yield collate([Item(images[i], [], labels[i], keys[i]) for i in indices])
 

@@ -114,7 +114,7 @@ def test_inference_pads_each_image_to_its_multiple_whatever_the_batch():
 
 def _sampler(widths, batch_size, shuffle=True, bucketed=True, seed=0, num_samples=None, size=None, drop_last=False):
     epochs = EpochSampler(size or len(widths), shuffle, seed, num_samples)
-    width = (lambda i: widths[i] if widths else 20) if bucketed else None
+    width = (lambda idx: np.asarray(widths)[idx] if widths else np.full(len(idx), 20)) if bucketed else None
     return WidthBatchSampler(epochs, batch_size, width, drop_last=drop_last)
 
 

@@ -38,6 +38,17 @@ class Resize:
         scaled = round(width * self.height / max(height, 1))
         return int(min(max(scaled, self.min_width), self.max_width))
 
+    def widths_for(self, sizes: np.ndarray) -> np.ndarray:
+        """``width_for`` of an ``(n, 2)`` array of (width, height), as int32 (the sampler's whole epoch at once;
+        ``width_for`` stays plain Python: it runs per image in the loader, where numpy's overhead would cost)."""
+        sizes = np.asarray(sizes).reshape(-1, 2)
+        if self.policy == "fixed":
+            return np.full(len(sizes), self.fixed_width, dtype=np.int32)
+        # exact in float64 as in Python (w·h < 2^53), then rounded half to even as round() does
+        scaled = sizes[:, 0] * float(self.height)
+        scaled /= np.maximum(sizes[:, 1], 1)
+        return np.clip(np.rint(scaled, out=scaled), self.min_width, self.max_width, out=scaled).astype(np.int32)
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         new_w = self.width_for(w, h)

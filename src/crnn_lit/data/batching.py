@@ -10,6 +10,10 @@ Distributed runs: every rank builds the same batch list (same seed and epoch) an
 when the batch count is not a multiple of ``world_size`` the largest batches are halved until it is: every
 sample of the epoch is used exactly once, on one rank (no padding with duplicates, no trimming). DataLoader
 workers receive whole batches from the main process, so they cannot duplicate or lose samples either.
+
+Cost: the epoch is built with array operations over its indices (widths looked up in one call, pools sorted,
+batches kept as offsets into the sorted indices and shuffled as such); only this rank's batches become lists,
+one as it is handed out. So the start of an epoch takes well under a second per million samples.
 """
 
 from __future__ import annotations
@@ -69,18 +73,18 @@ class EpochSampler(Sampler[int]):
 class WidthBatchSampler(Sampler[list[int]]):
     """Groups the indices of an ``EpochSampler`` into batches of similar width.
 
-    ``width(i)`` gives the resized width of sample ``i``; ``None`` gives plain batches in sampler order (the
-    ``keep_ratio`` and ``fixed`` policies). Without shuffling (evaluation) the whole set is sorted by width:
-    minimal padding, fixed order.
+    ``widths(indices)`` gives the resized widths of the samples of an index array (``PreparedDataset.widths``);
+    ``None`` gives plain batches in sampler order (the ``keep_ratio`` and ``fixed`` policies). Without shuffling
+    (evaluation) the whole set is sorted by width: minimal padding, fixed order.
     """
 
-    def __init__(self, sampler: EpochSampler, batch_size: int, width: Callable[[int], int] | None,
+    def __init__(self, sampler: EpochSampler, batch_size: int, widths: Callable[[np.ndarray], np.ndarray] | None,
                  pool_batches: int = 50, drop_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         self.sampler = sampler
         self.batch_size = batch_size
-        self.width = width
+        self.widths = widths
         self.pool_batches = pool_batches
         self.drop_last = drop_last
 
@@ -93,41 +97,50 @@ class WidthBatchSampler(Sampler[list[int]]):
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
-    def _batches(self) -> list[list[int]]:
-        indices = self.sampler.indices()
-        bs = self.batch_size
-        if self.width is not None:
-            widths = np.fromiter((self.width(int(i)) for i in indices), dtype=np.int64, count=len(indices))
-            pool = bs * self.pool_batches if self.sampler.shuffle else len(indices)
-            chunks = []
-            for start in range(0, len(indices), pool):
-                order = np.argsort(widths[start:start + pool], kind="stable")
-                chunks.append(indices[start:start + pool][order])
-            indices = np.concatenate(chunks) if chunks else indices
-        batches = [indices[i:i + bs].tolist() for i in range(0, len(indices), bs)]
-        if self.drop_last and batches and len(batches[-1]) < bs:
-            batches.pop()
+    def _batches(self) -> tuple[np.ndarray, np.ndarray]:
+        """The epoch's indices, width-sorted within each pool, and its batches in training order as ``(start,
+        end)`` rows of offsets into them."""
+        indices = np.asarray(self.sampler.indices(), dtype=np.int64)
+        n, bs = len(indices), self.batch_size
+        if self.widths is not None and n:
+            widths = np.asarray(self.widths(indices))
+            if widths.max() < 1 << 15 and widths.min() >= 0:
+                widths = widths.astype(np.int16)  # numpy sorts 16-bit keys by radix: ~10× faster, same stable order
+            pool = bs * self.pool_batches if self.sampler.shuffle else n
+            order = np.empty(n, dtype=np.int64)
+            for start in range(0, n, pool):  # a stable sort per pool: equal widths keep the sampler's order
+                order[start:start + pool] = start + np.argsort(widths[start:start + pool], kind="stable")
+            indices = indices[order]
+        starts = np.arange(0, n, bs, dtype=np.int64)
+        spans = np.stack([starts, np.minimum(starts + bs, n)], axis=1)
+        if self.drop_last and len(spans) and spans[-1, 1] - spans[-1, 0] < bs:
+            spans = spans[:-1]
         if self.sampler.shuffle:
-            self.sampler.rng(1).shuffle(batches)
-        return batches
+            spans = spans[self.sampler.rng(1).permutation(len(spans))]  # the order Generator.shuffle gives a list
+        return indices, spans
 
     @staticmethod
-    def _balance(batches: list[list[int]], world: int) -> list[list[int]]:
-        """Halve the largest batches until the count is a multiple of ``world`` (if there are enough samples)."""
-        batches = list(batches)
-        while len(batches) % world and max(map(len, batches), default=0) > 1:
-            k = max(range(len(batches)), key=lambda i: len(batches[i]))
-            big = batches[k]
-            batches[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
-        return batches
+    def _balance(spans: np.ndarray, world: int) -> np.ndarray:
+        """Halve the largest batch (the first of them) until the count is a multiple of ``world`` (if there are
+        enough samples)."""
+        while len(spans) % world:
+            sizes = spans[:, 1] - spans[:, 0]
+            k = int(np.argmax(sizes))
+            if sizes[k] < 2:
+                break
+            start, end = spans[k]
+            middle = start + (end - start) // 2
+            spans = np.concatenate([spans[:k], [[start, middle], [middle, end]], spans[k + 1:]])
+        return spans
 
     def __iter__(self):
         rank, world = self._world()
-        batches = self._batches()
+        indices, spans = self._batches()
         if world > 1:
-            batches = self._balance(batches, world)
-        usable = len(batches) - len(batches) % world  # only trims when there are fewer samples than ranks
-        yield from batches[rank:usable:world]
+            spans = self._balance(spans, world)
+        usable = len(spans) - len(spans) % world  # only trims when there are fewer samples than ranks
+        for start, end in spans[rank:usable:world].tolist():
+            yield indices[start:end].tolist()
 
     def __len__(self) -> int:
         n = len(self.sampler)
@@ -144,10 +157,11 @@ def padding_waste(widths, batch_size: int, bucketed: bool, pool_batches: int = 5
     """Padded share of the pixels of one shuffled training epoch over samples of the given (resized) widths."""
     widths = np.asarray(widths, dtype=np.int64)
     sampler = WidthBatchSampler(EpochSampler(len(widths), shuffle=True, seed=seed), batch_size,
-                                (lambda i: int(widths[i])) if bucketed else None, pool_batches)
+                                widths.__getitem__ if bucketed else None, pool_batches)
+    indices, spans = sampler._batches()
     used = padded = 0
-    for batch in sampler._batches():
-        w = widths[batch]
+    for start, end in spans.tolist():
+        w = widths[indices[start:end]]
         used, padded = used + int(w.sum()), padded + len(w) * int(w.max())
     return 1.0 - used / max(padded, 1)
 

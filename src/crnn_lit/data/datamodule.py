@@ -130,12 +130,12 @@ class TextDataModule(L.LightningDataModule):
         draw = getattr(self.train_set.source, "epoch_indices", None)
         sampler = EpochSampler(len(self.train_set), shuffle=True, seed=self.seed, num_samples=self.samples_per_epoch,
                                draw=draw)
-        width = self.train_set.width if self.width_policy == "bucketed" else None
+        width = self.train_set.widths if self.width_policy == "bucketed" else None
         # drop_last=False: every sample of the epoch is used once (the batch sampler balances ranks by splitting)
         batches = WidthBatchSampler(sampler, self.batch_size, width, self.pool_batches, drop_last=False)
         return ResumableLoader(self._loader(self.train_set, batches))  # a resume continues inside the epoch
 
     def val_dataloader(self) -> DataLoader:
-        width = self.val_set.width if self.width_policy != "fixed" else None
+        width = self.val_set.widths if self.width_policy != "fixed" else None
         batches = WidthBatchSampler(EpochSampler(len(self.val_set), shuffle=False), self.eval_batch_size, width)
         return self._loader(self.val_set, batches)

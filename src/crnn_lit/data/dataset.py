@@ -17,8 +17,12 @@ from torch.utils.data import Dataset
 
 from crnn_lit.charset import Charset
 from crnn_lit.data.sample import BadSample, Sample
+from crnn_lit.data.sources.base import sizes_of
 from crnn_lit.preprocess import Preprocess, to_channels, to_tensor
 from crnn_lit.transcription.ctc import min_frames
+
+# sources up to this many samples keep their widths in memory (4 bytes each); larger ones are virtual
+_MAX_KEPT_WIDTHS = 100_000_000
 
 
 @dataclass
@@ -98,14 +102,32 @@ class PreparedDataset(Dataset):
         self.preprocess = preprocess
         self.augment = augment
         self.seed = seed
+        self._widths: np.ndarray | None = None  # per index, -1 until computed (see ``widths``)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def width(self, index: int) -> int:
         """Resized width of sample ``index`` without decoding it (sources know their image sizes cheaply)."""
-        w, h = self.source.size(index)
-        return self.preprocess.resize.width_for(w, h)
+        return int(self.widths(np.array([index]))[0])
+
+    def widths(self, indices: np.ndarray) -> np.ndarray:
+        """``width`` of many samples (an epoch's, for the batch sampler). Finite sources' widths are kept once
+        computed, so later epochs are one array lookup; virtual index spaces (the renderer's 10^9) are asked
+        anew each time."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(self) > _MAX_KEPT_WIDTHS:
+            return self.preprocess.resize.widths_for(sizes_of(self.source, indices))
+        if self._widths is None and len(indices) >= len(self):  # an epoch as long as the source: all, in order
+            self._widths = self.preprocess.resize.widths_for(sizes_of(self.source, np.arange(len(self))))
+        elif self._widths is None:
+            self._widths = np.full(len(self), -1, dtype=np.int32)
+        widths = self._widths[indices]
+        todo = widths < 0
+        if todo.any():
+            self._widths[indices[todo]] = self.preprocess.resize.widths_for(sizes_of(self.source, indices[todo]))
+            widths = self._widths[indices]
+        return widths
 
     def __getitems__(self, indices: list[int]) -> list[Item | Rejected]:
         """A batch (DataLoader calls this with a batch sampler). The augmentation is seeded from ``seed`` and the

@@ -1,20 +1,30 @@
-"""The source protocols, and helpers shared by the file-based sources (skip accounting, a cache of image sizes).
+"""The source protocols, and helpers shared by the file-based sources (skip accounting, image sizes: a cache per
+run and an index per archive).
 
 Every source is a :class:`Source`; file-based ones (folder, Synth90k, LMDB, and mixtures/splits of them) are
-:class:`FileSource`. Checked structurally (``isinstance`` works: the protocols are runtime-checkable).
+:class:`FileSource`. Checked structurally (``isinstance`` works: the protocols are runtime-checkable). A source
+may also offer ``sizes(indices) -> (n, 2) array``, the sizes of many samples in one call (the batch sampler asks
+for a whole epoch's); ``sizes_of`` falls back to one ``size(i)`` call per sample.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from crnn_lit.data.sample import Sample
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -79,6 +89,15 @@ class SkipLog:
             log.warning("%s: kept %d samples, skipped %d: %s", what, kept, self.total(), self.summary())
 
 
+def sizes_of(source, indices: np.ndarray) -> np.ndarray:
+    """``(len(indices), 2)`` (width, height) of the samples ``indices``: ``source.sizes`` if the source has it,
+    else one ``source.size(i)`` call per sample (the renderer computes each width from the word's layout)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if hasattr(source, "sizes"):
+        return source.sizes(indices)
+    return np.array([source.size(i) for i in indices.tolist()], dtype=np.int64).reshape(len(indices), 2)
+
+
 class SizeCache:
     """(width, height) per index, computed on first use and kept (the sampler asks again every epoch).
 
@@ -97,5 +116,81 @@ class SizeCache:
             self._sizes[index] = (w, h)
         return int(w), int(h)
 
+    def many(self, indices: np.ndarray, compute: Callable[[int], tuple[int, int] | None]) -> np.ndarray:
+        """``get`` for an array of indices: one table lookup, ``compute`` only for the indices not seen yet."""
+        sizes = self._sizes[indices]
+        todo = sizes[:, 0] < 0
+        if todo.any():
+            for index in np.unique(indices[todo]).tolist():
+                self.get(index, compute)
+            sizes = self._sizes[indices]
+        return sizes
+
     def put(self, index: int, size: tuple[int, int]) -> None:
         self._sizes[index] = size
+
+
+def cache_dir(configured: str | Path | None = None) -> Path:
+    """Where crnn_lit keeps what it derives from data it cannot write next to: ``configured``, else
+    ``$CRNN_LIT_CACHE``, else ``$XDG_CACHE_HOME/crnn_lit`` (``~/.cache/crnn_lit``)."""
+    if configured:
+        return Path(configured).expanduser()
+    if os.environ.get("CRNN_LIT_CACHE"):
+        return Path(os.environ["CRNN_LIT_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crnn_lit"
+
+
+class SizeIndex:
+    """The (width, height) of every sample of one archive, stored once: later runs read one file instead of a
+    header per sample.
+
+    Written beside the archive (``<folder>/crnn_lit_sizes.npz``) when that folder is writable, else (archives are
+    often read-only) in ``<cache>/sizes/<hash of the folder's path>.npz``. The file also holds the archive's
+    ``identity`` (a string the source derives from its files, e.g. size, mtime and last transaction): one whose
+    identity differs from the archive's is stale, ignored and replaced.
+    """
+
+    NAME = "crnn_lit_sizes.npz"
+
+    def __init__(self, folder: Path, identity: str, cache: Path):
+        self.folder, self.identity = folder, identity
+        digest = hashlib.sha256(str(folder).encode()).hexdigest()[:24]
+        self.beside, self.cached = folder / self.NAME, cache / "sizes" / f"{digest}.npz"
+
+    def load(self) -> np.ndarray | None:
+        """The stored sizes if an index of this archive in its current state exists, else None."""
+        for path in (self.beside, self.cached):
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    if str(stored["identity"]) == self.identity:
+                        log.debug("sizes of %s read from %s", self.folder, path)
+                        return stored["sizes"]
+            except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+                continue  # missing, or unreadable: build it again
+        return None
+
+    def save(self, sizes: np.ndarray) -> Path | None:
+        """Store ``sizes`` (beside the archive if its folder is writable, else in the cache folder), atomically:
+        readers never see a half-written index. None (and a warning) if neither place takes it."""
+        errors = []
+        for path in (self.beside, self.cached):
+            if path == self.beside and not os.access(self.folder, os.W_OK):
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        np.savez(f, sizes=sizes, identity=np.array(self.identity))
+                    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared archive's index from other users
+                    os.replace(tmp, path)
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
+            except OSError as err:
+                errors.append(f"{path}: {err}")
+                continue
+            log.info("sizes of %s (%d samples) stored in %s", self.folder, len(sizes), path)
+            return path
+        log.warning("sizes of %s not stored (every run reads them again): %s", self.folder,
+                    "; ".join(errors) or "folder read-only")
+        return None

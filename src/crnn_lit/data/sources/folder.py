@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from crnn_lit.data.sample import BadSample, Sample
@@ -70,6 +71,10 @@ class FolderDataset(Dataset):
     def size(self, index: int) -> tuple[int, int]:
         """(width, height) from the image header (read once, then cached)."""
         return self._sizes.get(index, self._header_size)
+
+    def sizes(self, indices) -> np.ndarray:
+        """``size`` of many samples: an ``(n, 2)`` array."""
+        return self._sizes.many(indices, self._header_size)
 
     def _header_size(self, index: int) -> tuple[int, int] | None:
         return image_size(self.root / self.paths[index])

@@ -9,6 +9,10 @@ Our writer adds two optional keys that other readers ignore: ``size-000000001`` 
 width-bucketing sampler never has to touch the image) and ``crnn-lit-meta`` (JSON progress of a conversion,
 which makes ``python -m crnn_lit.data convert`` resumable).
 
+Image sizes (the width-bucketing sampler needs every sample's): read for a whole archive in one pass on first use
+(the ``size-`` records, else each image's header) and stored in a ``SizeIndex`` beside the archive, or in the
+cache folder when the archive is read-only, so later runs read one file.
+
 Fork safety: environments are opened lazily, read-only and lock-free, once per process (a DataLoader worker
 that inherits an environment opened by its parent reopens its own); an open environment is never pickled.
 """
@@ -26,7 +30,7 @@ from torch.utils.data import Dataset
 from typing_extensions import Self
 
 from crnn_lit.data.sample import BadSample, Sample
-from crnn_lit.data.sources.base import SizeCache, SkipLog
+from crnn_lit.data.sources.base import SizeIndex, SkipLog, cache_dir
 from crnn_lit.data.sources.image_io import decode_image, size_from_bytes
 
 log = logging.getLogger(__name__)
@@ -87,11 +91,16 @@ class LmdbDataset(Dataset):
     ``limit`` keeps the first N samples overall. Sample keys read ``<archive>/image-000000042`` (``<archive>``
     relative to ``root``; just ``image-000000042`` for a single archive). Missing records raise
     ``BadSample("missing_key")``, non-UTF-8 labels ``BadSample("not_utf8")``; archives without a usable
-    ``num-samples`` are skipped with a warning.
+    ``num-samples`` are skipped with a warning. ``size_cache``: where size indexes of read-only archives go
+    (None: ``base.cache_dir``'s default, ``$CRNN_LIT_CACHE`` or ``~/.cache/crnn_lit``).
     """
 
-    def __init__(self, root: str | Path, limit: int | None = None):
+    # leads the identity a size index is checked against: a new value invalidates every stored index
+    INDEX_FORMAT = "lmdb-sizes-1"
+
+    def __init__(self, root: str | Path, limit: int | None = None, size_cache: str | Path | None = None):
         self.root = Path(root)
+        self.size_cache = size_cache
         dirs = find_lmdb_dirs(self.root)
         if not dirs:
             raise FileNotFoundError(f"no LMDB archive (a folder holding data.mdb) at or below {self.root}")
@@ -119,10 +128,11 @@ class LmdbDataset(Dataset):
         self.skipped.report(log, str(self.root), int(sum(counts)))
         if not self.dirs:
             raise FileNotFoundError(f"no readable LMDB archive below {self.root}: {self.skipped.summary()}")
+        self._totals = counts  # records per archive (``_ends`` may stop short of them: ``limit``)
         self._ends = np.cumsum(counts, dtype=np.int64)
         if limit is not None:
             self._ends = np.minimum(self._ends, limit)
-        self._sizes = SizeCache(len(self))
+        self._sizes: np.ndarray | None = None  # (len, 2), read on first use
 
     def _env(self, archive: int) -> lmdb.Environment:
         # looked up per access, never stored on the dataset: pickling it (spawned workers) carries no handle,
@@ -170,20 +180,56 @@ class LmdbDataset(Dataset):
 
     def size(self, index: int) -> tuple[int, int]:
         """(width, height): our writer's ``size-%09d`` record if present, else parsed from the image header."""
-        return self._sizes.get(index, self._read_size)
+        self._locate(index)  # the range check
+        w, h = self.sizes(np.array([index]))[0]
+        return int(w), int(h)
 
-    def _read_size(self, index: int) -> tuple[int, int] | None:
-        archive, j = self._locate(index)
+    def sizes(self, indices: np.ndarray) -> np.ndarray:
+        """``(len(indices), 2)`` (width, height) of the samples ``indices``, from the table of the whole dataset
+        (read on first use: each archive's size index, or one pass over the archive that writes it)."""
+        if self._sizes is None:
+            parts = [self._archive_sizes(a) for a in range(len(self.dirs))]
+            self._sizes = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self._sizes[indices]
+
+    def _archive_sizes(self, archive: int) -> np.ndarray:
+        """Sizes of the records of ``archive`` this dataset uses: from its index if current, else read (and the
+        index written, unless ``limit`` leaves part of the archive unread: a quick look must stay quick)."""
+        total = self._totals[archive]
+        used = int(self._ends[archive] - (self._ends[archive - 1] if archive else 0))
+        stat = (self.dirs[archive] / "data.mdb").stat()
+        identity = (f"{self.INDEX_FORMAT} {total} {stat.st_size} {stat.st_mtime_ns} "
+                    f"{self._env(archive).info()['last_txnid']}")
+        index = SizeIndex(self.dirs[archive], identity, cache_dir(self.size_cache))
+        sizes = index.load()
+        if sizes is not None and len(sizes) == total:
+            return sizes[:used]
+        sizes = self._read_sizes(archive, used)
+        if used == total:
+            index.save(sizes)
+        return sizes
+
+    def _read_sizes(self, archive: int, count: int, fallback: tuple[int, int] = (100, 32)) -> np.ndarray:
+        """Sizes of records 1..``count`` in one pass over the archive's keys in order (far cheaper than a lookup
+        per record): ``size-`` records where present, else the image headers. A record without a readable size
+        gets ``fallback`` (a plausible size): the sample itself is rejected when it is decoded."""
+        sizes = np.full((count, 2), -1, dtype=np.int64)
         with self._env(archive).begin(buffers=True) as txn:
-            stored = txn.get(_index_key("size", j))
-            if stored is not None:
-                try:
-                    w, h = bytes(stored).split()
-                    return int(w), int(h)
-                except ValueError:
-                    pass
-            data = txn.get(_index_key("image", j))
-            return None if data is None else size_from_bytes(data)
+            cursor = txn.cursor()
+            for kind, parse in ((b"size-", _parse_size), (b"image-", size_from_bytes)):
+                if not (sizes[:, 0] < 0).any() or not cursor.set_range(kind):
+                    continue
+                for key, value in cursor:
+                    key = bytes(key)
+                    if not key.startswith(kind):
+                        break
+                    j = int(key[len(kind):]) if key[len(kind):].isdigit() else 0
+                    if j > count:  # keys run in record order (zero-padded): the rest lies beyond ``limit``
+                        break
+                    if j and sizes[j - 1, 0] < 0:
+                        sizes[j - 1] = parse(value) or (-1, -1)
+        sizes[sizes[:, 0] < 0] = fallback
+        return sizes.astype(np.int32)
 
     def __getitem__(self, index: int) -> Sample:
         data, label, key = self.raw(index)
@@ -191,6 +237,15 @@ class LmdbDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"LmdbDataset({self.root}, {len(self.dirs)} archive(s), {len(self)} samples)"
+
+
+def _parse_size(record) -> tuple[int, int] | None:
+    """Our ``size-`` record, ``b"<width> <height>"``, or None if it is not one."""
+    try:
+        w, h = bytes(record).split()
+        return int(w), int(h)
+    except ValueError:
+        return None
 
 
 class LmdbWriter:

@@ -21,6 +21,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from crnn_lit.data.sample import BadSample, Sample
+from crnn_lit.data.sources.base import sizes_of
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,16 @@ class MixedSource(Dataset):
         k, j = self._locate(index)
         return self.sources[k].size(j)
 
+    def sizes(self, indices: np.ndarray) -> np.ndarray:
+        """``size`` of many samples, each source asked once for all of its own (``sizes_of``)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        owner = np.searchsorted(self._ends, indices, side="right")
+        out = np.empty((len(indices), 2), dtype=np.int64)
+        for k in np.unique(owner).tolist():
+            mine = owner == k
+            out[mine] = sizes_of(self.sources[k], indices[mine] - (int(self._ends[k - 1]) if k else 0))
+        return out
+
     def key(self, index: int) -> str:
         k, j = self._locate(index)
         return f"{self.names[k]}:{self.sources[k].key(j)}"
@@ -176,6 +187,9 @@ class HoldoutSplit(Dataset):
 
     def size(self, index: int) -> tuple[int, int]:
         return self.source.size(self._inner(index))
+
+    def sizes(self, indices: np.ndarray) -> np.ndarray:
+        return sizes_of(self.source, self.indices[indices])
 
     def key(self, index: int) -> str:
         return self.source.key(self._inner(index))

@@ -111,8 +111,18 @@ class Synth90k(Dataset):
 
     def size(self, index: int) -> tuple[int, int]:
         if self._sizes is not None:
-            return self._sizes.get(index, lambda i: image_size(self.root / self.key(i)))
+            return self._sizes.get(index, self._header_size)
         return _PX_PER_CHAR * int(self._lengths[index]) + _MARGIN_PX, 32
+
+    def sizes(self, indices) -> np.ndarray:
+        """``size`` of many samples: an ``(n, 2)`` array."""
+        if self._sizes is not None:
+            return self._sizes.many(indices, self._header_size)
+        return np.stack([_PX_PER_CHAR * self._lengths[indices].astype(np.int64) + _MARGIN_PX,
+                         np.full(len(indices), 32)], axis=1)
+
+    def _header_size(self, index: int) -> tuple[int, int] | None:
+        return image_size(self.root / self.key(index))
 
     def raw(self, index: int) -> tuple[bytes, str, str]:
         key = self.key(index)

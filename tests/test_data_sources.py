@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import pickle
+from pathlib import Path
 
 import lmdb
 import numpy as np
@@ -30,9 +31,10 @@ from crnn_lit.data.batching import Collate, padding_waste
 from crnn_lit.data.dataset import Item, PreparedDataset
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
+from crnn_lit.data.sources.base import sizes_of
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.image_io import decode_image, size_from_bytes
-from crnn_lit.data.sources.lmdb import LmdbDataset, LmdbWriter
+from crnn_lit.data.sources.lmdb import LmdbDataset, LmdbWriter, close_env
 from crnn_lit.data.sources.mixed import HoldoutSplit, MixedSource, split_counts
 from crnn_lit.data.sources.synth90k import Synth90k
 from crnn_lit.model.backbone import WidthPlan
@@ -246,6 +248,103 @@ def test_lmdb_is_fork_safe_and_never_pickles_an_open_env(broken_lmdb):
     assert keys == [ds.key(i) for i in good]
 
 
+def _counted_header_reads(monkeypatch) -> dict:
+    """Counts the per-sample size reads of LMDB sources (image headers) from here on."""
+    from crnn_lit.data.sources import lmdb as lmdb_source
+
+    calls = {"n": 0}
+    real = lmdb_source.size_from_bytes
+
+    def counted(data):
+        calls["n"] += 1
+        return real(data)
+
+    monkeypatch.setattr(lmdb_source, "size_from_bytes", counted)
+    return calls
+
+
+def _dtrb_archive(path, n=40, seed=0):
+    entries = good_entries(n, seed=seed)
+    write_dtrb_lmdb(path, [(data, label) for _, data, label in entries])
+    return [Image.open(io.BytesIO(data)).size for _, data, _ in entries]
+
+
+def test_lmdb_size_index_is_written_once_and_reused(tmp_path, monkeypatch):
+    truth = _dtrb_archive(tmp_path / "a.lmdb")
+    reads = _counted_header_reads(monkeypatch)
+    first = LmdbDataset(tmp_path / "a.lmdb").sizes(np.arange(40))
+    index = tmp_path / "a.lmdb" / "crnn_lit_sizes.npz"  # beside the archive: its folder is writable
+    assert reads["n"] == 40 and first.tolist() == [list(s) for s in truth]
+    written = index.stat().st_mtime_ns
+    again = LmdbDataset(tmp_path / "a.lmdb")  # a second run
+    assert again.sizes(np.arange(40)).tolist() == first.tolist() and again.size(7) == truth[7]
+    assert reads["n"] == 40 and index.stat().st_mtime_ns == written  # no header read, no rewrite
+    limited = LmdbDataset(tmp_path / "a.lmdb", limit=5)
+    assert limited.sizes(np.arange(5)).tolist() == first[:5].tolist() and reads["n"] == 40
+
+
+def test_lmdb_size_index_of_a_read_only_archive_goes_to_the_cache_folder(tmp_path, monkeypatch):
+    from crnn_lit.data.sources.base import cache_dir
+
+    archive = tmp_path / "ro.lmdb"
+    truth = _dtrb_archive(archive, 12)
+    archive.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: let os.access answer as it does for every other user
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, *a, **kw: not (mode & os.W_OK and Path(path) == archive)
+                            and real_access(path, mode, *a, **kw))
+    reads = _counted_header_reads(monkeypatch)
+    try:
+        assert LmdbDataset(archive, size_cache=tmp_path / "cache").sizes(np.arange(12)).tolist() == \
+            [list(s) for s in truth]
+        assert sorted(os.listdir(archive)) == ["data.mdb", "lock.mdb"]
+        assert len(list((tmp_path / "cache" / "sizes").glob("*.npz"))) == 1
+        monkeypatch.setenv("CRNN_LIT_CACHE", str(tmp_path / "cache"))  # the same folder, named by the environment
+        assert LmdbDataset(archive).size(11) == truth[11] and reads["n"] == 12
+    finally:
+        archive.chmod(0o755)
+    monkeypatch.delenv("CRNN_LIT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "crnn_lit" and cache_dir(tmp_path / "c") == tmp_path / "c"
+
+
+def test_lmdb_size_index_of_a_changed_archive_is_rebuilt(tmp_path, monkeypatch):
+    archive = tmp_path / "a.lmdb"
+    _dtrb_archive(archive, 10)
+    reads = _counted_header_reads(monkeypatch)
+    assert LmdbDataset(archive).size(3) != (35, 16) and reads["n"] == 10
+    close_env(archive)  # the archive changes: record 4 gets another image, same sample count
+    env = lmdb.open(str(archive))
+    with env.begin(write=True) as txn:
+        txn.put(b"image-000000004", encode(np.zeros((16, 35), np.uint8)))
+    env.close()
+    assert LmdbDataset(archive).size(3) == (35, 16) and reads["n"] == 20  # stale index: read again
+    assert LmdbDataset(archive).size(3) == (35, 16) and reads["n"] == 20  # ... and stored again
+    (archive / "crnn_lit_sizes.npz").write_bytes(b"not an index")
+    assert LmdbDataset(archive).size(3) == (35, 16) and reads["n"] == 30  # unreadable index: rebuilt
+
+
+def test_batches_are_the_same_with_and_without_the_size_index(tmp_path, monkeypatch):
+    from crnn_lit.data.batching import EpochSampler, WidthBatchSampler
+
+    archive = tmp_path / "a.lmdb"
+    _dtrb_archive(archive, 300)
+    folder = FolderDataset(write_folder(tmp_path / "f", good_entries(300)))  # the same images as files
+
+    def batches(source, rank):
+        monkeypatch.setattr(WidthBatchSampler, "_world", staticmethod(lambda: (rank, 2)))
+        sampler = EpochSampler(len(source), shuffle=True, seed=3)
+        sampler.set_epoch(1)
+        return list(WidthBatchSampler(sampler, 16, _prepared(source).widths, pool_batches=4))
+
+    for rank in (0, 1):
+        (archive / "crnn_lit_sizes.npz").unlink(missing_ok=True)
+        without = batches(LmdbDataset(archive), rank)  # sizes read from the image headers
+        assert (archive / "crnn_lit_sizes.npz").is_file()
+        with_index = batches(LmdbDataset(archive), rank)
+        assert with_index == without == batches(folder, rank)
+
+
 def test_convert_resumes_after_an_interruption(tmp_path, broken, monkeypatch):
     folder = FolderDataset(broken)
     whole = cli.convert(folder, tmp_path / "whole.lmdb", "src", commit_every=4)
@@ -324,6 +423,9 @@ def test_mixed_source_draws_by_ratio_and_names_sources():
     assert len(set(big.tolist())) == 100  # no repeats while a source has fresh samples
     assert np.bincount(small, minlength=10).tolist() == [10] * 10  # whole passes over the small source
     assert mixed.key(1003) == "small:s3" and mixed.size(1003) == (35, 32)
+    assert sizes_of(mixed, idx).tolist() == [list(mixed.size(i)) for i in idx]  # one call per source
+    held = HoldoutSplit(mixed, "train", 0.5)
+    assert sizes_of(held, np.arange(len(held))).tolist() == [list(held.size(i)) for i in range(len(held))]
     assert np.array_equal(idx, mixed.epoch_indices(np.random.default_rng(0), 200))
     plain = MixedSource({"a": Numbers(30), "b": Numbers(10)})  # no ratios: proportional (concatenation)
     assert plain.ratios == [0.75, 0.25] and len(plain) == 40

@@ -213,7 +213,7 @@ class LmdbDataset(Dataset):
         """Sizes of records 1..``count`` in one pass over the archive's keys in order (far cheaper than a lookup
         per record): ``size-`` records where present, else the image headers. A record without a readable size
         gets ``fallback`` (a plausible size): the sample itself is rejected when it is decoded."""
-        sizes = np.full((count, 2), -1, dtype=np.int64)
+        sizes = np.full((count, 2), -1, dtype=np.int32)
         with self._env(archive).begin(buffers=True) as txn:
             cursor = txn.cursor()
             for kind, parse in ((b"size-", _parse_size), (b"image-", size_from_bytes)):
@@ -226,10 +226,11 @@ class LmdbDataset(Dataset):
                     j = int(key[len(kind):]) if key[len(kind):].isdigit() else 0
                     if j > count:  # keys run in record order (zero-padded): the rest lies beyond ``limit``
                         break
-                    if j and sizes[j - 1, 0] < 0:
-                        sizes[j - 1] = parse(value) or (-1, -1)
+                    size = parse(value) if j and sizes[j - 1, 0] < 0 else None
+                    if size and 0 < min(size) and max(size) < 1 << 31:  # else: not a size an image can have
+                        sizes[j - 1] = size
         sizes[sizes[:, 0] < 0] = fallback
-        return sizes.astype(np.int32)
+        return sizes
 
     def __getitem__(self, index: int) -> Sample:
         data, label, key = self.raw(index)

@@ -129,6 +129,14 @@ def epoch_start(root: Path, samples: int) -> tuple[dict, dict]:
         "size_index_bytes": index.stat().st_size if index.is_file() else None}
 
 
+def renderer_epoch_start(draws: int) -> dict:
+    """The same for ``data=synthetic`` (``draws`` = samples_per_epoch): the renderer has no stored sizes, it lays
+    out every drawn word to know its width, in the process that builds the batches."""
+    cfg = compose_config(["data=synthetic", "data.num_workers=0", f"data.samples_per_epoch={draws}"])
+    seconds = first_batch_s(datamodule(cfg).train_dataloader(), 0)
+    return {"draws": draws, "cpu_s_per_million_draws": round(seconds["cpu"] * 1e6 / draws, 2)}
+
+
 # --- loader throughput -----------------------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
@@ -255,6 +263,7 @@ def main() -> None:
         print(f"archive: {details['archive']}", file=sys.stderr)
         epoch, details["epoch_start"] = epoch_start(big, args.samples)
         print(f"epoch start (s per million): {epoch}", file=sys.stderr)
+        details["renderer_epoch_start"] = renderer_epoch_start(20_000)
         for part in ("training", "validation"):
             close_env(big / part)
         shutil.rmtree(big)  # its disk space, before the next part

@@ -180,15 +180,26 @@ def slurm_config():
 
 def default_workers_per_gpu(cfg) -> int:
     """Loader workers one GPU gets from the shipped config on a SLURM node (one task per GPU, the launcher's
-    ``cpus_per_task`` CPUs each). STUB until ``num_workers: auto`` lands: today ``data.num_workers`` is a fixed
-    number, whatever the CPUs."""
-    return int(cfg.data.num_workers)
+    ``cpus_per_task`` CPUs each).
+
+    STUB while ``data.num_workers`` is a fixed number (it is, whatever the CPUs, in this checkout): once
+    ``num_workers: auto`` (derived from the job's CPUs) is shipped, resolve it here for one SLURM task."""
+    workers = cfg.data.num_workers
+    if workers == "auto":
+        raise NotImplementedError(f"default_workers_per_gpu: resolve data.num_workers=auto for one SLURM task of "
+                                  f"{cfg.hydra.launcher.cpus_per_task} CPUs")
+    return int(workers)
 
 
 def checkpoint_interval_s(cfg) -> tuple[float, str]:
-    """Seconds between two ``last.ckpt`` saves under the shipped defaults, at 10k images/s per GPU."""
+    """Seconds between two ``last.ckpt`` saves under the shipped defaults, at 10k images/s per GPU: by time if
+    ``callbacks.last_checkpoint`` has a time cadence (``every_minutes``), else by its step count."""
     last = cfg.callbacks.last_checkpoint
+    if last.get("every_minutes"):
+        return 60.0 * last.every_minutes, f"last.ckpt every {last.every_minutes} minutes (callbacks.last_checkpoint)"
     steps = last.get("every_n_train_steps")
+    if not steps:
+        raise ValueError(f"no last.ckpt cadence in callbacks.last_checkpoint: {dict(last)}")
     seconds = steps * cfg.data.batch_size / TARGET_IMAGES_PER_S
     return seconds, (f"last.ckpt every {steps} optimizer steps (callbacks.last_checkpoint.every_n_train_steps) of "
                      f"data.batch_size={cfg.data.batch_size} per GPU at {TARGET_IMAGES_PER_S} images/s = {seconds:g} s")
@@ -251,6 +262,9 @@ def main() -> None:
         sys.exit(f"needs {SHARED}/real_train/{{{','.join(REAL_SETS)}}} (labels.tsv + images)")
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    slurm = slurm_config()  # first: a config this script cannot read yet stops it before the measurements
+    default_workers = default_workers_per_gpu(slurm)
+    interval_s, interval_how = checkpoint_interval_s(slurm)
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     details: dict = {}
@@ -286,14 +300,12 @@ def main() -> None:
         details["checkpoint_save"] = ckpt
         print(f"checkpoint: {ckpt}", file=sys.stderr)
 
-    slurm = slurm_config()
-    interval_s, interval_how = checkpoint_interval_s(slurm)
     rates = {k: v["median"] for k, v in throughput.items()}
     result = {
         "epoch_start_s_per_million": epoch,
         "images_per_cpu_s": rates,
         "workers_needed_per_gpu_at_10k": {k: math.ceil(TARGET_IMAGES_PER_S / v) for k, v in rates.items()},
-        "default_workers_per_gpu": default_workers_per_gpu(slurm),
+        "default_workers_per_gpu": default_workers,
         "checkpoint_overhead_fraction_at_10k": round(ckpt["median_s"] / interval_s, 5),
         "header": {
             "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(),

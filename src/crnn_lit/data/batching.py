@@ -139,7 +139,10 @@ class WidthBatchSampler(Sampler[list[int]]):
         if world > 1:
             spans = self._balance(spans, world)
         usable = len(spans) - len(spans) % world  # only trims when there are fewer samples than ranks
-        for start, end in spans[rank:usable:world].tolist():
+        mine = spans[rank:usable:world]
+        # two lists of ints, not one small list per batch: thousands of new containers would wake the garbage
+        # collector, whose full passes over a training process's objects cost more than the rest of this
+        for start, end in zip(mine[:, 0].tolist(), mine[:, 1].tolist(), strict=True):
             yield indices[start:end].tolist()
 
     def __len__(self) -> int:

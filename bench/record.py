@@ -15,9 +15,20 @@ from pathlib import Path
 LIBRARIES = ("torch", "lightning", "numpy", "cv2", "onnxruntime", "rapidfuzz", "lmdb", "albumentations")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows (often only ``x86_64``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict:
     """The machine and process a figure was measured on; load average at the end (other work skews timings)."""
-    env = {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+    env = {"python": platform.python_version(), "cpu": cpu_model(),
            "cpus": os.cpu_count(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
            "command": " ".join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     if "torch" in sys.modules:

@@ -33,7 +33,6 @@ import argparse
 import json
 import logging
 import math
-import platform
 import shutil
 import statistics
 import subprocess
@@ -48,6 +47,7 @@ import lmdb
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from record import write
 
 from crnn_lit.config import PROJECT_ROOT, compose_config
 from crnn_lit.data.cli import convert
@@ -239,17 +239,6 @@ def checkpoint_save_s(tmp: Path, steps: int) -> dict:
             "bytes": saves[-1]["bytes"]}
 
 
-# --- header ----------------------------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=1_000_000, help="records of the epoch-start archive (>= 1 M)")
@@ -309,15 +298,10 @@ def main() -> None:
         "workers_needed_per_gpu_at_10k": {k: math.ceil(TARGET_IMAGES_PER_S / v) for k, v in rates.items()},
         "default_workers_per_gpu": default_workers,
         "checkpoint_overhead_fraction_at_10k": round(ckpt["median_s"] / interval_s, 5),
-        "header": {
-            "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(),
-                        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None},
-            "load_average_1_5_15min": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__,
-                         "numpy": np.__version__, "opencv": cv2.__version__, "lmdb": lmdb.__version__},
-            "threads": {"torch": torch.get_num_threads(), "opencv": cv2.getNumThreads(),
-                        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
-            "command": " ".join(["python", "bench/scale.py", *sys.argv[1:]]),
+        "header": {  # besides record.py's ``environment`` (machine, versions, torch threads, load at the end)
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "opencv_threads": cv2.getNumThreads(),
+            "load_average_before_1_5_15min": load_before,
             "run_s": round(time.perf_counter() - started, 1),
             "assumptions": [
                 (f"epoch start: a DTRB-layout LMDB of {args.samples:,} records without size records, each record one of "
@@ -346,10 +330,7 @@ def main() -> None:
             "details": details,
         },
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "header"}, indent=2))
+    write(args.out, result, show={k: v for k, v in result.items() if k != "header"})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+from crnn_lit.atomic import atomic_write
 
 if TYPE_CHECKING:
     from crnn_lit.data.sample import Sample
@@ -177,15 +178,8 @@ class SizeIndex:
             if path == self.beside and not os.access(self.folder, os.W_OK):
                 continue
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        np.savez(f, sizes=sizes, identity=np.array(self.identity))
-                    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared archive's index from other users
-                    os.replace(tmp, path)
-                finally:
-                    Path(tmp).unlink(missing_ok=True)
+                with atomic_write(path) as f:
+                    np.savez(f, sizes=sizes, identity=np.array(self.identity))
             except OSError as err:
                 errors.append(f"{path}: {err}")
                 continue

@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import cv2
 import lightning as L
@@ -47,10 +49,12 @@ import lmdb
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from record import write
 
 from crnn_lit.config import PROJECT_ROOT, compose_config
 from crnn_lit.data.cli import convert
+from crnn_lit.data.datamodule import auto_num_workers
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.lmdb import close_env
 from crnn_lit.model.backbone import WidthPlan
@@ -177,20 +181,24 @@ def convert_real_train(root: Path) -> int:
 
 # --- defaults on a SLURM node ------------------------------------------------------------------------------------
 def slurm_config():
-    return compose_config(["trainer=ddp", "hydra/launcher=slurm", "data=mj_st"], return_hydra_config=True)
+    """One node of 8 GPUs (the launcher needs the counts), MJSynth + SynthText LMDBs."""
+    return compose_config(["trainer=ddp", "trainer.devices=8", "hydra/launcher=slurm", "data=mj_st"],
+                          return_hydra_config=True)
 
 
 def default_workers_per_gpu(cfg) -> int:
-    """Loader workers one GPU gets from the shipped config on a SLURM node (one task per GPU, the launcher's
-    ``cpus_per_task`` CPUs each).
-
-    STUB while ``data.num_workers`` is a fixed number (it is, whatever the CPUs, in this checkout): once
-    ``num_workers: auto`` (derived from the job's CPUs) is shipped, resolve it here for one SLURM task."""
+    """Loader workers one GPU gets from the shipped config on a SLURM node: one task per GPU, each bound to the
+    launcher's ``cpus_per_task`` CPUs (``num_workers: auto`` resolved as it is in such a task: ``SLURMEnvironment``,
+    ``SLURM_CPUS_PER_TASK`` and the task's CPU affinity stand in for the job's)."""
     workers = cfg.data.num_workers
-    if workers == "auto":
-        raise NotImplementedError(f"default_workers_per_gpu: resolve data.num_workers=auto for one SLURM task of "
-                                  f"{cfg.hydra.launcher.cpus_per_task} CPUs")
-    return int(workers)
+    if workers != "auto":
+        return int(workers)
+    cpus = int(cfg.hydra.launcher.cpus_per_task)
+    task = SimpleNamespace(num_devices=int(cfg.hydra.launcher.tasks_per_node),
+                           strategy=SimpleNamespace(cluster_environment=SLURMEnvironment()))
+    with mock.patch.dict(os.environ, {"SLURM_CPUS_PER_TASK": str(cpus)}), \
+            mock.patch.object(os, "sched_getaffinity", lambda pid: set(range(cpus)), create=True):
+        return auto_num_workers(task)
 
 
 def checkpoint_interval_s(cfg) -> tuple[float, str]:
@@ -321,8 +329,10 @@ def main() -> None:
                 "glyph caches warm, as in a long run)"),
                 (f"workers: {TARGET_IMAGES_PER_S} images/s per GPU (the paper net in bf16 on a modern GPU does "
                 "8,000-12,000); the training process itself needs a CPU besides the workers"),
-                (f"default_workers_per_gpu: composed from trainer=ddp hydra/launcher=slurm data=mj_st; one SLURM task "
-                f"per GPU with hydra.launcher.cpus_per_task={slurm.hydra.launcher.cpus_per_task}"),
+                (f"default_workers_per_gpu: composed from trainer=ddp trainer.devices=8 hydra/launcher=slurm "
+                f"data=mj_st; one SLURM task per GPU with hydra.launcher.cpus_per_task="
+                f"{slurm.hydra.launcher.cpus_per_task}, data.num_workers={slurm.data.num_workers} resolved by "
+                "crnn_lit.data.datamodule.auto_num_workers as inside such a task"),
                 (f"checkpoint: {interval_how}; save = trainer.save_checkpoint(weights_only=False) of the paper net "
                 f"({ckpt['bytes'] / 1e6:.0f} MB: weights, AdamW state, loops, callbacks) through AtomicCheckpointIO "
                 "(fsync) to the local disk, one process (no barrier wait); network storage is slower"),

@@ -5,21 +5,24 @@
 Writes bench/results/scale.json:
 
 * ``epoch_start_s_per_million`` {cold, warm, second_run}: the batch sampler's work before the first batch of an
-  epoch (``next(iter(batch_sampler))`` of the training loader that ``data=lmdb`` builds), per million samples, over
-  a DTRB-layout LMDB without size records (``--samples`` records sharing a few renderer crops stored as JPEG,
-  written with ``putmulti`` in key order: a million in seconds). cold = a first run (no size index: every image
-  header is read, the index written); warm = a later epoch of the same run (median of 3); second_run = a new
+  epoch (``next(iter(batch_sampler))`` of the training loader that ``data=lmdb`` builds), in CPU seconds per million
+  samples, over a DTRB-layout LMDB without size records (``--samples`` records sharing a few renderer crops stored
+  as JPEG, written with ``putmulti`` in key order: a million in seconds). cold = a first run (no size index: every
+  image header is read, the index written); warm = a later epoch of the same run (median of 3); second_run = a new
   dataset over the same archive (the size index is read).
-* ``images_per_cpu_s`` {lmdb, lmdb_strong, renderer}: images one loader worker (one process, one thread) delivers
-  per CPU-second: decode + label policy + resize + collate over the real training crops (../shared/data/real_train
-  converted to LMDB), without augmentation and with ``augment=strong``, and the default renderer (``data=synthetic``).
-  CPU time (``time.process_time``), so the shared machine's load slows it less than wall time would.
+* ``images_per_cpu_s`` {lmdb, lmdb_strong, renderer}: usable images one DataLoader worker process (one thread)
+  delivers per CPU-second of its own: decode + label policy + resize + collate over the real training crops
+  (../shared/data/real_train converted to LMDB), without augmentation and with ``augment=strong``, and the default
+  renderer (``data=synthetic``, glyph caches warm). CPU time, so the shared machine's load slows it less than wall
+  time would.
 * ``workers_needed_per_gpu_at_10k``: ceil(10,000 / images_per_cpu_s), loader workers one GPU needs at 10k images/s.
 * ``default_workers_per_gpu``: what the shipped config gives one GPU on a SLURM node (``trainer=ddp
-  hydra/launcher=slurm data=mj_st``, the launcher's ``cpus_per_task``).
+  trainer.devices=8 hydra/launcher=slurm data=mj_st``: one task per GPU, the launcher's ``cpus_per_task``).
 * ``checkpoint_overhead_fraction_at_10k``: a full-state save of the paper net (``backbone=vgg rnn=bilstm``, AdamW
   state included; ``trainer.save_checkpoint`` as ``LastCheckpoint`` calls it, atomic and fsynced, timed inside
   ``python -m crnn_lit.train``) ÷ the default ``last.ckpt`` interval at 10k images/s per GPU.
+* ``header``: CPU affinity, load before (``environment``, from bench/record.py, has the load after), the assumptions
+  as sentences, and the details behind every figure.
 """
 
 from __future__ import annotations

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from crnn_lit.config import compose_config, register_resolvers
+from crnn_lit.config import SHARED_DATA_ENV, compose_config, register_resolvers
 from crnn_lit.preprocess import Preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# the shared data location is explicit (conf/paths: $CRNN_LIT_DATA); tests, and the CLIs they start, read it there
+os.environ.setdefault(SHARED_DATA_ENV, str(SHARED_DATA))
 
 register_resolvers()
 PREPROCESS = Preprocess.from_conf()  # conf/preprocess/default.yaml: height 32, grayscale, widths 16–400, bucketed

@@ -186,8 +186,9 @@ def test_open_lexicon_with_the_lm_takes_the_word_for_a_misspelt_reading_and_keep
 
 
 def test_evaluate_open_column_uses_the_beam_lm_settings_and_falls_back_without_them():
-    """One copy of α, β and the LM (decoder/beam_lm.yaml) serves the open lexicon column; without an lm_decoder
-    the column's test is the plain ratio."""
+    """One copy of α, β and the LM (decoder/beam_lm.yaml) serves the open lexicon column, through its own node: dropping
+    the beam+LM column (~decoder@lm_decoder) leaves the calibrated fused test as it is; without open_lm the column's
+    test is the plain ratio."""
     from hydra.utils import instantiate
 
     from crnn_lit.config import compose_config
@@ -197,6 +198,9 @@ def test_evaluate_open_column_uses_the_beam_lm_settings_and_falls_back_without_t
     fused = instantiate(cfg.lexicon_decoder, lexicon=["hello"])(charset)
     assert fused.fusion is not None
     assert (fused.fusion.alpha, fused.fusion.beta) == (cfg.lm_decoder.lm_weight, cfg.lm_decoder.length_bonus)
-    plain = instantiate(compose_config(["~decoder@lm_decoder"], config_name="evaluate").lexicon_decoder,
+    without_column = instantiate(compose_config(["~decoder@lm_decoder"], config_name="evaluate").lexicon_decoder,
+                                 lexicon=["hello"])(charset)
+    assert (without_column.fusion.alpha, without_column.fusion.beta) == (fused.fusion.alpha, fused.fusion.beta)
+    plain = instantiate(compose_config(["~decoder@open_lm"], config_name="evaluate").lexicon_decoder,
                         lexicon=["hello"])(charset)
     assert plain.fusion is None and plain.open_log_ratio == fused.open_log_ratio

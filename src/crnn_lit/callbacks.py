@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from crnn_lit.runtime import ResumableLoader
-from crnn_lit.tracking import cpu_seconds, wandb_loggers
+from crnn_lit.tracking import AppendingCSVLogger, cpu_seconds, wandb_loggers
 
 log = logging.getLogger("crnn_lit.train")
 
@@ -54,6 +54,10 @@ class EpochStats(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()  # a mid-epoch resume skips on_train_epoch_start
+        if trainer.is_global_zero:  # the CSV rows logged after the checkpoint are about to be logged again
+            for lg in trainer.loggers:
+                if isinstance(lg, AppendingCSVLogger):
+                    lg.forget_from(trainer.global_step)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.rejected.clear()
@@ -67,6 +71,8 @@ class EpochStats(L.Callback):
             self.batches += 1
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self.batches and not self.rejected:  # nothing trained here: a resume from the epoch's last checkpoint
+            return
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         # summed over ranks: the global rate (a DDP rank's own rate times the world size, roughly)
         pl_module.log("train/images_per_sec", self.images / elapsed, sync_dist=True, reduce_fx="sum")

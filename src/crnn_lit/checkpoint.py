@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,16 @@ def _model_state(checkpoint: dict) -> dict:
     return state
 
 
+def refusal(path: str | Path, err: Exception) -> str:
+    """Our one line for a file ``torch.load(weights_only=True)`` refused. Never torch's own message: it ends with
+    advice to load with ``weights_only=False``, which would run whatever code an untrusted file holds."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if found:
+        return (f"refusing {path}: loading it would run code it names ({found.group(1)}); crnn_lit reads only "
+                "weights-only checkpoints (tensors and plain values) — use a file written by crnn_lit")
+    return f"{path} is not a readable checkpoint (corrupt, or not a torch file; {type(err).__name__})"
+
+
 def load_model(path: str | Path, expect_charset: Charset | None = None) -> LoadedModel:
     """Rebuild the model stored at ``path`` (eval mode, fp32).
 
@@ -91,8 +102,8 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt file or a pickle that needs code execution: never trust it
-        raise CheckpointError(f"cannot read checkpoint {path} as weights-only data: {err}") from err
+    except Exception as err:  # noqa: BLE001 — corrupt, or a pickle that needs code execution: never trust it
+        raise CheckpointError(refusal(path, err)) from None
     record = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not record or "charset" not in record or "model" not in record:
         raise CheckpointError(f"{path} has no '{CHECKPOINT_KEY}' record (charset + model config); "

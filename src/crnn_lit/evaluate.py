@@ -19,10 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import load_model
-from crnn_lit.config import ConfigError, check_required, resolve_ckpt
+from crnn_lit.config import SHARED_DATA_ENV, ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.inference import Timing, TorchBackend, TurnTall, reading_preprocess, recognize, width_batches
+from crnn_lit.inference import (
+    Timing,
+    TorchBackend,
+    TurnTall,
+    reading_preprocess,
+    recognize,
+    too_narrow,
+    width_batches,
+)
 from crnn_lit.metrics import TextMetrics, protocol_normalize
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.task import task
@@ -32,6 +40,7 @@ from crnn_lit.transcription.lexicon import Lexicon
 log = logging.getLogger("crnn_lit.evaluate")
 # the lexicon-free columns beside the headline one (`decoder`), by their config key (conf/evaluate.yaml)
 EXTRA_COLUMNS = {"lm_decoder": "beam+LM", "greedy_decoder": "greedy"}
+PROTOCOLS = {False: "lowercase, [0-9a-z], exact match", True: "case-sensitive, [0-9a-zA-Z], exact match"}
 
 
 @dataclass
@@ -77,15 +86,14 @@ def read_source(source, preprocess: Preprocess | TurnTall):
     return images, keys, labels, unreadable
 
 
-def _load_benchmark(path: Path, fmt: str, preprocess: Preprocess | TurnTall):
-    """:func:`read_source` of one benchmark (folder or LMDB)."""
-    return read_source(open_source(path, fmt, split="test"), preprocess)
-
-
 def _lexicon_missing(setting: DictConfig) -> str | None:
-    """Why a lexicon setting cannot be used (its file is not on disk), or None."""
+    """Why a lexicon setting cannot be used (its file is not on disk, or empty), or None."""
     path = setting.get("file") or setting.get("per_image")
-    return None if path is None or Path(path).is_file() else f"lexicon file not found: {path}"
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        return f"lexicon file not found: {path}"
+    return f"lexicon file is empty: {path}" if Path(path).stat().st_size == 0 else None
 
 
 def _lexicon_columns(name: str, setting: DictConfig, charset: Charset, cfg: DictConfig) -> list[tuple]:
@@ -99,7 +107,9 @@ def _lexicon_columns(name: str, setting: DictConfig, charset: Charset, cfg: Dict
         lexicon = Lexicon.from_file(setting.file)
         columns = [(name, build(lexicon, open_ratio=None), None)]
         if cfg.lexicon_decoder.get("open_ratio") is not None and setting.get("open", True):
-            columns.append((f"{name} open", build(lexicon), None))
+            # without an LM the open test is the plain ratio, another rule: another column name
+            columns.append((f"{name} open" if cfg.lexicon_decoder.get("lm") else f"{name} open-ratio", build(lexicon),
+                            None))
         return columns
     if "per_image" in setting:
         return [(name, build(None, open_ratio=None), Lexicon.from_tsv(setting.per_image).normalized(charset))]
@@ -161,10 +171,10 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
     sheet.save(path, optimize=True)
 
 
-def markdown(columns: list[Column], combined: float | None, ckpt: str) -> str:
+def markdown(columns: list[Column], combined: float | None, ckpt: str, protocol: str = PROTOCOLS[False]) -> str:
     head = " | ".join(f"{c.benchmark} {c.lexicon if c.lexicon != 'none' else ''}".strip() for c in columns)
     acc = " | ".join(f"{100 * c.accuracy:.1f}" for c in columns)
-    lines = [f"Word accuracy (%) of `{ckpt}` — lowercase, [0-9a-z], exact match; lexicon column = lexicon size/name",
+    lines = [f"Word accuracy (%) of `{ckpt}` — {protocol}; lexicon column = lexicon size/name",
              "", f"| model | {head} | combined |", "|---" * (len(columns) + 2) + "|",
              f"| crnn_lit | {acc} | {'' if combined is None else f'{100 * combined:.1f}'} |", "",
              "| benchmark | lexicon | images | unreadable | accuracy | 1-NED | CER | mean conf. | images/s | decode ms/img |",
@@ -175,28 +185,104 @@ def markdown(columns: list[Column], combined: float | None, ckpt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _emptied_lexicons(cfg: DictConfig) -> None:
+    """Honour ``benchmarks.<key>.lexicons={}`` from the command line: Hydra merges a dict override into the dict
+    already there, so an empty one would silently change nothing; it means "no lexicon columns" (= ``null``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return
+    for override in OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task)):
+        parts = override.key_or_group.split(".")
+        if (len(parts) == 3 and parts[0] == "benchmarks" and parts[2] == "lexicons" and parts[1] in cfg.benchmarks
+                and not override.is_delete() and override.value() == {}):
+            cfg.benchmarks[parts[1]].lexicons = None
+
+
+def _selected(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The benchmarks ``only`` picks (all by default), their lexicon settings cut to ``lexicons`` when it is set; a
+    name that is neither a benchmark key nor a lexicon setting is an error naming the known ones."""
+    _emptied_lexicons(cfg)
+    known = list(cfg.benchmarks)
+    only = known if cfg.only is None else [str(k) for k in ([cfg.only] if isinstance(cfg.only, str) else cfg.only)]
+    unknown = [k for k in only if k not in cfg.benchmarks]
+    if unknown or not only:
+        raise ConfigError(f"only={only}: {'unknown benchmark ' + ', '.join(unknown) if unknown else 'no benchmark'}; "
+                          f"known: {', '.join(known)} (e.g. only=[svt,iiit5k])")
+    selected = {key: cfg.benchmarks[key] for key in only}
+    if cfg.get("lexicons") is not None:
+        wanted = [str(name) for name in ([cfg.lexicons] if isinstance(cfg.lexicons, str) else cfg.lexicons)]
+        names = sorted({str(n) for bench in selected.values() for n in (bench.lexicons or {})})
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            raise ConfigError(f"lexicons={wanted}: unknown lexicon setting {', '.join(unknown)}; those of the "
+                              f"selected benchmarks: {', '.join(names) or 'none'} (lexicons=[] keeps none)")
+        for bench in selected.values():
+            if bench.lexicons:
+                bench.lexicons = {n: v for n, v in bench.lexicons.items() if str(n) in wanted} or None
+    return selected
+
+
+def _warn_protocol(cfg: DictConfig, charset: Charset) -> None:
+    """Warnings for protocol settings that quietly change what a column means."""
+    if cfg.case_sensitive and not any(c.isupper() for c in charset.chars):
+        log.warning("case_sensitive=true, but the model has no capital letters (charset %s): every label with a "
+                    "capital counts as an error. The standard protocol is case_sensitive=false", charset.name or
+                    charset.chars)
+    decoder = cfg.get("lexicon_decoder")
+    if decoder is not None and "_target_" in decoder and decoder.get("open_ratio") is not None \
+            and not decoder.get("lm"):
+        log.warning("open lexicon columns without a language model (~decoder@open_lm or lexicon_decoder.lm=null): "
+                    "they use the plain ratio test p(w|y) >= %g·p(l'|y) and are named '<lexicon> open-ratio'; the "
+                    "default open_ratio (10) is calibrated for the fused test, the plain ratio's was 0.001 (README)",
+                    decoder.open_ratio)
+
+
+def _per_image_coverage(name: str, lexicon: Lexicon, keys: list[str]) -> str | None:
+    """Why a per-image lexicon column would be meaningless (no image has a list: it would equal greedy), or None;
+    warns when only some images lack one (those read lexicon-free)."""
+    without = sum(not words for words in lexicon.lists_for(keys))
+    if without == len(keys):
+        return f"no image has a word list in {lexicon.source} (keys must match the benchmark's, e.g. {keys[0]})"
+    if without:
+        log.warning("%s: %d of %d images have no word list in %s; they are read lexicon-free", name, without,
+                    len(keys), lexicon.source)
+    return None
+
+
 def evaluate(cfg: DictConfig) -> dict:
     check_required(cfg)
+    selected = _selected(cfg)
+    found = {key: find_benchmark(bench) for key, bench in selected.items()}
+    if all(path is None for path, _ in found.values()):  # before anything is loaded
+        root = Path(str(cfg.benchmark_root))
+        raise ConfigError(f"no benchmark found ({', '.join(selected[k].name for k in found)}) under benchmark_root="
+                          f"{root}{'' if root.is_dir() else ', which does not exist'}: set benchmark_root=<folder "
+                          f"holding iiit5k/, svt/, …> or {SHARED_DATA_ENV}=<shared data folder holding benchmarks/>")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt = resolve_ckpt(cfg)
     loaded = load_model(ckpt)
+    _warn_protocol(cfg, loaded.charset)
     preprocess = Preprocess.from_record(loaded.config)
     backend = TorchBackend(loaded.model)
     out_dir = Path(cfg.paths.output_dir)
     columns: list[Column] = []
     skipped: dict[str, str] = {}
     turned: dict[str, int] = {}
-    for key, bench in cfg.benchmarks.items():
-        if cfg.only and key not in cfg.only:
-            continue
-        path, fmt = find_benchmark(bench)
+    lexicon_decoder = cfg.get("lexicon_decoder")
+    with_lexicons = lexicon_decoder is not None and "_target_" in lexicon_decoder  # ~decoder@lexicon_decoder: none
+    for key, bench in selected.items():
+        path, fmt = found[key]
         if path is None:
             skipped[bench.name] = fmt
             log.warning("skipping %s: %s", bench.name, skipped[bench.name])
             continue
         prepare = reading_preprocess(backend, preprocess, cfg.turn_tall)
-        images, keys, labels, unreadable = _load_benchmark(path, fmt, prepare)
+        source = open_source(path, fmt, split="test")
+        images, keys, labels, unreadable = read_source(source, prepare)
+        _warn_narrow(bench.name, source, preprocess, backend.frame_width, cfg.turn_tall)
         if cfg.turn_tall:
             turned[bench.name] = prepare.turned
             log.info("%s: %d of %d crops read turned (turn_tall=%s)", bench.name, prepare.turned, len(images),
@@ -209,13 +295,23 @@ def evaluate(cfg: DictConfig) -> dict:
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
                 settings.append((column, instantiate(cfg[key])(loaded.charset), None))
-        for name, setting in (bench.lexicons or {}).items():
+        for name, setting in (bench.lexicons or {}).items() if with_lexicons else ():
             missing = _lexicon_missing(setting)
             if missing:
                 skipped[f"{bench.name} {name}"] = missing
                 log.warning("skipping the %s %s column: %s", bench.name, name, missing)
                 continue
-            settings += _lexicon_columns(name, setting, loaded.charset, cfg)
+            lexicon_columns = _lexicon_columns(name, setting, loaded.charset, cfg)
+            per_image = lexicon_columns[0][2]
+            uncovered = per_image and _per_image_coverage(f"{bench.name} {name}", per_image,
+                                                          keys + [k for k, _, _ in unreadable])
+            if uncovered:
+                skipped[f"{bench.name} {name}"] = uncovered
+                log.warning("skipping the %s %s column: %s", bench.name, name, uncovered)
+                continue
+            settings += lexicon_columns
+        if not with_lexicons and bench.lexicons:
+            skipped.update({f"{bench.name} {name}": "lexicon columns off (no lexicon_decoder)" for name in bench.lexicons})
         for lexicon, decoder, per_image in settings:
             column, errors = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
                                     cfg.case_sensitive, timing, out_dir)
@@ -226,10 +322,9 @@ def evaluate(cfg: DictConfig) -> dict:
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, lexicon, 100 * column.accuracy, column.images)
     free = [c for c in columns if c.lexicon == "none"]
     combined = sum(c.accuracy * c.images for c in free) / sum(c.images for c in free) if free else None
-    table = markdown(columns, combined, ckpt)
+    table = markdown(columns, combined, ckpt, PROTOCOLS[bool(cfg.case_sensitive)])
     (out_dir / "results.md").write_text(table, encoding="utf-8")
-    result = {"ckpt": ckpt, "protocol": "case-sensitive [0-9a-zA-Z]" if cfg.case_sensitive else
-              "lowercase [0-9a-z], exact match", "combined_accuracy_lexicon_free": combined,
+    result = {"ckpt": ckpt, "protocol": PROTOCOLS[bool(cfg.case_sensitive)], "combined_accuracy_lexicon_free": combined,
               "columns": [asdict(c) for c in columns], "skipped": skipped,
               "turn_tall": {"min_aspect": cfg.turn_tall, "turned": turned} if cfg.turn_tall else None}
     (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -238,6 +333,16 @@ def evaluate(cfg: DictConfig) -> dict:
         print(f"skipped {name}: {reason}")
     print(f"written: {out_dir / 'results.md'}, {out_dir / 'results.json'}, {out_dir / 'predictions'}/")
     return result
+
+
+def _warn_narrow(name: str, source, preprocess: Preprocess, frame: float, turn_tall: float | None) -> None:
+    """Warn about crops narrower than one CTC frame (``inference.too_narrow``): read as given, as the protocol
+    asks, but nothing in them can be read; ``predict`` returns them unread."""
+    narrow = [source.key(i) for i in range(len(source)) if too_narrow(*source.size(i), preprocess, frame, turn_tall)]
+    if narrow:
+        log.warning("%s: %d crops are narrower than one CTC frame at the model's height (%s): read as given, but no "
+                    "character fits in them; vertical text reads with turn_tall=1.5", name, len(narrow),
+                    ", ".join(narrow[:5]) + (", …" if len(narrow) > 5 else ""))
 
 
 @task("evaluate")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from crnn_lit.charset import Charset
+from crnn_lit.checkpoint import CheckpointError
 from crnn_lit.data.batching import Batch, Collate
 from crnn_lit.data.dataset import Item
 from crnn_lit.preprocess import Preprocess
@@ -58,6 +59,7 @@ class TorchBackend:
     def __init__(self, model: torch.nn.Module):
         self.model = model.eval()
         self.output_length = model.output_length
+        self.frame_width = model.output_length_spec()["stride"]  # input pixels per frame (too_narrow)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -73,14 +75,27 @@ class OnnxBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 — onnxruntime's own types (InvalidProtobuf, Fail, …)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path} is not a usable ONNX model: {reason}") from None
         self.input_name = self.session.get_inputs()[0].name
-        sidecar = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
-        self.charset = Charset.from_dict(sidecar["charset"])
-        self.preprocess = Preprocess.from_record(sidecar["preprocess"])
-        spec = sidecar["output_length"]
-        self._stride, self._offset = int(spec["stride"]), int(spec["offset"])
-        self._rectified = spec.get("rectified_width")  # a fixed-size TPS stage: T no longer follows the input
+        sidecar_path = Path(str(path) + ".json")
+        if not sidecar_path.is_file():
+            raise CheckpointError(f"{path} has no sidecar: expected {sidecar_path} beside it (charset, preprocessing "
+                                  "and frame count, written by crnn_lit.export with the model)")
+        try:
+            sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+            self.charset = Charset.from_dict(sidecar["charset"])
+            self.preprocess = Preprocess.from_record(sidecar["preprocess"])
+            spec = sidecar["output_length"]
+            self._stride, self._offset = int(spec["stride"]), int(spec["offset"])
+            self._rectified = spec.get("rectified_width")  # a fixed-size TPS stage: T no longer follows the input
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{sidecar_path} is not a crnn_lit export sidecar ({type(err).__name__}: "
+                                  f"{err}); re-export the model with crnn_lit.export") from None
+        self.frame_width = self._stride  # input pixels per frame (too_narrow)
 
     def output_length(self, width: int) -> int:
         """Frames for an input ``width``, from the sidecar's formula (written from the model at export)."""
@@ -145,6 +160,20 @@ class TurnTall:
                                  width_multiple=self.preprocess.width_multiple)
         (r,) = recognize(self.backend, iter([batch]))
         return r.log_probs[: int(r.lengths[0]), 0].max(-1).values.mean().item()
+
+
+def too_narrow(width: int, height: int, preprocess: Preprocess, frame: float, turn_tall: float | None) -> str | None:
+    """Why a ``width``×``height`` crop cannot be read as given, or None: scaled to the model's height it is narrower
+    than one CTC frame (``frame`` pixels), so no character fits in it — what the network sees is the crop stretched
+    to ``min_width``, and its reading is noise (vertical words such as a 17×211 "RESTAURANT" read ``s``). A crop
+    ``turn_tall`` also reads turned is not: that reading is compared too."""
+    if turn_tall and height >= turn_tall * width:
+        return None
+    scaled = width * preprocess.height / max(height, 1)
+    if scaled >= frame:
+        return None
+    return (f"{width}×{height} is {scaled:.2g} px wide at the model's height {preprocess.height}, less than one CTC "
+            f"frame ({frame:g} px); vertical text reads with turn_tall=1.5")
 
 
 def reading_preprocess(backend, preprocess: Preprocess, turn_tall: float | None) -> Preprocess | TurnTall:

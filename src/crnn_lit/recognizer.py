@@ -23,9 +23,17 @@ from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.config import ConfigError, compose_config, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image, image_array
-from crnn_lit.inference import OnnxBackend, TorchBackend, reading_preprocess, recognize, width_batches
+from crnn_lit.inference import (
+    OnnxBackend,
+    TorchBackend,
+    reading_preprocess,
+    recognize,
+    too_narrow,
+    width_batches,
+)
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import Decoder
+from crnn_lit.transcription.lexicon import Lexicon
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -52,13 +60,15 @@ class Recognizer:
         self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
         # crops at least `turn_tall` times taller than wide are also read turned ±90° (inference.TurnTall)
         self._prepare = reading_preprocess(backend, preprocess, turn_tall)
+        self._turn_tall, self._frame = turn_tall, backend.frame_width
         lexicon = getattr(decoder, "lexicon", None)  # per-image word lists are looked up by each image's key
         self._per_image = lexicon if lexicon is not None and lexicon.is_per_image else None
 
     @classmethod
     def from_config(cls, cfg: DictConfig, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
         """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``, ``turn_tall``);
-        ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``)."""
+        ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``; ``lexicon``
+        also takes a list of words or a word-list file)."""
         ckpt = resolve_ckpt(cfg)
         if ckpt.endswith(".onnx"):
             if not Path(ckpt).is_file():
@@ -69,7 +79,12 @@ class Recognizer:
             loaded = load_model(ckpt)
             backend, charset = TorchBackend(loaded.model), loaded.charset
             preprocess = Preprocess.from_record(loaded.config)
-        decoder = instantiate(cfg.decoder, **dict(decoder_options or {}))(charset)
+        options = dict(decoder_options or {})
+        if isinstance(options.get("lexicon"), (str, Path, list, tuple)):  # a word list file, or the words themselves
+            words = options["lexicon"]
+            options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \
+                Lexicon.from_file(words)
+        decoder = instantiate(cfg.decoder, **options)(charset)
         return cls(backend, preprocess, decoder, int(cfg.batch_size), cfg.get("turn_tall"))
 
     @classmethod
@@ -91,12 +106,16 @@ class Recognizer:
 
     def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
         """One ``Prediction`` per image, in input order (a folder's files sorted by path). Images are batched by
-        width; one that cannot be read (corrupt file, wrong array type) is logged and returned with ``error``."""
+        width; one that cannot be read (corrupt file, wrong array type, narrower than one CTC frame at the model's
+        height) is logged and returned with ``error``."""
         inputs = _inputs(images)
         tensors, keys, failed = [], [], {}
         for key, image in inputs:
             try:
                 array = decode_image(image, key) if isinstance(image, Path) else image_array(image, key)
+                narrow = too_narrow(array.shape[1], array.shape[0], self.preprocess, self._frame, self._turn_tall)
+                if narrow:
+                    raise BadSample("too_narrow", key, narrow)
                 tensors.append(self._prepare(array))
                 keys.append(key)
             except BadSample as err:

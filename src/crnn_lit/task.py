@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 
 import hydra
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,6 +52,14 @@ class LaunchErrors(Callback):
             sys.exit(2)
 
 
+def user_error(err: BaseException) -> BaseException | None:
+    """``err`` if it is a user error, or the user error Hydra wrapped when a config node's target raised it
+    (``InstantiationException`` chains the original); None for anything else (a bug: its traceback is shown)."""
+    while err is not None and not isinstance(err, USER_ERRORS):
+        err = err.__cause__ if isinstance(err, InstantiationException) else None
+    return err
+
+
 def task(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callable]:
     """Decorator: ``fn(cfg)`` → the Hydra app of ``conf/<config_name>.yaml`` (returns what ``fn`` returns, e.g.
     the metric an Optuna sweep optimizes)."""
@@ -61,8 +70,11 @@ def task(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callabl
         def run(cfg: DictConfig):
             try:
                 return fn(cfg)
-            except USER_ERRORS as err:
-                print(f"crnn_lit.{config_name}: error: {err}", file=sys.stderr, flush=True)
+            except (*USER_ERRORS, InstantiationException) as err:
+                cause = user_error(err)
+                if cause is None:
+                    raise
+                print(f"crnn_lit.{config_name}: error: {cause}", file=sys.stderr, flush=True)
                 sys.exit(2)
             finally:
                 finish_wandb()

@@ -179,9 +179,29 @@ class _AppendingWriter(ExperimentWriter):
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 self.metrics_keys = sorted(next(csv.reader(file), []))
 
+    def forget_from(self, step: int) -> None:
+        """Drop the rows of ``step`` and later: a run resumed from a checkpoint at global step ``step`` logs them
+        again (rows are flushed more often than checkpoints are written)."""
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        import csv
+
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            rows = list(reader)
+        kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+        if len(kept) < len(rows):
+            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=reader.fieldnames)
+                writer.writeheader()
+                writer.writerows(kept)
+            log.info("resume from global step %d: %d later rows of %s dropped (they are logged again)", step,
+                     len(rows) - len(kept), self.metrics_file_path)
+
 
 class AppendingCSVLogger(CSVLogger):
-    """Lightning's ``CSVLogger`` that appends to the ``metrics.csv`` of a resumed run (``logger=csv``)."""
+    """Lightning's ``CSVLogger`` that appends to the ``metrics.csv`` of a resumed run (``logger=csv``), without
+    the rows logged after the checkpoint it resumes from (``forget_from``)."""
 
     @property
     @rank_zero_experiment
@@ -190,6 +210,12 @@ class AppendingCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+    @rank_zero_only
+    def forget_from(self, step: int) -> None:
+        """See ``_AppendingWriter.forget_from``; the trainer calls it when training starts (``EpochStats``)."""
+        self.save()  # rows still buffered belong to this process, before the step
+        self.experiment.forget_from(step)
 
 
 def cpu_seconds() -> float:

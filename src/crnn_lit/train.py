@@ -57,10 +57,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     charset = instantiate(cfg.charset)
     spec = model_config(cfg)
     model = build_model(spec["backbone"], spec["rnn"], charset.num_classes, spec["channels"], spec["transform"])
-    if cfg.get("init_from"):
-        if ckpt_path:
-            raise ConfigError("init_from starts a new run from weights; resuming (ckpt_path/resume) continues one — "
-                              "give one of them")
+    # a resumed run continues from its checkpoint, which holds what init_from started it from: the original
+    # command line (init_from= included) plus resume=auto works
+    fine_tune = cfg.get("init_from") and not ckpt_path
+    if cfg.get("init_from") and ckpt_path:
+        log.info("resuming from %s: init_from=%s is not applied again (the checkpoint continues from it)",
+                 ckpt_path, cfg.init_from)
+    if fine_tune:
         initialized = init_from(model, charset, cfg.init_from, log)
     datamodule = instantiate(cfg.data, charset=charset, output_length=model.output_length)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
@@ -68,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                         model_config=spec, channels_last=cfg.channels_last)
     loggers = _instantiate_dict(cfg.get("logger"))
     callbacks = _instantiate_dict(cfg.get("callbacks"))
-    if cfg.get("init_from"):  # a chained stage: its learning curve counts on from the source's totals
+    if fine_tune:  # a chained stage: its learning curve counts on from the source's totals
         for cb in callbacks:
             if isinstance(cb, LearningCurve):
                 cb.continue_from(initialized.training)

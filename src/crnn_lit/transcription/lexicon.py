@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from crnn_lit.charset import Charset
+from crnn_lit.config import MissingFile, find_asset
 from crnn_lit.transcription.base import Decoder, Prediction, lm_fusion
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
 from crnn_lit.transcription.ctc import (
@@ -96,9 +97,8 @@ class Lexicon:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Lexicon:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"lexicon file not found: {path}")
+        """One word per line; a shipped word list may be given by name (``english``)."""
+        path = find_asset(path, "words", "lexicon file", suffixes=(".txt",))
         words = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
         return cls(words=[w for w in words if w], source=str(path))
 
@@ -106,7 +106,7 @@ class Lexicon:
     def from_tsv(cls, path: str | Path) -> Lexicon:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"per-image lexicon file not found: {path}")
+            raise MissingFile(f"per-image lexicon file not found: {path}")
         per_image: dict[str, list[str]] = {}
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():

@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from crnn_lit.charset import Charset
+from crnn_lit.config import find_asset
 
 BOS, EOS = "^", "$"
 FORMAT = "crnn_lit-char-ngram"
@@ -116,7 +117,9 @@ class CharNgramLM:
 
     @classmethod
     def load(cls, path: str | Path) -> CharNgramLM:
-        return _load_cached(str(Path(path).resolve()))
+        """The LM file at ``path``, or a shipped one by name (``english_char6``, or the checkout's
+        ``data/lm/english_char6.json.gz`` from any working folder)."""
+        return _load_cached(str(find_asset(path, "lm", "language model file", suffixes=(".json.gz",)).resolve()))
 
 
 @lru_cache(maxsize=4)

@@ -468,6 +468,10 @@ class SyntheticWords(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def __repr__(self) -> str:
+        r = self.renderer
+        return f"SyntheticWords(seed {r.seed}, {len(r.words):,} words, {len(r.fonts)} fonts)"
+
     def _check(self, i: int) -> int:
         i = int(i)
         if i < 0:

@@ -3,11 +3,14 @@ with punctuation and symbols (prices, percentages, times, dates, punctuated word
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crnn_lit.data.sources.renderer.plan import below
+
+log = logging.getLogger(__name__)
 
 
 def _fit(word: str, max_len: int, allowed: set[str] | None) -> str:
@@ -28,6 +31,9 @@ def load_words(words_file: str, extra_files: Sequence[str], max_len: int, allowe
     for extra in extra_files:  # optional: e.g. a vocabulary under ../shared/data
         if Path(extra).is_file():
             lines += [w.lower() if w.isupper() else w for w in Path(extra).read_text("utf-8").splitlines()]
+        else:
+            log.warning("renderer: extra word list %s not found, rendering without it (renderer.extra_words_files)",
+                        extra)
     words, seen = [], set()
     for line in lines:
         w = _fit(line.strip(), max_len, allowed)

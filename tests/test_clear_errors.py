@@ -205,7 +205,7 @@ def _evaluate(compose_evaluate, monkeypatch, svt_root, *overrides):
     monkeypatch.setattr(evaluate_module, "recognize", fake_recognize)
     cfg = compose_evaluate([f"benchmark_root={svt_root.parent}", "only=[svt]", "error_sheet=0", *overrides])
     with open_dict(cfg):
-        if cfg.benchmarks.svt.lexicons and "90k" in cfg.benchmarks.svt.lexicons:
+        if "90k" in (cfg.benchmarks.svt.get("lexicons") or {}):
             cfg.benchmarks.svt.lexicons["90k"].file = str(svt_root.parent.parent / "words.txt")
     return cfg, evaluate_module.evaluate
 
@@ -239,7 +239,8 @@ def test_lexicon_columns_can_be_dropped_from_the_command_line(compose_evaluate, 
     common = [f"ckpt={tiny_ckpt}", "~decoder@lm_decoder"]
     for drop, expected in ([[], ["none", "50", "90k", "90k open"]], [["lexicons=[]"], ["none"]],
                            [["lexicons=[50]"], ["none", "50"]], [["benchmarks.svt.lexicons={}"], ["none"]],
-                           [["benchmarks.svt.lexicons=null"], ["none"]], [["~decoder@lexicon_decoder"], ["none"]]):
+                           [["benchmarks.svt.lexicons=null"], ["none"]], [["~benchmarks.svt.lexicons"], ["none"]],
+                           [["~decoder@lexicon_decoder"], ["none"]]):
         cfg, evaluate = _evaluate(compose_evaluate, monkeypatch, svt_root, *common, *drop)
         result = evaluate(cfg)
         assert _columns(result) == expected, drop

@@ -57,12 +57,25 @@ def test_the_wheel_installs_and_runs_from_another_folder(tmp_path):
         ImageDraw.Draw(image).text((10, 4), word, font=font, fill=20)
         image.save(elsewhere / f"{word}.png")
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    run = lambda *cmd: subprocess.run([str(c) for c in cmd], check=False, cwd=elsewhere, env=env,
-                                      capture_output=True, text=True, timeout=600)
+    run = lambda *cmd, env=env: subprocess.run([str(c) for c in cmd], check=False, cwd=elsewhere, env=env,
+                                               capture_output=True, text=True, timeout=600)
 
     where = run(sys.executable, "-c", "import crnn_lit.config as c; print(c.__file__, c.CONFIG_DIR, c.ASSETS_DIR)")
     assert where.stdout.split() == [str(site / "crnn_lit/config.py"), str(site / "crnn_lit/conf"),
                                     str(site / "crnn_lit/assets")], where.stderr
+
+    # shipped assets by name from any folder (the README's data/lm/… spelling too); the shared data folder only
+    # where CRNN_LIT_DATA says, never guessed from the working folder
+    bare = {k: v for k, v in env.items() if k != "CRNN_LIT_DATA"}
+    probe = run(sys.executable, "-c", ("from crnn_lit.config import compose_config as c; from crnn_lit.transcription.lm "
+                                       "import CharNgramLM as L; print(L.load('data/lm/english_char6.json.gz').order, "
+                                       "c([], config_name='evaluate').benchmark_root, sep='|')"), env=bare)
+    assert probe.stdout.strip() == "6|<CRNN_LIT_DATA not set>/benchmarks", probe.stderr
+    evaluate = run(site / "bin" / "crnn-lit-evaluate", env=bare)
+    assert evaluate.returncode == 2 and evaluate.stderr.strip().splitlines() == [
+        ("crnn_lit.evaluate: error: no benchmark found (IIIT5K, SVT, IC13, IC15, SVTP, CUTE80) under benchmark_root="
+         "<CRNN_LIT_DATA not set>/benchmarks, which does not exist: set benchmark_root=<folder holding iiit5k/, svt/, "
+         "…> or CRNN_LIT_DATA=<shared data folder holding benchmarks/>")]
 
     predict = run(site / "bin" / "crnn-lit-predict", "inputs=[coffee.png,hotel.png]",
                   "hydra.searchpath=[file://my_conf]", "decoder=narrow_beam")

@@ -213,37 +213,30 @@ def _selected(cfg: DictConfig) -> dict[str, DictConfig]:
     selected = {key: cfg.benchmarks[key] for key in only}
     if cfg.get("lexicons") is not None:
         wanted = [str(name) for name in ([cfg.lexicons] if isinstance(cfg.lexicons, str) else cfg.lexicons)]
-        names = sorted({str(n) for bench in selected.values() for n in (bench.lexicons or {})})
+        names = sorted({str(n) for bench in selected.values() for n in (bench.get("lexicons") or {})})
         unknown = [n for n in wanted if n not in names]
         if unknown:
             raise ConfigError(f"lexicons={wanted}: unknown lexicon setting {', '.join(unknown)}; those of the "
                               f"selected benchmarks: {', '.join(names) or 'none'} (lexicons=[] keeps none)")
         for bench in selected.values():
-            if bench.lexicons:
+            if bench.get("lexicons"):
                 bench.lexicons = {n: v for n, v in bench.lexicons.items() if str(n) in wanted} or None
     return selected
 
 
-def _warn_protocol(cfg: DictConfig, charset: Charset) -> None:
-    """Warnings for protocol settings that quietly change what a column means."""
+def _warn_case(cfg: DictConfig, charset: Charset) -> None:
+    """A case-sensitive evaluation of a model that cannot read capitals: every such label is an error."""
     if cfg.case_sensitive and not any(c.isupper() for c in charset.chars):
         log.warning("case_sensitive=true, but the model has no capital letters (charset %s): every label with a "
                     "capital counts as an error. The standard protocol is case_sensitive=false", charset.name or
                     charset.chars)
-    decoder = cfg.get("lexicon_decoder")
-    if decoder is not None and "_target_" in decoder and decoder.get("open_ratio") is not None \
-            and not decoder.get("lm"):
-        log.warning("open lexicon columns without a language model (~decoder@open_lm or lexicon_decoder.lm=null): "
-                    "they use the plain ratio test p(w|y) >= %g·p(l'|y) and are named '<lexicon> open-ratio'; the "
-                    "default open_ratio (10) is calibrated for the fused test, the plain ratio's was 0.001 (README)",
-                    decoder.open_ratio)
 
 
 def _per_image_coverage(name: str, lexicon: Lexicon, keys: list[str]) -> str | None:
     """Why a per-image lexicon column would be meaningless (no image has a list: it would equal greedy), or None;
     warns when only some images lack one (those read lexicon-free)."""
     without = sum(not words for words in lexicon.lists_for(keys))
-    if without == len(keys):
+    if keys and without == len(keys):
         return f"no image has a word list in {lexicon.source} (keys must match the benchmark's, e.g. {keys[0]})"
     if without:
         log.warning("%s: %d of %d images have no word list in %s; they are read lexicon-free", name, without,
@@ -264,7 +257,7 @@ def evaluate(cfg: DictConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     ckpt = resolve_ckpt(cfg)
     loaded = load_model(ckpt)
-    _warn_protocol(cfg, loaded.charset)
+    _warn_case(cfg, loaded.charset)
     preprocess = Preprocess.from_record(loaded.config)
     backend = TorchBackend(loaded.model)
     out_dir = Path(cfg.paths.output_dir)
@@ -295,7 +288,8 @@ def evaluate(cfg: DictConfig) -> dict:
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
                 settings.append((column, instantiate(cfg[key])(loaded.charset), None))
-        for name, setting in (bench.lexicons or {}).items() if with_lexicons else ():
+        lexicons = bench.get("lexicons") or {}  # null, {} or deleted (~benchmarks.<key>.lexicons): none
+        for name, setting in lexicons.items() if with_lexicons else ():
             missing = _lexicon_missing(setting)
             if missing:
                 skipped[f"{bench.name} {name}"] = missing
@@ -303,15 +297,15 @@ def evaluate(cfg: DictConfig) -> dict:
                 continue
             lexicon_columns = _lexicon_columns(name, setting, loaded.charset, cfg)
             per_image = lexicon_columns[0][2]
-            uncovered = per_image and _per_image_coverage(f"{bench.name} {name}", per_image,
-                                                          keys + [k for k, _, _ in unreadable])
+            uncovered = None if per_image is None else _per_image_coverage(
+                f"{bench.name} {name}", per_image, keys + [k for k, _, _ in unreadable])
             if uncovered:
                 skipped[f"{bench.name} {name}"] = uncovered
                 log.warning("skipping the %s %s column: %s", bench.name, name, uncovered)
                 continue
             settings += lexicon_columns
-        if not with_lexicons and bench.lexicons:
-            skipped.update({f"{bench.name} {name}": "lexicon columns off (no lexicon_decoder)" for name in bench.lexicons})
+        if not with_lexicons:
+            skipped.update({f"{bench.name} {name}": "lexicon columns off (no lexicon_decoder)" for name in lexicons})
         for lexicon, decoder, per_image in settings:
             column, errors = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
                                     cfg.case_sensitive, timing, out_dir)
@@ -320,6 +314,11 @@ def evaluate(cfg: DictConfig) -> dict:
                 error_sheet(errors, dict(zip(keys, images, strict=True)), out_dir / "errors" / f"{bench.name}.png",
                             limit=cfg.error_sheet, font=Path(cfg.paths.data_dir) / "fonts/dejavu/DejaVuSansMono.ttf")
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, lexicon, 100 * column.accuracy, column.images)
+    if any(c.lexicon.endswith(" open-ratio") for c in columns):
+        log.warning("open lexicon columns without a language model (~decoder@open_lm or lexicon_decoder.lm=null): "
+                    "the plain ratio test p(w|y) >= %g·p(l'|y), named '<lexicon> open-ratio'; the default open_ratio "
+                    "(10) is calibrated for the fused test, the plain ratio's was 0.001 (README)",
+                    cfg.lexicon_decoder.open_ratio)
     free = [c for c in columns if c.lexicon == "none"]
     combined = sum(c.accuracy * c.images for c in free) / sum(c.images for c in free) if free else None
     table = markdown(columns, combined, ckpt, PROTOCOLS[bool(cfg.case_sensitive)])

@@ -57,7 +57,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     charset = instantiate(cfg.charset)
     spec = model_config(cfg)
     model = build_model(spec["backbone"], spec["rnn"], charset.num_classes, spec["channels"], spec["transform"])
-    # a resumed run continues from its checkpoint, which holds what init_from started it from: the original
+    if cfg.get("init_from") and cfg.get("ckpt_path"):
+        raise ConfigError("init_from starts a new run from weights; ckpt_path continues one — give one of them")
+    # resume=auto continues from the run's checkpoint, which holds what init_from started the run from: the original
     # command line (init_from= included) plus resume=auto works
     fine_tune = cfg.get("init_from") and not ckpt_path
     if cfg.get("init_from") and ckpt_path:

@@ -115,18 +115,22 @@ def find_asset(path: str | Path, folder: str, what: str, suffixes: tuple[str, ..
 @dataclass(frozen=True)
 class Knob:
     """The type and range a config value must have: ``kind`` int or float (an int is a valid float), bounds
-    inclusive unless ``above`` (exclusive lower bound), ``None`` allowed when ``optional``."""
+    inclusive unless ``above`` (exclusive lower bound), ``None`` allowed when ``optional``, and ``words`` the
+    non-numeric values it also takes (``auto``)."""
 
     kind: type
     low: float | None = None
     high: float | None = None
     above: bool = False
     optional: bool = False
+    words: tuple[str, ...] = ()
 
     def problem(self, value) -> str | None:
         """Why ``value`` does not fit, or None."""
         if value is None:
             return None if self.optional else "must be set"
+        if value in self.words:
+            return None
         kinds = (int, float) if self.kind is float else (int,)
         if isinstance(value, bool) or not isinstance(value, kinds):
             return f"expected {self}"
@@ -139,7 +143,8 @@ class Knob:
         bounds = [f"{'>' if self.above else '>='} {self.low:g}"] if self.low is not None else []
         bounds += [f"<= {self.high:g}"] if self.high is not None else []
         text = " ".join(["an integer" if self.kind is int else "a number", " and ".join(bounds)]).strip()
-        return text + (" (or null)" if self.optional else "")
+        others = [*self.words, *(["null"] if self.optional else [])]
+        return text + (f" (or {' or '.join(others)})" if others else "")
 
 
 COUNT, SIZE = Knob(int, 0), Knob(int, 1)  # a count that may be 0; a size (batch, width, …) of at least 1
@@ -149,7 +154,7 @@ KNOBS: dict[str, Knob] = {
     "seed": Knob(int),
     "batch_size": SIZE, "threads": Knob(int, 1, optional=True), "error_sheet": COUNT,
     "turn_tall": Knob(float, 1, optional=True), "opset": Knob(int, 7),
-    "data.batch_size": SIZE, "data.eval_batch_size": SIZE, "data.num_workers": COUNT,
+    "data.batch_size": SIZE, "data.eval_batch_size": SIZE, "data.num_workers": Knob(int, 0, words=("auto",)),
     "data.samples_per_epoch": Knob(int, 1, optional=True), "data.pool_batches": SIZE,
     "data.mix.holdout": Knob(float, 0, 1, above=True),
     "optimizer.lr": Knob(float, 0, above=True), "optimizer.weight_decay": Knob(float, 0),

@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/loader_throughput.py
 	$(BIN)/python bench/train_speed_options.py
 	$(BIN)/python bench/fault_resume.py
+	$(BIN)/python bench/scale.py
 	$(if $(CKPT),$(BIN)/python bench/decode_speed.py --ckpt $(CKPT))
 	$(if $(CKPT),$(BIN)/python bench/inference_speed.py --ckpt $(CKPT))
 

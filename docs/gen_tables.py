@@ -162,6 +162,22 @@ def turn_tall() -> str:
     return _md(["model (686 hold-out crops, greedy %)", "off", *map(str, ratios)], rows)
 
 
+def scale() -> str:
+    """The cluster arithmetic of ``bench/scale.py``: epoch start, loader workers per GPU, checkpoint overhead."""
+    rec = _json("scale.json")
+    start, rate, need = rec["epoch_start_s_per_million"], rec["images_per_cpu_s"], rec["workers_needed_per_gpu_at_10k"]
+    rows = [["epoch start, CPU s per million samples", f"cold {start['cold']:.1f}, warm {start['warm']:.3f}, "
+             f"second run {start['second_run']:.3f}"]]
+    names = {"lmdb": "LMDB", "lmdb_strong": "LMDB + `augment=strong`", "renderer": "renderer (`data=synthetic`)"}
+    rows += [[f"one loader worker, {label}", f"{rate[k]:,.0f} images per CPU-second → **{need[k]}** workers per GPU "
+              "at 10k images/s"] for k, label in names.items()]
+    rows += [["workers per GPU the defaults give (SLURM `cpus_per_task` default, `num_workers: auto`)",
+              f"**{rec['default_workers_per_gpu']}**"],
+             ["`last.ckpt` saves at 10k images/s (paper net, full state)",
+              f"{100 * rec['checkpoint_overhead_fraction_at_10k']:.2f} % of training time"]]
+    return _md(["`bench/scale.py`", "measured on 2 CPU cores, extrapolated"], rows)
+
+
 def benchmarks() -> str:
     """What `make bench` runs and what each script measured last (the JSON is the record)."""
     train = _json("train_throughput.json")
@@ -172,6 +188,7 @@ def benchmarks() -> str:
     infer = _json("inference_speed.json")["backends"]
     opts = _json("train_speed_options_vgg_light_bilstm_light.json")["images_per_s"]
     fault = _json("fault_resume.json")
+    scale_rec = _json("scale.json")
     light, paper = stats[("vgg_light", "bilstm_light")], stats[("vgg", "bilstm")]
     rows = [
         ["`train_throughput.py`", "paper net training, crnn_lit vs a plain PyTorch loop",
@@ -200,6 +217,10 @@ def benchmarks() -> str:
          f"≤ {fault['max_steps_lost']} steps lost per kill; final weights "
          + ("identical to" if fault["weights_equal_to_uninterrupted_run"] else "differ from")
          + " an uninterrupted run", "`fault_resume.json`"],
+        ["`scale.py`", "the cluster path: epoch start per million samples, loader workers per GPU, checkpoint cost",
+         (f"epoch start {scale_rec['epoch_start_s_per_million']['warm']:.3f} s per million (warm); "
+          f"{scale_rec['default_workers_per_gpu']} workers per GPU by default; last.ckpt "
+          f"{100 * scale_rec['checkpoint_overhead_fraction_at_10k']:.2f} % of training"), "`scale.json`"],
     ]
     return _md(["script", "measures", "last result", "record"], rows)
 
@@ -207,6 +228,7 @@ def benchmarks() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "glance": glance, "decoding": decoding, "chain": chain, "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
+    "scale": scale,
 }
 
 

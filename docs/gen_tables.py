@@ -82,7 +82,7 @@ def decoding() -> str:
     rows = [
         ["greedy (`decoder=greedy`, the paper's lexicon-free)", *(acc[c] for c in GREEDY[:4]),
          ms(speed["greedy"]["ms_per_image"])],
-        ["**beam + LM** (`decoder=beam_lm`)", *(f"**{acc[c]}**" for c in BEAM_LM),
+        ["**beam + LM** (`decoder=beam_lm`, the default)", *(f"**{acc[c]}**" for c in BEAM_LM),
          f"{ms(speed['beam_lm']['ms_per_image'])} ({ms(speed['beam_lm']['first_pass_ms_per_image'])} first pass)"],
         ["lexicon, strict (paper): 90k within N_δ / SVT-50 / IC15 full", acc["IIIT5K 90k"],
          f"{acc['SVT 90k']} / {acc['SVT 50']}", acc["IC15 full"], None,
@@ -143,6 +143,32 @@ def models() -> str:
         rows.append([f"`backbone={backbone} rnn={rnn}`", what, f"{m['params'] / 1e6:.2f} M",
                      f"{m['gflops_32x100']:.2f}"])
     return _md(["network", "what", "parameters", "GFLOPs at 32×100"], rows)
+
+
+def transforms() -> str:
+    """The transformation stages' own cost, beside the CRNN they sit in front of."""
+    rec = _json("model_stats.json")
+    stats = {t["transform"]: t for t in rec["transforms"]}
+    light = {(m["backbone"], m["rnn"]): m for m in rec["models"]}[("vgg_light", "bilstm_light")]
+    rows = [[f"`transform={name}`", what, f"{stats[name]['params'] / 1e6:.3f} M", f"{stats[name]['gflops_32x100']:.3f}"]
+            for name, what in [("none", "the paper's: no stage (default)"),
+                               ("tps", "DTRB's TPS: localization net 64-128-256-512, F = 20"),
+                               ("tps_light", "the same, localization net at 1/4 of the widths")]]
+    rows.append(["for scale: the default CRNN", "`backbone=vgg_light rnn=bilstm_light`", f"{light['params'] / 1e6:.3f} M",
+                 f"{light['gflops_32x100']:.3f}"])
+    return _md(["stage", "what", "parameters", "GFLOPs at 32×100"], rows)
+
+
+def holdout_decoding() -> str:
+    """Greedy vs beam + LM on the real_train hold-out: accuracy and reading speed, from bench/inference_speed.py."""
+    rows = []
+    for decoder, label in [("greedy", "greedy (`decoder=greedy`)"), ("beam_lm", "**beam + LM** (the default)")]:
+        rec = _json(f"inference_speed_holdout_{decoder}.json")
+        torch_, ort = rec["backends"]["torch_eager"], rec["backends"]["onnxruntime_fp32"]
+        rows.append([label, f"{100 * torch_['accuracy']:.2f}", f"{torch_['batched_images_per_s']:.0f}",
+                     f"{ort['batched_images_per_s']:.0f}"])
+    return _md([f"decoding ({rec['images']} hold-out crops)", "word accuracy %",
+                f"torch images/s (1 thread, batch {rec['batch_size']})", "ONNX Runtime images/s"], rows)
 
 
 def fault() -> str:
@@ -228,7 +254,7 @@ def benchmarks() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "glance": glance, "decoding": decoding, "chain": chain, "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
-    "scale": scale,
+    "scale": scale, "transforms": transforms, "holdout-decoding": holdout_decoding,
 }
 
 

@@ -192,11 +192,11 @@ def scale() -> str:
     """The cluster arithmetic of ``bench/scale.py``: epoch start, loader workers per GPU, checkpoint overhead."""
     rec = _json("scale.json")
     start, rate, need = rec["epoch_start_s_per_million"], rec["images_per_cpu_s"], rec["workers_needed_per_gpu_at_10k"]
-    rows = [["epoch start, CPU s per million samples", f"cold {start['cold']:.1f}, warm {start['warm']:.3f}, "
-             f"second run {start['second_run']:.3f}"]]
+    rows = [["epoch start, CPU s per million samples", (f"cold {start['cold']:.1f}, warm {start['warm']:.3f}, "
+             f"second run {start['second_run']:.3f}")]]
     names = {"lmdb": "LMDB", "lmdb_strong": "LMDB + `augment=strong`", "renderer": "renderer (`data=synthetic`)"}
-    rows += [[f"one loader worker, {label}", f"{rate[k]:,.0f} images per CPU-second → **{need[k]}** workers per GPU "
-              "at 10k images/s"] for k, label in names.items()]
+    rows += [[f"one loader worker, {label}", (f"{rate[k]:,.0f} images per CPU-second → **{need[k]}** workers per GPU "
+              "at 10k images/s")] for k, label in names.items()]
     rows += [["workers per GPU the defaults give (SLURM `cpus_per_task` default, `num_workers: auto`)",
               f"**{rec['default_workers_per_gpu']}**"],
              ["`last.ckpt` saves at 10k images/s (paper net, full state)",

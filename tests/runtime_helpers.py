@@ -1,5 +1,5 @@
 """Test-only callbacks (added to a run with ``+callbacks.<name>._target_=runtime_helpers.<Class>``, tests/ on
-PYTHONPATH) and a reader for offline W&B run files."""
+PYTHONPATH), a submitit job that trains, and a reader for offline W&B run files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import struct
+import sys
 from pathlib import Path
 
 import lightning as L
+from submitit.helpers import Checkpointable
 
 
 class RecordKeys(L.Callback):
@@ -66,6 +68,29 @@ class RecordPrecision(L.Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / f"precision_rank{trainer.global_rank}.json").write_text(json.dumps(
             {"precision": trainer.precision, "logits": self.dtypes, "step": trainer.global_step}))
+
+
+class RecordSaves(L.Callback):
+    """Appends the global step of every checkpoint this rank takes part in to ``<out_dir>/saves_rank<rank>.txt``."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = Path(out_dir)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / f"saves_rank{trainer.global_rank}.txt", "a") as f:
+            f.write(f"{trainer.global_step}\n")
+
+
+class TrainJob(Checkpointable):
+    """A submitit job running ``python -m crnn_lit.train <overrides>`` in the job's process, as
+    hydra-submitit-launcher's jobs do; ``checkpoint()`` resubmits it unchanged, as the launcher's does."""
+
+    def __call__(self, overrides: list[str]) -> None:
+        from crnn_lit.train import main
+
+        sys.argv = ["crnn_lit.train", *overrides]
+        main()
 
 
 _BLOCK = 32 * 1024

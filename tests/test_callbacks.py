@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
+import signal
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from crnn_lit.callbacks import EpochStats, RngState, TotalSteps
+from crnn_lit.callbacks import EpochStats, LastCheckpoint, RngState, TotalSteps
 
 
 class FakeBatch:
@@ -58,3 +61,146 @@ def test_rng_state_restores_every_generator(tmp_path):
     draws = (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)])
     callback.on_load_checkpoint(None, None, torch.load(path, weights_only=True))  # tensors and ints only
     assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]) == draws
+
+
+# --- LastCheckpoint: when it saves, decided without a real clock, signal sender or second rank ------------------
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _trainer(rank: int = 0, world_size: int = 1, reduce=None) -> SimpleNamespace:
+    """What LastCheckpoint reads of a Trainer; ``saved`` lists the step of every save."""
+    trainer = SimpleNamespace(global_step=0, global_rank=rank, world_size=world_size, is_global_zero=rank == 0,
+                              fast_dev_run=False, sanity_checking=False, state=SimpleNamespace(fn="fit"), saved=[],
+                              strategy=SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce))
+    trainer.save_checkpoint = lambda path, weights_only: trainer.saved.append(trainer.global_step)
+    return trainer
+
+
+def _steps(callback: LastCheckpoint, trainer, clock: Clock, steps: int, seconds_per_step: float,
+           accumulate: int = 1) -> None:
+    for _ in range(steps):
+        for _ in range(accumulate):  # on_train_batch_end once per micro-batch; the step moves on the last one
+            clock.now += seconds_per_step / accumulate
+            callback.on_train_batch_end(trainer, None, None, None, 0)
+        trainer.global_step += 1
+        callback.on_train_batch_end(trainer, None, None, None, 0)
+
+
+def test_last_checkpoint_saves_by_training_time(tmp_path):
+    clock = Clock()
+    callback, trainer = LastCheckpoint(str(tmp_path), 10, None, clock=clock), _trainer()
+    callback.on_train_start(trainer, None)
+    _steps(callback, trainer, clock, 5, 180)  # 3 minutes per step: due at 12 minutes
+    callback.on_validation_end(trainer, None)  # saves too, and the 10 minutes count from there
+    _steps(callback, trainer, clock, 5, 180, accumulate=2)
+    callback.on_train_end(trainer, None)
+    assert trainer.saved == [4, 5, 9, 10]
+
+
+def test_last_checkpoint_step_schedule_is_kept(tmp_path):
+    clock = Clock()
+    callback, trainer = LastCheckpoint(str(tmp_path), None, 3, clock=clock), _trainer()
+    callback.on_train_start(trainer, None)
+    _steps(callback, trainer, clock, 7, 1e4, accumulate=3)  # hours per step: no time-based save without minutes
+    assert trainer.saved == [3, 6]
+
+
+def test_last_checkpoint_on_a_signal_saves_then_runs_the_launchers_handler(tmp_path, caplog):
+    """The handler installed before the Trainer (submitit's requeue) runs after the save of the step reached; the
+    Trainer's own handler (installed between setup and the start of training) is left alone and put back."""
+    calls = []
+    launcher = lambda signum, frame: calls.append(("launcher", signum, list(trainer.saved)))
+    trainers = lambda signum, frame: calls.append(("trainer", signum))
+    original = signal.signal(signal.SIGUSR2, launcher)
+    try:
+        clock = Clock()
+        callback, trainer = LastCheckpoint(str(tmp_path), 10, None, clock=clock), _trainer()
+        callback.setup(trainer, None, "fit")
+        signal.signal(signal.SIGUSR2, trainers)
+        callback.on_train_start(trainer, None)
+        _steps(callback, trainer, clock, 2, 1)
+        os.kill(os.getpid(), signal.SIGUSR2)  # its Python handler runs before the next line
+        trainer.global_step += 1
+        with pytest.raises(SIGTERMException), caplog.at_level("WARNING", logger="crnn_lit.train"):
+            callback.on_train_batch_end(trainer, None, None, None, 0)
+        assert calls == [("launcher", signal.SIGUSR2, [3])]
+        assert signal.getsignal(signal.SIGUSR2) is trainers
+        assert [r.getMessage() for r in caplog.records] == [
+            f"preempted by SIGUSR2 at step 3: saved {tmp_path / 'last.ckpt'}; continue with resume=auto"]
+    finally:
+        signal.signal(signal.SIGUSR2, original)
+
+
+def test_last_checkpoint_ranks_decide_together(tmp_path):
+    """DDP: checks at agreed steps only, about sync_every_s apart at rank 0's step rate; rank 0's clock decides
+    the time-based saves; a signal seen by any rank stops every rank."""
+    clock, reduced = Clock(), []
+
+    def reduce(flags, reduce_op):  # rank 0 and rank 1 of a two-rank job, rank 1's view of rank 0's flags
+        assert reduce_op == "max"
+        reduced.append(trainer.global_step)
+        return torch.maximum(flags, rank0)
+
+    # rank 0: 0.05 s per step → a check every 20 steps; every 1.5 s of training → saves at 41 and 81
+    callback = LastCheckpoint(str(tmp_path), 1.5 / 60, None, sync_every_s=1.0, clock=clock)
+    trainer, rank0 = _trainer(rank=0, world_size=2, reduce=reduce), torch.zeros(5, dtype=torch.int64)
+    callback.on_train_start(trainer, None)
+    _steps(callback, trainer, clock, 90, 0.05)
+    assert reduced == [1, 21, 41, 61, 81] and trainer.saved == [41, 81]
+
+    # rank 1: follows rank 0's flags [SIGTERM, SIGUSR1, SIGUSR2, due, steps to the next check], never its own clock
+    reduced.clear()
+    callback = LastCheckpoint(str(tmp_path), 1 / 60, None, clock=clock)
+    trainer = _trainer(rank=1, world_size=2, reduce=reduce)
+    callback.on_train_start(trainer, None)
+    rank0 = torch.tensor([0, 0, 0, 1, 5])
+    _steps(callback, trainer, clock, 1, 100.0)
+    rank0 = torch.tensor([0, 0, 0, 0, 5])
+    _steps(callback, trainer, clock, 4, 100.0)
+    callback._notice(signal.SIGUSR1, None)  # only this rank got it
+    with pytest.raises(SIGTERMException):
+        _steps(callback, trainer, clock, 1, 100.0)
+    assert reduced == [1, 6] and trainer.saved == [1, 6]
+
+
+def test_val_sample_images_are_saved_by_an_offline_wandb_run(tmp_path, monkeypatch):
+    """Offline (no key, no network, never a prompt), wandb writes media inside a table as the word "Image" and
+    saves no file (wandb/wandb#4611): the sample panel is logged as a list of images, whose PNGs the offline run
+    folder holds for `wandb sync`, and the table keeps text columns only."""
+    import json
+
+    import cv2
+
+    from conftest import FAST, compose_train
+    from crnn_lit.tracking import finish_wandb
+    from crnn_lit.train import train
+    from runtime_helpers import read_wandb_run
+
+    for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    overrides = [*(o for o in FAST if not o.startswith("logger=")), "logger=wandb", "logger.wandb.val_samples=4",
+                 "~callbacks.progress_bar"]
+    try:
+        train(compose_train(overrides, tmp_path))
+    finally:
+        finish_wandb()
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    pngs = sorted((run_dir / "files" / "media" / "images").rglob("*.png"))
+    assert len(pngs) == 8  # 4 samples × 2 validations (the epoch's, the best checkpoint's after training)
+    sizes = {cv2.imread(str(png), cv2.IMREAD_UNCHANGED).shape for png in pngs}
+    assert len(sizes) == 1 and sizes.pop()[0] == 32  # one size: W&B lays the list out as one grid
+
+    history = read_wandb_run(run_dir)["history"]  # the last validation's records
+    captions = history["val/sample_images/captions"]
+    assert history["val/sample_images/count"] == 4 and len(captions) == 4 and all(" → " in c for c in captions)
+    assert all((run_dir / "files" / name).is_file() for name in history["val/sample_images/filenames"])
+    table = json.loads((run_dir / "files" / history["val/samples/path"]).read_text())
+    assert table["columns"] == ["sample", "label", "prediction", "confidence", "correct"]
+    assert [row[0] for row in table["data"]] == [0, 1, 2, 3] and "Image" not in json.dumps(table["data"])
+    assert [f"{row[1]} → {row[2]}" for row in table["data"]] == captions

@@ -354,8 +354,8 @@ def test_optimized_metric_mistakes_are_named(compose_cfg):
 
 
 def test_sigterm_mid_epoch_saves_the_current_step_and_resumes_from_it(tmp_path):
-    """SIGTERM during step 6 (last.ckpt otherwise only every 100 steps): the run saves step 6, exits 0, and
-    resume=auto continues from there."""
+    """SIGTERM (to the main process) during step 6 (last.ckpt otherwise only every 10 minutes): the run saves
+    step 6, exits 0, and resume=auto continues from there. (To the whole process group: tests/test_preemption.py.)"""
     common = [*TINY, "trainer.max_epochs=2", "logger=none", "hydra.run.dir=run"]
     run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermAt", "+callbacks.term.step=5"], tmp_path)
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 6

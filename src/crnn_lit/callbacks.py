@@ -5,9 +5,9 @@ Wired through ``conf/callbacks/default.yaml`` (``LogConfig``, which needs the re
 
 * ``TotalSteps``: one-cycle's ``total_steps`` from the trainer's step estimate.
 * ``EpochStats``: ``train/images_per_sec``, ``data/padding_waste``, ``data/rejected_<reason>`` once per epoch.
-* ``ValSampleTable``: the W&B ``val/samples`` table (image, label, prediction, confidence, correct).
+* ``ValSampleTable``: W&B ``val/sample_images`` (label → prediction) and the ``val/samples`` table.
 * ``LearningCurve``: validation metrics against training images, wall-clock and CPU hours, across resumes.
-* exact resume: ``LastCheckpoint`` (``last.ckpt`` every N steps, after validation, at the end and on SIGTERM),
+* exact resume: ``LastCheckpoint`` (``last.ckpt`` every N minutes, after validation, at the end, on preemption),
   ``LoaderPosition`` (the position inside the epoch), ``RngState`` (torch/CUDA/numpy/Python RNG states).
 """
 
@@ -18,14 +18,18 @@ import functools
 import inspect
 import logging
 import random
+import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from crnn_lit.runtime import ResumableLoader
 from crnn_lit.tracking import AppendingCSVLogger, cpu_seconds, wandb_loggers
@@ -90,13 +94,17 @@ class EpochStats(L.Callback):
 
 
 class ValSampleTable(L.Callback):
-    """The first validation samples of each validation as the W&B table ``val/samples``, as many as the W&B
-    logger's ``val_samples``. Validation batches are sorted by width, so these are the narrowest images (the same
-    ones every epoch: the table shows how their reading evolves). Reads the predictions ``validation_step``
-    returns; global rank 0 only."""
+    """The first validation samples of each validation in W&B, as many as the W&B logger's ``val_samples``: the
+    images with the captions ``label → prediction`` (``val/sample_images``) and the table ``val/samples``
+    (sample number in that list, label, prediction, confidence, correct). The images are logged as a list, not
+    as table cells: wandb writes media inside a table as the word "Image" in offline mode and saves no file
+    (wandb/wandb#4611), so an offline run synced later would lose them. Validation batches are sorted by width,
+    so these are the narrowest images (the same ones every epoch: the panel shows how their reading evolves).
+    Reads the predictions ``validation_step`` returns; global rank 0 only."""
 
-    COLUMNS = ("image", "label", "prediction", "confidence", "correct")
+    COLUMNS = ("sample", "label", "prediction", "confidence", "correct")
     KEY = "val/samples"
+    IMAGES_KEY = "val/sample_images"
 
     def __init__(self):
         self.logger, self.limit, self.rows = None, 0, []
@@ -117,16 +125,24 @@ class ValSampleTable(L.Callback):
             image = batch.images[i, :, :, : int(batch.widths[i])].detach().float().cpu()  # crop the padding
             pixels = ((image + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
             pred = outputs[i]
-            self.rows.append([pixels.squeeze(2) if pixels.shape[2] == 1 else pixels, batch.labels[i], pred.text,
-                              round(float(pred.confidence), 4), pred.text == batch.labels[i]])
+            self.rows.append([pixels, batch.labels[i], pred.text, round(float(pred.confidence), 4),
+                              pred.text == batch.labels[i]])
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if self.logger is None or not self.rows:
             return
         import wandb
 
-        data = [[wandb.Image(row[0]), *row[1:]] for row in self.rows]
-        self.logger.experiment.log({self.KEY: wandb.Table(columns=list(self.COLUMNS), data=data),
+        # one size for all (W&B lays a list of images out in one grid): right-padded by repeating the last
+        # column, as training batches are
+        width = max(row[0].shape[1] for row in self.rows)
+        images = []
+        for pixels, label, prediction, *_ in self.rows:
+            padded = np.pad(pixels, ((0, 0), (0, width - pixels.shape[1]), (0, 0)), mode="edge")
+            images.append(wandb.Image(padded.squeeze(2) if padded.shape[2] == 1 else padded,
+                                      caption=f"{label} → {prediction}"))
+        table = wandb.Table(columns=list(self.COLUMNS), data=[[i, *row[1:]] for i, row in enumerate(self.rows)])
+        self.logger.experiment.log({self.IMAGES_KEY: images, self.KEY: table,
                                     "trainer/global_step": trainer.global_step})
         self.logger, self.rows = None, []
 
@@ -188,31 +204,108 @@ class LearningCurve(L.Callback):
 class LastCheckpoint(L.Callback):
     """Keeps ``<dirpath>/last.ckpt`` = the newest training state, for ``resume=auto``.
 
-    Saved every ``every_n_train_steps`` optimizer steps (a killed run loses fewer steps than that), after every
-    validation, when training ends, and after the step during which a SIGTERM arrived (preemptible machines,
-    ``timeout``, SLURM's ``--signal=TERM@<seconds>``): Lightning then stops the run cleanly, and ``resume=auto``
-    loses nothing. (Lightning 2.6's ``ModelCheckpoint(save_last=True, every_n_train_steps=N)`` defers last.ckpt
-    with its top-k save until the monitored validation metric exists — no step saves before the first validation
-    — and saves nothing on SIGTERM.)
+    Saved every ``every_minutes`` of training (and/or every ``every_n_train_steps`` optimizer steps; None = off),
+    after every validation, when training ends, and at the step reached when one of ``signals`` arrives — a
+    preemption or time-limit notice: ``timeout``, SLURM, preemptible VMs (SIGTERM), submitit (SIGUSR2), Lightning's
+    SLURM convention (SIGUSR1). The handler only notes the signal; the save happens between two optimizer steps,
+    then the run stops with exit status 0 and one log line. A handler the launcher had installed for that signal
+    before the Trainer started (submitit's, which requeues the job) runs after the save, so the requeued job's
+    ``resume=auto`` finds the step reached. (Lightning 2.6's ``ModelCheckpoint(save_last=True)`` defers last.ckpt
+    to its top-k save, which waits for the monitored validation metric, and saves nothing on a signal.)
+
+    Every save is collective (``trainer.save_checkpoint`` ends in a barrier), so all ranks must decide alike: the
+    step schedule is a function of the step; the clock and the signals are read at agreed steps, by one all-reduce
+    of [signals seen on any rank, rank 0's clock says due, the steps to the next check as rank 0 measures them]
+    about every ``sync_every_s`` seconds. (``ModelCheckpoint(train_time_interval=...)`` broadcasts rank 0's
+    decision as a pickled object every step.) A single process reads its ``clock`` every step.
     """
 
     FILENAME = "last.ckpt"
 
-    def __init__(self, dirpath: str, every_n_train_steps: int | None):
+    def __init__(self, dirpath: str, every_minutes: float | None, every_n_train_steps: int | None,
+                 signals: Sequence[str] = ("SIGTERM", "SIGUSR1", "SIGUSR2"), sync_every_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.path = Path(dirpath) / self.FILENAME
+        self.every_s = every_minutes * 60 if every_minutes else None
         self.every = every_n_train_steps or 0
+        self.signals = [signal.Signals[name] for name in signals]
+        self.sync_every_s = sync_every_s
+        self.clock = clock
         self._saved_step = -1
+        self._received: set[signal.Signals] = set()
+        self._launcher_handlers: dict = {}  # per signal: the handler installed before the Trainer's
+        self._replaced: dict = {}  # per signal: the handler ours replaced (restored when training ends)
+        self._step_seen = self._next_check = self._check_step = 0
+        self._saved_at = self._check_at = 0.0
 
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking:
             return
         trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
-        self._saved_step = trainer.global_step
+        self._saved_step, self._saved_at = trainer.global_step, self.clock()
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if stage == "fit":  # before the Trainer registers its own handlers (when fit starts running)
+            self._launcher_handlers = {sig: signal.getsignal(sig) for sig in self.signals}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._received = set()
+        self._step_seen = self._check_step = trainer.global_step
+        self._next_check = trainer.global_step + 1
+        self._saved_at = self._check_at = self.clock()
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._replaced = {sig: signal.signal(sig, self._notice) for sig in self.signals}
+
+    def _notice(self, signum, frame) -> None:
+        self._received.add(signal.Signals(signum))  # acted on between two steps, never inside a step
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._replaced.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        self._replaced = {}
+
+    def _check(self, trainer: L.Trainer, step: int) -> tuple[set[signal.Signals], bool]:
+        """(signals received on any rank, whether the clock says save), the same on every rank."""
+        now = self.clock()
+        due = trainer.global_rank == 0 and self.every_s is not None and now - self._saved_at >= self.every_s
+        if trainer.world_size == 1:
+            self._next_check = step + 1
+            return set(self._received), due
+        steps = 0  # rank 0 proposes the distance to the next check: about sync_every_s at its step rate
+        if trainer.global_rank == 0:
+            steps = max(1, round(self.sync_every_s * (step - self._check_step) / max(now - self._check_at, 1e-6)))
+        flags = torch.tensor([sig in self._received for sig in self.signals] + [due, steps], dtype=torch.int64,
+                             device=trainer.strategy.root_device)
+        flags = trainer.strategy.reduce(flags, reduce_op="max").tolist()
+        self._next_check, self._check_step, self._check_at = step + flags[-1], step, now
+        return {sig for sig, seen in zip(self.signals, flags) if seen}, bool(flags[-2])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        due = self.every and trainer.global_step % self.every == 0
-        if (due or trainer.received_sigterm) and trainer.global_step != self._saved_step:
+        step = trainer.global_step
+        if step == self._step_seen:  # inside a gradient accumulation: no optimizer step yet
+            return
+        self._step_seen = step
+        due, received = bool(self.every) and step % self.every == 0, set()
+        if step >= self._next_check:
+            received, timed = self._check(trainer, step)
+            due = due or timed
+        if (due or received) and step != self._saved_step:
             self._save(trainer)
+        if received:
+            self._stop(trainer, received)
+
+    def _stop(self, trainer: L.Trainer, received: set[signal.Signals]) -> None:
+        names = "+".join(sig.name for sig in sorted(received))
+        if trainer.is_global_zero:
+            log.warning("preempted by %s at step %d: saved %s; continue with resume=auto", names,
+                        trainer.global_step, self.path)
+        self._restore_signals()
+        for sig in sorted(received):  # e.g. submitit's: requeues the job (rank 0) and exits
+            handler = self._launcher_handlers.get(sig)
+            if callable(handler):
+                handler(sig, None)
+        raise SIGTERMException  # Lightning's own way out of fit: exit status 0
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.state.fn == "fit":
@@ -220,6 +313,10 @@ class LastCheckpoint(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._save(trainer)
+        self._restore_signals()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore_signals()
 
 
 class LoaderPosition(L.Callback):

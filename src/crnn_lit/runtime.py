@@ -5,6 +5,9 @@
   optimizer, scheduler, step and epoch; ``ResumableLoader`` adds the position inside the epoch, so a resumed
   run sees exactly the batches an uninterrupted one would.
 * **atomic checkpoints**: ``AtomicCheckpointIO`` writes next to the target, fsyncs, then renames.
+* **preemption**: DataLoader workers ignore the preemption signals (``shielded_worker``), so a signal to the whole
+  process group reaches only the processes that handle it (``crnn_lit.callbacks.LastCheckpoint``); under SLURM
+  submitit requeues, not Lightning (``slurm_plugins``).
 * **DDP under Hydra**: Lightning starts ranks > 0 by re-running the command line; for a multirun that would
   start new sweeps. ``ddp_child_command`` gives the children this job's own overrides and directory instead.
 """
@@ -14,7 +17,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -143,6 +148,33 @@ class ResumableLoader(DataLoader):
         sampler = self.batch_sampler.sampler
         if "epoch" in state and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(int(state["epoch"]))
+
+
+# --- preemption ----------------------------------------------------------------------------------------------
+# Sent to every process of a job (`timeout`, SLURM's step signalling, submitit's time-limit notice): the main
+# process saves and stops (LastCheckpoint); a DataLoader worker killed by one would crash the run instead
+# ("DataLoader worker (pid …) is killed by signal"). A worker still ends when the loader shuts it down or its
+# parent is gone (torch's worker watchdog).
+WORKER_IGNORED_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def shielded_worker(worker_id: int, init: Callable[[int], None] | None = None) -> None:
+    """DataLoader ``worker_init_fn``: ignore ``WORKER_IGNORED_SIGNALS``, then run ``init`` (the loader's own
+    ``worker_init_fn``). Use as ``functools.partial(shielded_worker, init=...)``."""
+    for sig in WORKER_IGNORED_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    if init is not None:
+        init(worker_id)
+
+
+def slurm_plugins() -> list:
+    """Inside a SLURM job: Lightning's SLURM environment without its auto-requeue, so the launcher's handler is the
+    only one that requeues (submitit's, run by LastCheckpoint after it saved the step reached). Lightning's would
+    save ``hpc_ckpt_<n>.ckpt`` (which resume=auto does not read) from inside its signal handler, mid-step, on every
+    rank at a different moment, and listens for SIGUSR1, which submitit does not send. Elsewhere: nothing."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 # --- DDP under Hydra ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from crnn_lit.runtime import (
     AtomicCheckpointIO,
     resolve_checkpoint,
     route_ddp_children_to_this_job,
+    slurm_plugins,
 )
 from crnn_lit.system import CRNNSystem
 from crnn_lit.task import task
@@ -81,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks.append(LogConfig(OmegaConf.to_container(cfg, resolve=True)))
     route_ddp_children_to_this_job()
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
-                                     plugins=[AtomicCheckpointIO()])
+                                     plugins=[AtomicCheckpointIO(), *slurm_plugins()])
 
     try:
         trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -19,7 +19,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
 from crnn_lit.preprocess import Preprocess
-from crnn_lit.runtime import ResumableLoader
+from crnn_lit.runtime import ResumableLoader, shielded_worker
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,8 @@ class TextDataModule(L.LightningDataModule):
         return DataLoader(
             dataset, batch_sampler=sampler, collate_fn=self.collate, num_workers=workers,
             persistent_workers=workers > 0, pin_memory=pin,
-            worker_init_fn=partial(seed_worker, rank=rank) if workers > 0 else None,
+            worker_init_fn=partial(shielded_worker, init=partial(seed_worker, rank=rank))  # ignores preemption signals
+            if workers > 0 else None,
             generator=torch.Generator().manual_seed(self.seed),  # worker seeds independent of other RNG use
         )
 

@@ -4,6 +4,9 @@ kills ends with the same weights as one that never stopped.
 
     python bench/fault_resume.py                      # writes bench/results/fault_resume.json
     python bench/fault_resume.py --kills 5 --every 4  # more kills, last.ckpt every 4 steps
+    python bench/fault_resume.py --signal TERM --num-workers 1 --save-kills 0 --out /tmp/term.json
+        # SIGTERM to the whole process group instead (loader workers included, as `timeout` and SLURM send it):
+        # every stop must exit 0 having saved the step reached (0 steps lost)
 
 A second part kills processes that do nothing but save checkpoints (so most kills land inside a write), with
 crnn_lit's AtomicCheckpointIO and with Lightning's stock TorchCheckpointIO, whose save stages the file in the
@@ -33,8 +36,8 @@ ROOT = BENCH.parent
 
 
 class StepFile(L.Callback):
-    """Writes the global step to ``path`` after every optimizer step, and the step training started at to
-    ``path.start``."""
+    """Writes the global step to ``path`` after every optimizer step and when training stops on an exception
+    (e.g. a preemption signal), and the step training started at to ``path.start``."""
 
     def __init__(self, path: str):
         self.path = Path(path)
@@ -45,12 +48,15 @@ class StepFile(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.path.write_text(f"{trainer.global_step}\n")
 
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self.path.write_text(f"{trainer.global_step}\n")
+
 
 def _overrides(run_dir: Path, args) -> list[str]:
     return [
         f"hydra.run.dir={run_dir}", "resume=auto", f"seed={args.seed}",
         f"data.samples_per_epoch={args.samples_per_epoch}", f"data.batch_size={args.batch_size}",
-        "data.num_workers=0", "data.val.length=64", "data.eval_batch_size=64", f"trainer.max_epochs={args.epochs}",
+        f"data.num_workers={args.num_workers}", "data.val.length=64", "data.eval_batch_size=64", f"trainer.max_epochs={args.epochs}",
         "trainer.num_sanity_val_steps=0", f"callbacks.last_checkpoint.every_n_train_steps={args.every}",
         "~callbacks.progress_bar", "logger=csv", "trainer.log_every_n_steps=5",
         "+callbacks.steps._target_=fault_resume.StepFile", f"+callbacks.steps.path={run_dir}/step.txt",
@@ -62,7 +68,8 @@ def _start(run_dir: Path, args) -> subprocess.Popen:
            "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
     with open(run_dir.parent / f"{run_dir.name}.log", "a") as log:  # the child keeps its own handle
         return subprocess.Popen([sys.executable, "-m", "crnn_lit.train", *_overrides(run_dir, args)], cwd=ROOT,
-                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # a process group of its own, to signal as a whole
 
 
 def _read_int(path: Path) -> int | None:
@@ -156,6 +163,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "fault_resume.json")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--save-kills", type=int, default=20, help="kills per checkpoint writer (0 = skip part 2)")
+    parser.add_argument("--signal", choices=("KILL", "TERM"), default="KILL",
+                        help="KILL: kill -9 the training process; TERM: SIGTERM to its whole process group")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the training runs")
     args = parser.parse_args(argv)
 
     import shutil
@@ -190,8 +200,11 @@ def main(argv: list[str] | None = None) -> dict:
                 raise TimeoutError(f"step {target} not reached")
             time.sleep(0.002)
         time.sleep(rng.uniform(0.0, 0.3))  # anywhere inside the next step, or inside a checkpoint write
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if args.signal == "KILL":
+            os.kill(proc.pid, signal.SIGKILL)
+        else:
+            os.killpg(proc.pid, signal.SIGTERM)
+        status = proc.wait(timeout=args.timeout)
         killed_at = _read_int(step_file)
         left = _checkpoint(ckpt)
         partial = sorted(p.name for p in ckpt.parent.glob(".*.tmp"))
@@ -203,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
             "checkpoint_step": left.get("global_step"),
             "checkpoint_intact": left["intact"],
             "steps_lost": None if not left["intact"] else killed_at - left["global_step"],
+            "exit_status": status,
             "partial_temp_files_left": partial,  # a kill during a save: the temp file, never a torn last.ckpt
         })
         print(f"kill {len(kills)}: after step {killed_at}, last.ckpt at step {left.get('global_step')} "
@@ -219,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     max_diff = max(float((a["state_dict"][k].float() - v.float()).abs().max()) for k, v in b["state_dict"].items())
     result = {
         "command": " ".join(["python bench/fault_resume.py", *(argv if argv is not None else sys.argv[1:])]),
-        "settings": {"kills": args.kills, "last_checkpoint_every_n_steps": args.every, "steps_per_epoch": steps_per_epoch,
+        "settings": {"kills": args.kills, "signal": args.signal, "num_workers": args.num_workers,
+                     "last_checkpoint_every_n_steps": args.every, "steps_per_epoch": steps_per_epoch,
                      "epochs": args.epochs, "total_steps": total, "batch_size": args.batch_size,
                      "model": "vgg_light + bilstm_light", "device": "cpu, 1 thread per process"},
         "kills": kills,

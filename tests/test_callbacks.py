@@ -76,6 +76,7 @@ def _trainer(rank: int = 0, world_size: int = 1, reduce=None) -> SimpleNamespace
     """What LastCheckpoint reads of a Trainer; ``saved`` lists the step of every save."""
     trainer = SimpleNamespace(global_step=0, global_rank=rank, world_size=world_size, is_global_zero=rank == 0,
                               fast_dev_run=False, sanity_checking=False, state=SimpleNamespace(fn="fit"), saved=[],
+                              num_training_batches=float("inf"),
                               strategy=SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce))
     trainer.save_checkpoint = lambda path, weights_only: trainer.saved.append(trainer.global_step)
     return trainer
@@ -134,6 +135,22 @@ def test_last_checkpoint_on_a_signal_saves_then_runs_the_launchers_handler(tmp_p
             f"preempted by SIGUSR2 at step 3: saved {tmp_path / 'last.ckpt'}; continue with resume=auto"]
     finally:
         signal.signal(signal.SIGUSR2, original)
+
+
+def test_last_checkpoint_on_a_signal_at_an_epochs_last_step_stops_after_its_validation(tmp_path):
+    """A checkpoint of an epoch's last step resumes in the next epoch: stopping there would skip the validation."""
+    clock = Clock()
+    callback, trainer = LastCheckpoint(str(tmp_path), 10, None, clock=clock), _trainer()
+    trainer.num_training_batches = 4
+    callback.on_train_start(trainer, None)
+    _steps(callback, trainer, clock, 3, 1)
+    callback._notice(signal.SIGTERM, None)
+    trainer.global_step += 1
+    callback.on_train_batch_end(trainer, None, None, None, 3)  # the epoch's last batch: saved, not stopped
+    callback.on_validation_end(trainer, None)
+    with pytest.raises(SIGTERMException):
+        callback.on_train_batch_start(trainer, None, None, 0)
+    assert trainer.saved == [4, 4]
 
 
 def test_last_checkpoint_ranks_decide_together(tmp_path):

@@ -207,8 +207,9 @@ class LastCheckpoint(L.Callback):
     Saved every ``every_minutes`` of training (and/or every ``every_n_train_steps`` optimizer steps; None = off),
     after every validation, when training ends, and at the step reached when one of ``signals`` arrives — a
     preemption or time-limit notice: ``timeout``, SLURM, preemptible VMs (SIGTERM), submitit (SIGUSR2), Lightning's
-    SLURM convention (SIGUSR1). The handler only notes the signal; the save happens between two optimizer steps,
-    then the run stops with exit status 0 and one log line. A handler the launcher had installed for that signal
+    SLURM convention (SIGUSR1). The handler only notes the signal; the save happens between two optimizer steps
+    (after the epoch's validation when the step ends an epoch), then the run stops with exit status 0 and one log
+    line. A handler the launcher had installed for that signal
     before the Trainer started (submitit's, which requeues the job) runs after the save, so the requeued job's
     ``resume=auto`` finds the step reached. (Lightning 2.6's ``ModelCheckpoint(save_last=True)`` defers last.ckpt
     to its top-k save, which waits for the monitored validation metric, and saves nothing on a signal.)
@@ -232,7 +233,8 @@ class LastCheckpoint(L.Callback):
         self.sync_every_s = sync_every_s
         self.clock = clock
         self._saved_step = -1
-        self._received: set[signal.Signals] = set()
+        self._received: set[signal.Signals] = set()  # noted by the handler
+        self._pending: set[signal.Signals] = set()  # agreed on, acted on when the next epoch starts
         self._launcher_handlers: dict = {}  # per signal: the handler installed before the Trainer's
         self._replaced: dict = {}  # per signal: the handler ours replaced (restored when training ends)
         self._step_seen = self._next_check = self._check_step = 0
@@ -249,7 +251,7 @@ class LastCheckpoint(L.Callback):
             self._launcher_handlers = {sig: signal.getsignal(sig) for sig in self.signals}
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._received = set()
+        self._received, self._pending = set(), set()
         self._step_seen = self._check_step = trainer.global_step
         self._next_check = trainer.global_step + 1
         self._saved_at = self._check_at = self.clock()
@@ -286,14 +288,22 @@ class LastCheckpoint(L.Callback):
         if step == self._step_seen:  # inside a gradient accumulation: no optimizer step yet
             return
         self._step_seen = step
-        due, received = bool(self.every) and step % self.every == 0, set()
+        due, stop = bool(self.every) and step % self.every == 0, set()
         if step >= self._next_check:
-            received, timed = self._check(trainer, step)
+            stop, timed = self._check(trainer, step)
             due = due or timed
-        if (due or received) and step != self._saved_step:
+        if (due or stop) and step != self._saved_step:
             self._save(trainer)
-        if received:
-            self._stop(trainer, received)
+        if stop and batch_idx + 1 >= trainer.num_training_batches:
+            # the epoch's last step: stop as the next one starts, after the epoch's validation (which saves again)
+            # — Lightning resumes a checkpoint of this step in the next epoch, leaving this one unvalidated
+            self._pending = stop
+        elif stop:
+            self._stop(trainer, stop)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._pending:
+            self._stop(trainer, self._pending)
 
     def _stop(self, trainer: L.Trainer, received: set[signal.Signals]) -> None:
         names = "+".join(sig.name for sig in sorted(received))

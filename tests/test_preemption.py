@@ -79,11 +79,11 @@ def test_ddp_group_sigterm_with_workers_saves_the_step_reached_on_both_ranks(tmp
            "+callbacks.steps._target_=fault_resume.StepFile", f"+callbacks.steps.path={tmp_path}/step.txt",
            "+callbacks.saves._target_=runtime_helpers.RecordSaves", f"+callbacks.saves.out_dir={saves}"]
     log = tmp_path / "train.out"
-    status = _signal_group_at(_start(cmd, tmp_path, _env(), log), tmp_path / "step.txt", 10, signal.SIGTERM, log)
+    status = _signal_group_at(_start(cmd, tmp_path, _env(), log), tmp_path / "step.txt", 6, signal.SIGTERM, log)
     assert status == 0, log.read_text()[-4000:]
     assert "killed by signal" not in log.read_text()
     name, step = _preempted(log)
-    assert name == "SIGTERM" and step >= 10
+    assert name == "SIGTERM" and step >= 6
     assert _step(run / "checkpoints" / "last.ckpt") == step
     rank0, rank1 = ([int(s) for s in (saves / f"saves_rank{r}.txt").read_text().split()] for r in (0, 1))
     assert rank0 == rank1  # every save, time-based ones included, at the same step on both ranks
@@ -130,7 +130,7 @@ def test_submitit_signal_saves_then_submitit_requeues_and_the_job_resumes(tmp_pa
     text = first.read_text()
     assert text.index("preempted by SIGUSR2") < text.index("Requeued job 4242")  # saved first, then requeued
     assert status == 255  # submitit's own exit after a requeue (sys.exit(-1)); SLURM has the job pending again
-    assert not list(run.glob("hpc_ckpt*"))  # Lightning wrote no checkpoint of its own
+    assert "auto-requeueing enabled" not in text and not list(run.glob("hpc_ckpt*"))  # Lightning's requeue is off
 
     second = tmp_path / "second.out"
     proc = _start(cmd, tmp_path, env, second)

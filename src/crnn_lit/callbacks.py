@@ -236,7 +236,7 @@ class LastCheckpoint(L.Callback):
         self._received: set[signal.Signals] = set()  # noted by the handler
         self._pending: set[signal.Signals] = set()  # agreed on, acted on when the next epoch starts
         self._launcher_handlers: dict = {}  # per signal: the handler installed before the Trainer's
-        self._replaced: dict = {}  # per signal: the handler ours replaced (restored when training ends)
+        self._replaced: dict = {}  # per signal: the Trainer's handler ours replaced (restored when training ends)
         self._step_seen = self._next_check = self._check_step = 0
         self._saved_at = self._check_at = 0.0
 
@@ -310,7 +310,8 @@ class LastCheckpoint(L.Callback):
         if trainer.is_global_zero:
             log.warning("preempted by %s at step %d: saved %s; continue with resume=auto", names,
                         trainer.global_step, self.path)
-        self._restore_signals()
+        # our handlers stay until Lightning's teardown puts back the launcher's: the SIGTERM a requeue sends next
+        # must not reach Lightning's (it broadcasts from inside the handler)
         for sig in sorted(received):  # e.g. submitit's: requeues the job (rank 0) and exits
             handler = self._launcher_handlers.get(sig)
             if callable(handler):
@@ -323,9 +324,6 @@ class LastCheckpoint(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._save(trainer)
-        self._restore_signals()
-
-    def on_exception(self, trainer, pl_module, exception) -> None:
         self._restore_signals()
 
 

@@ -192,6 +192,7 @@ def test_val_sample_images_are_saved_by_an_offline_wandb_run(tmp_path, monkeypat
     import json
 
     import cv2
+    import wandb
 
     from conftest import FAST, compose_train
     from crnn_lit.tracking import finish_wandb
@@ -207,6 +208,7 @@ def test_val_sample_images_are_saved_by_an_offline_wandb_run(tmp_path, monkeypat
         train(compose_train(overrides, tmp_path))
     finally:
         finish_wandb()
+        wandb.teardown()  # stops wandb's service process: the run file is complete only then
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     pngs = sorted((run_dir / "files" / "media" / "images").rglob("*.png"))
     assert len(pngs) == 8  # 4 samples × 2 validations (the epoch's, the best checkpoint's after training)

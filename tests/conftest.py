@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ FAST = [
     "data.samples_per_epoch=64", "data.batch_size=16", "data.eval_batch_size=32", "data.num_workers=0",
     "logger=none", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
 ]
+
+
+_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2")]
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored():
+    """A test that leaves a Python signal handler behind (e.g. LastCheckpoint's, installed by on_train_start) makes
+    later forked processes ignore SIGTERM: a multiprocessing.Pool's terminate() then waits forever. Restore, and
+    fail the test that did it."""
+    before = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    yield
+    left = [sig.name for sig in _SIGNALS if signal.getsignal(sig) != before[sig]]
+    for sig in _SIGNALS:
+        signal.signal(sig, before[sig])
+    assert not left, f"the test left signal handlers installed: {left}"
 
 
 @pytest.fixture

@@ -82,6 +82,16 @@ def _trainer(rank: int = 0, world_size: int = 1, reduce=None) -> SimpleNamespace
     return trainer
 
 
+@pytest.fixture(autouse=True)
+def lightning_teardown():
+    """What Lightning's teardown does after fit: these tests call on_train_start (which installs LastCheckpoint's
+    signal handlers) on a fake trainer, so put the handlers back as a real Trainer would."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
 def _steps(callback: LastCheckpoint, trainer, clock: Clock, steps: int, seconds_per_step: float,
            accumulate: int = 1) -> None:
     for _ in range(steps):

@@ -11,6 +11,7 @@ Evaluation tables come from the ``results.md`` that ``python -m crnn_lit.evaluat
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import re
@@ -106,6 +107,20 @@ def chain() -> str:
     rows = _eval_rows(models, GREEDY + BEAM_LM)
     rows.append(["targets of issue #11", 78.2, 75, 55.7, 60, 96.4, None, None, None, None])
     return _md(["model", *GREEDY[:4], "SVT-50", *BEAM_LM], rows)
+
+
+def tps_ablation() -> str:
+    """transform=none vs tps_light, each a fine-tune of cpu_scene_text.pt on the same data and schedule."""
+    rows = []
+    for label, run in [("`none` (the paper's)", "tps_ablation_none"), ("`tps_light`", "tps_ablation_tps_light")]:
+        with (RESULTS / f"learning_curve_{run}.csv").open(encoding="utf-8") as f:
+            curve = list(csv.DictReader(f))
+        best = max(curve, key=lambda r: float(r["val/acc"]))
+        acc = evaluation(run)
+        rows.append([label, f"{float(curve[-1]['cpu_hours']):.2f}", f"{100 * float(best['val/acc']):.1f}",
+                     *(f"{acc[c]:.1f}" for c in ["IIIT5K greedy", "SVT greedy", "IC15 greedy", "SVTP greedy"]),
+                     *(f"{acc[c]:.1f}" for c in ["IIIT5K", "SVT", "IC15", "SVTP"])])
+    return _md(["transform", "CPU-h", "hold-out (best)", *GREEDY[:4], *BEAM_LM], rows)
 
 
 def renderer() -> str:
@@ -254,7 +269,7 @@ def benchmarks() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "glance": glance, "decoding": decoding, "chain": chain, "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
-    "scale": scale, "transforms": transforms, "holdout-decoding": holdout_decoding,
+    "scale": scale, "tps-ablation": tps_ablation, "transforms": transforms, "holdout-decoding": holdout_decoding,
 }
 
 

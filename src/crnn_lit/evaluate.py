@@ -7,9 +7,11 @@ Every benchmark image counts: an unreadable image is an error (empty prediction)
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,9 +25,11 @@ from crnn_lit.config import SHARED_DATA_ENV, ConfigError, check_required, resolv
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.inference import (
+    Recognized,
     Timing,
     TorchBackend,
     TurnTall,
+    chunked,
     reading_preprocess,
     recognize,
     too_narrow,
@@ -69,12 +73,27 @@ def find_benchmark(bench: DictConfig) -> tuple[Path | None, str]:
     return None, "not found: " + ", ".join(str(c) for c in candidates)
 
 
-def read_source(source, preprocess: Preprocess | TurnTall):
-    """Preprocessed images, keys and raw labels of every readable sample of a source; the unreadable ones apart,
-    as ``(key, label, reason)`` (they count as errors in a benchmark). ``preprocess``: the model's, or a
-    :class:`TurnTall` around it."""
+def own_test_sets(inputs: str | list[str]) -> DictConfig:
+    """``inputs=<path>`` or ``inputs=[a,b]``: your own test sets (a folder with its labels file, a labels file, or an
+    LMDB tree) as benchmarks without lexicons, each named after its folder (or labels file)."""
+    sets: dict[str, dict] = {}
+    for path in [inputs] if isinstance(inputs, str) else list(inputs):
+        try:
+            fmt = detect_format(path, "test")
+        except ValueError as err:
+            raise ConfigError(f"inputs: {err}") from None
+        base = Path(path).stem if Path(path).is_file() else Path(path).name
+        name = next(n for n in [base, *(f"{base}_{k}" for k in range(2, len(sets) + 3))] if n not in sets)
+        sets[name] = {"name": name, "path": str(path), "format": fmt, "lexicons": {}}
+    return OmegaConf.create(sets)
+
+
+def read_source(source, preprocess: Preprocess | TurnTall, indices: Iterable[int] | None = None):
+    """Preprocessed images, keys and raw labels of every readable sample of a source (or of its samples
+    ``indices``: evaluate reads a chunk at a time); the unreadable ones apart, as ``(key, label, reason)`` (they
+    count as errors in a benchmark). ``preprocess``: the model's, or a :class:`TurnTall` around it."""
     images, keys, labels, unreadable = [], [], [], []
-    for i in range(len(source)):
+    for i in range(len(source)) if indices is None else indices:
         try:
             sample = source[i]
         except BadSample as err:
@@ -116,34 +135,55 @@ def _lexicon_columns(name: str, setting: DictConfig, charset: Charset, cfg: Dict
     raise ConfigError(f"a lexicon setting needs `file` or `per_image`, got {OmegaConf.to_container(setting)}")
 
 
-def _score(name: str, lexicon: str, decoder: Decoder, per_image, recognized, unreadable, case_sensitive: bool,
-           timing: Timing, out_dir: Path) -> tuple[Column, list[tuple[str, str, str, float]]]:
-    """The column's figures (and predictions/<name>_<lexicon>.tsv) and its errors: (key, label, reading, conf)."""
-    metrics = TextMetrics(normalize=True, case_sensitive=case_sensitive)
-    rows, confidences, errors = [], [], []
-    start = time.perf_counter()
-    for r in recognized:
-        lexicons = per_image.lists_for(r.keys) if per_image is not None else None
-        predictions = decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)
-        metrics.update([p.text for p in predictions], r.labels)
+class ColumnScore:
+    """One column's figures, accumulated batch by batch (evaluate keeps no log-probabilities): the metrics,
+    predictions/<name>_<lexicon>.tsv written as batches come (unreadable images last), and the ``keep_errors``
+    most confident errors (key, label, reading, confidence) with the network's input of each (the error sheet)."""
+
+    def __init__(self, name: str, lexicon: str, decoder: Decoder, per_image, case_sensitive: bool, out_dir: Path,
+                 keep_errors: int = 0):
+        self.name, self.lexicon, self.decoder, self.per_image = name, lexicon, decoder, per_image
+        self.case_sensitive, self.keep_errors = case_sensitive, keep_errors
+        self.metrics = TextMetrics(normalize=True, case_sensitive=case_sensitive)
+        self.read, self.confidence_sum, self.decode_s = 0, 0.0, 0.0
+        self.errors: list[tuple[str, str, str, float]] = []
+        self.error_images: dict[str, torch.Tensor] = {}
+        (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+        self.file = open(out_dir / "predictions" / f"{name}_{lexicon}.tsv", "w", encoding="utf-8")  # noqa: SIM115
+        self.file.write("key\tlabel\tprediction\tconfidence\tcorrect\n")
+
+    def add(self, r: Recognized, images: Mapping[str, torch.Tensor]) -> None:
+        """Decode one batch; ``images``: the network inputs of its chunk, by key (for the errors kept)."""
+        start = time.perf_counter()
+        lexicons = self.per_image.lists_for(r.keys) if self.per_image is not None else None
+        predictions = self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)
+        self.metrics.update([p.text for p in predictions], r.labels)
+        rows, errors = [], []
         for key, label, p in zip(r.keys, r.labels, predictions):
-            correct = protocol_normalize(p.text, case_sensitive) == protocol_normalize(label, case_sensitive)
-            rows.append(f"{key}\t{label}\t{p.text}\t{p.confidence:.4f}\t{int(correct)}")
-            confidences.append(p.confidence)
-            if not correct:
+            correct = protocol_normalize(p.text, self.case_sensitive) == protocol_normalize(label, self.case_sensitive)
+            rows.append(f"{key}\t{label}\t{p.text}\t{p.confidence:.4f}\t{int(correct)}\n")
+            self.confidence_sum += p.confidence
+            if not correct and self.keep_errors:
                 errors.append((key, label, p.text, p.confidence))
-    decode_s = time.perf_counter() - start
-    if unreadable:  # errors: nothing could be read
-        metrics.update([""] * len(unreadable), [label for _, label, _ in unreadable])
-        rows += [f"{key}\t{label}\t\t0.0000\t0\t# unreadable: {reason}" for key, label, reason in unreadable]
-    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
-    (out_dir / "predictions" / f"{name}_{lexicon}.tsv").write_text(
-        "key\tlabel\tprediction\tconfidence\tcorrect\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    values = {k: float(v) for k, v in metrics.compute().items()}
-    n = int(metrics.total)
-    return Column(name, lexicon, n, len(unreadable), values["acc"], values["ned"], values["cer"],
-                  sum(confidences) / max(len(confidences), 1), timing.images_per_s,
-                  1000 * decode_s / max(len(confidences), 1)), errors
+        self.read += len(predictions)
+        self.decode_s += time.perf_counter() - start
+        self.file.writelines(rows)
+        if errors:  # the most confident first; among equals, the first seen
+            self.errors = heapq.nlargest(self.keep_errors, self.errors + errors, key=lambda e: e[3])
+            self.error_images = {e[0]: self.error_images[e[0]] if e[0] in self.error_images else images[e[0]]
+                                 for e in self.errors}
+
+    def finish(self, unreadable: list[tuple[str, str, str]], timing: Timing) -> Column:
+        """The column, counting ``unreadable`` images as errors (nothing could be read)."""
+        if unreadable:
+            self.metrics.update([""] * len(unreadable), [label for _, label, _ in unreadable])
+            self.file.writelines(f"{key}\t{label}\t\t0.0000\t0\t# unreadable: {reason}\n"
+                                 for key, label, reason in unreadable)
+        self.file.close()
+        values = {k: float(v) for k, v in self.metrics.compute().items()}
+        return Column(self.name, self.lexicon, int(self.metrics.total), len(unreadable), values["acc"], values["ned"],
+                      values["cer"], self.confidence_sum / max(self.read, 1), timing.images_per_s,
+                      1000 * self.decode_s / max(self.read, 1))
 
 
 def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, torch.Tensor], path: Path,
@@ -202,7 +242,10 @@ def _emptied_lexicons(cfg: DictConfig) -> None:
 
 def _selected(cfg: DictConfig) -> dict[str, DictConfig]:
     """The benchmarks ``only`` picks (all by default), their lexicon settings cut to ``lexicons`` when it is set; a
-    name that is neither a benchmark key nor a lexicon setting is an error naming the known ones."""
+    name that is neither a benchmark key nor a lexicon setting is an error naming the known ones. ``inputs``: your
+    own test sets instead (:func:`own_test_sets`)."""
+    if cfg.get("inputs"):
+        return own_test_sets(cfg.inputs)
     _emptied_lexicons(cfg)
     known = list(cfg.benchmarks)
     only = known if cfg.only is None else [str(k) for k in ([cfg.only] if isinstance(cfg.only, str) else cfg.only)]
@@ -272,18 +315,9 @@ def evaluate(cfg: DictConfig) -> dict:
             skipped[bench.name] = fmt
             log.warning("skipping %s: %s", bench.name, skipped[bench.name])
             continue
-        prepare = reading_preprocess(backend, preprocess, cfg.turn_tall)
         source = open_source(path, fmt, split="test")
-        images, keys, labels, unreadable = read_source(source, prepare)
+        prepare = reading_preprocess(backend, preprocess, cfg.turn_tall)
         _warn_narrow(bench.name, source, preprocess, backend.frame_width, cfg.turn_tall)
-        if cfg.turn_tall:
-            turned[bench.name] = prepare.turned
-            log.info("%s: %d of %d crops read turned (turn_tall=%s)", bench.name, prepare.turned, len(images),
-                     cfg.turn_tall)
-        timing = Timing()
-        batches = width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length,
-                                width_multiple=preprocess.width_multiple)
-        recognized = list(recognize(backend, batches, timing))
         settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
@@ -298,7 +332,7 @@ def evaluate(cfg: DictConfig) -> dict:
             lexicon_columns = _lexicon_columns(name, setting, loaded.charset, cfg)
             per_image = lexicon_columns[0][2]
             uncovered = None if per_image is None else _per_image_coverage(
-                f"{bench.name} {name}", per_image, keys + [k for k, _, _ in unreadable])
+                f"{bench.name} {name}", per_image, [source.key(i) for i in range(len(source))])
             if uncovered:
                 skipped[f"{bench.name} {name}"] = uncovered
                 log.warning("skipping the %s %s column: %s", bench.name, name, uncovered)
@@ -306,14 +340,32 @@ def evaluate(cfg: DictConfig) -> dict:
             settings += lexicon_columns
         if not with_lexicons:
             skipped.update({f"{bench.name} {name}": "lexicon columns off (no lexicon_decoder)" for name in lexicons})
-        for lexicon, decoder, per_image in settings:
-            column, errors = _score(bench.name, str(lexicon), decoder, per_image, recognized, unreadable,
-                                    cfg.case_sensitive, timing, out_dir)
+        scores = [ColumnScore(bench.name, str(lexicon), decoder, per_image, cfg.case_sensitive, out_dir,
+                              keep_errors=cfg.error_sheet if lexicon == "none" else 0)
+                  for lexicon, decoder, per_image in settings]
+        timing, unreadable = Timing(), []
+        for indices in chunked(range(len(source)), cfg.chunk_size):  # a chunk's images in memory, never all
+            images, keys, labels, bad = read_source(source, prepare, indices)
+            unreadable += bad
+            chunk = dict(zip(keys, images, strict=True))
+            batches = width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length,
+                                    width_multiple=preprocess.width_multiple)
+            for r in recognize(backend, batches, timing):
+                for score in scores:
+                    score.add(r, chunk)
+            del images, chunk, batches  # freed before the next chunk is read, not after
+        if cfg.turn_tall:
+            turned[bench.name] = prepare.turned
+            log.info("%s: %d of %d crops read turned (turn_tall=%s)", bench.name, prepare.turned,
+                     len(source) - len(unreadable), cfg.turn_tall)
+        for score in scores:
+            column = score.finish(unreadable, timing)
             columns.append(column)
-            if lexicon == "none" and cfg.error_sheet:
-                error_sheet(errors, dict(zip(keys, images, strict=True)), out_dir / "errors" / f"{bench.name}.png",
+            if score.keep_errors:
+                error_sheet(score.errors, score.error_images, out_dir / "errors" / f"{bench.name}.png",
                             limit=cfg.error_sheet, font=Path(cfg.paths.data_dir) / "fonts/dejavu/DejaVuSansMono.ttf")
-            log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, lexicon, 100 * column.accuracy, column.images)
+            log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, score.lexicon, 100 * column.accuracy,
+                     column.images)
     if any(c.lexicon.endswith(" open-ratio") for c in columns):
         log.warning("open lexicon columns without a language model (~decoder@open_lm or lexicon_decoder.lm=null): "
                     "the plain ratio test p(w|y) >= %g·p(l'|y), named '<lexicon> open-ratio'; the default open_ratio "

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import groupby, islice
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,19 @@ from crnn_lit.checkpoint import CheckpointError
 from crnn_lit.data.batching import Batch, Collate
 from crnn_lit.data.dataset import Item
 from crnn_lit.preprocess import Preprocess
+
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last one shorter): inference decodes, width-batches and reads one
+    chunk before it touches the next, so memory holds ``size`` images, not all of them. Readings do not change:
+    each image is padded on its own (``width_batches``), whatever it is batched with."""
+    if size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {size}")
+    items = iter(items)
+    while chunk := list(islice(items, size)):
+        yield chunk
 
 
 @dataclass

@@ -12,50 +12,85 @@ import csv
 import json
 import logging
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from crnn_lit.config import check_required
-from crnn_lit.recognizer import Recognizer
+from crnn_lit.recognizer import Recognizer, keyed_inputs
 from crnn_lit.task import task
 
 log = logging.getLogger("crnn_lit.predict")
 
 
-def predict(cfg: DictConfig) -> list[dict]:
-    """Read ``cfg.inputs`` with ``Recognizer.from_config(cfg)``; print a table (unreadable images last), write
-    ``cfg.output`` if set; rows: {image, text, confidence} or {image, error}."""
+def predict(cfg: DictConfig, collect: bool = True) -> list[dict]:
+    """Read ``cfg.inputs`` with ``Recognizer.from_config(cfg)``, ``cfg.chunk_size`` images at a time; print a table
+    and write ``cfg.output`` (if set) row by row as the images are read (unreadable images last); rows: {image,
+    text, confidence} or {image, error}, returned when ``collect`` (the command line keeps none: flat memory)."""
     check_required(cfg)
-    predictions = Recognizer.from_config(cfg).read(cfg.inputs)
-    results = [{"image": p.image, "text": p.text, "confidence": round(p.confidence, 4)}
-               for p in predictions if p.error is None]
-    failed = [{"image": p.image, "error": p.error} for p in predictions if p.error is not None]
-    width = max([len(r["image"]) for r in results + failed] + [5])
-    for row in results:
-        print(f"{row['image']:<{width}}  {row['confidence']:.3f}  {row['text']}")
-    for row in failed:
-        print(f"{row['image']:<{width}}  -----  ({row['error']})")
-    print(f"{len(results)} read, {len(failed)} unreadable", file=sys.stderr)
-    if cfg.output:
-        write(Path(cfg.output), results, failed)
-    return results + failed
+    recognizer = Recognizer.from_config(cfg)
+    inputs = list(keyed_inputs(cfg.inputs))  # paths only: listed once, for the table's column width
+    width = max([len(key) for key, _ in inputs] + [5])
+    rows, failed = [], []
+    with closing(RowWriter(Path(cfg.output) if cfg.output else None)) as writer:
+        for p in recognizer.iter_keyed(inputs):
+            if p.error is not None:
+                failed.append({"image": p.image, "error": p.error})
+                continue
+            row = {"image": p.image, "text": p.text, "confidence": round(p.confidence, 4)}
+            print(f"{row['image']:<{width}}  {row['confidence']:.3f}  {row['text']}")
+            writer.add(row)
+            if collect:
+                rows.append(row)
+        for row in failed:
+            print(f"{row['image']:<{width}}  -----  ({row['error']})")
+        writer.finish(failed)
+    print(f"{writer.count} read, {len(failed)} unreadable", file=sys.stderr)
+    return rows + failed
 
 
-def write(path: Path, results: list[dict], failed: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
-        path.write_text(json.dumps({"predictions": results, "unreadable": failed}, indent=2) + "\n", encoding="utf-8")
-        return
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["image", "text", "confidence", "error"])
-        writer.writeheader()
-        writer.writerows(results + failed)
+class RowWriter:
+    """``output`` (.csv, or .json: {"predictions": [...], "unreadable": [...]}) written row by row, unreadable
+    images last (:meth:`finish`); None writes nothing."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.count, self._file = path, 0, None
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 — closed by close()
+        if path.suffix == ".json":
+            self._file.write('{"predictions": [')
+        else:
+            self._csv = csv.DictWriter(self._file, fieldnames=["image", "text", "confidence", "error"])
+            self._csv.writeheader()
+
+    def add(self, row: dict) -> None:
+        self.count += 1
+        if self._file is None:
+            return
+        if self.path.suffix == ".json":
+            self._file.write(("," if self.count > 1 else "") + "\n  " + json.dumps(row))
+        else:
+            self._csv.writerow(row)
+
+    def finish(self, failed: list[dict]) -> None:
+        if self._file is None:
+            return
+        if self.path.suffix == ".json":
+            self._file.write('\n], "unreadable": ' + json.dumps(failed, indent=2) + "}\n")
+        else:
+            self._csv.writerows(failed)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 @task("predict")
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    predict(cfg, collect=False)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from crnn_lit.data.sources.image_io import decode_image, image_array
 from crnn_lit.inference import (
     OnnxBackend,
     TorchBackend,
+    chunked,
     reading_preprocess,
     recognize,
     too_narrow,
@@ -56,8 +57,9 @@ class Recognizer:
     :meth:`from_checkpoint` (a checkpoint or ``.onnx`` file) or :meth:`from_config` (a composed predict config)."""
 
     def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
-                 batch_size: int, turn_tall: float | None = None):
+                 batch_size: int, chunk_size: int, turn_tall: float | None = None):
         self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
+        self.chunk_size = chunk_size  # inputs decoded and held at once (iter_read)
         # crops at least `turn_tall` times taller than wide are also read turned ±90° (inference.TurnTall)
         self._prepare = reading_preprocess(backend, preprocess, turn_tall)
         self._turn_tall, self._frame = turn_tall, backend.frame_width
@@ -66,8 +68,8 @@ class Recognizer:
 
     @classmethod
     def from_config(cls, cfg: DictConfig, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
-        """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``, ``turn_tall``);
-        ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``; ``lexicon``
+        """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``, ``chunk_size``,
+        ``turn_tall``); ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``; ``lexicon``
         also takes a list of words or a word-list file)."""
         ckpt = resolve_ckpt(cfg)
         if ckpt.endswith(".onnx"):
@@ -85,7 +87,7 @@ class Recognizer:
             options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \
                 Lexicon.from_file(words)
         decoder = instantiate(cfg.decoder, **options)(charset)
-        return cls(backend, preprocess, decoder, int(cfg.batch_size), cfg.get("turn_tall"))
+        return cls(backend, preprocess, decoder, int(cfg.batch_size), int(cfg.chunk_size), cfg.get("turn_tall"))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, decoder: str | None = None,
@@ -108,7 +110,24 @@ class Recognizer:
         """One ``Prediction`` per image, in input order (a folder's files sorted by path). Images are batched by
         width; one that cannot be read (corrupt file, wrong array type, narrower than one CTC frame at the model's
         height) is logged and returned with ``error``."""
-        inputs = _inputs(images)
+        return list(self.iter_read(images))
+
+    def iter_read(self, images: ImageInput | Iterable[ImageInput], chunk_size: int | None = None
+                  ) -> Iterator[Prediction]:
+        """:meth:`read` as a stream, for any number of images in bounded memory: ``chunk_size`` inputs at a time
+        (None = the one this recognizer was built with, conf/predict.yaml's ``chunk_size``) are decoded, batched
+        by width and read before the next are touched; predictions come in input order, the same as
+        :meth:`read`'s (each image is padded on its own, so its batch never changes its reading). An iterator
+        of images is consumed as the predictions are."""
+        return self.iter_keyed(keyed_inputs(images), chunk_size)
+
+    def iter_keyed(self, inputs: Iterable[tuple[str, ImageInput]], chunk_size: int | None = None
+                   ) -> Iterator[Prediction]:
+        """:meth:`iter_read` of ``(key, image)`` pairs (:func:`keyed_inputs`); ``key`` names each prediction."""
+        for chunk in chunked(inputs, chunk_size or self.chunk_size):
+            yield from self._read_chunk(chunk)
+
+    def _read_chunk(self, inputs: list[tuple[str, Any]]) -> list[Prediction]:
         tensors, keys, failed = [], [], {}
         for key, image in inputs:
             try:
@@ -140,22 +159,26 @@ def _predict_config(decoder: str | None, **values) -> DictConfig:
     return cfg
 
 
-def _inputs(images: ImageInput | Iterable[ImageInput]) -> list[tuple[str, Any]]:
-    """(key, file path or in-memory image) of every input. One path (file, folder searched recursively, glob):
-    keys relative to it. A list (also ``inputs=[a.png,dir]`` from the command line): files keyed by their path as
-    found, each once, in the order given; in-memory images by their position, ``#<i>``."""
+def keyed_inputs(images: ImageInput | Iterable[ImageInput]) -> Iterator[tuple[str, Any]]:
+    """(key, file path or in-memory image) of every input, lazily (an iterator of images is not held). One path
+    (file, folder searched recursively, glob): keys relative to it. A list (also ``inputs=[a.png,dir]`` from the
+    command line): files keyed by their path as found, each once, in the order given; in-memory images by their
+    position, ``#<i>``."""
     if isinstance(images, (str, Path)):
-        return [(key, path) for path, key in find_images(str(images), relative=True)]
+        yield from ((key, path) for path, key in find_images(str(images), relative=True))
+        return
     if isinstance(images, (Image.Image, np.ndarray)):
-        return [("#0", images)]
-    found: dict[str, Any] = {}
+        yield "#0", images
+        return
+    seen: set[str] = set()
     for i, item in enumerate(images):
         if isinstance(item, (str, Path)):
             for path, key in find_images(str(item), relative=False):
-                found.setdefault(key, path)
+                if key not in seen:
+                    seen.add(key)
+                    yield key, path
         else:
-            found[f"#{i}"] = item
-    return list(found.items())
+            yield f"#{i}", item
 
 
 def find_images(inputs: str, relative: bool) -> list[tuple[Path, str]]:

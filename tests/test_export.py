@@ -154,3 +154,33 @@ def test_the_frame_count_comes_from_the_model(tiny_ckpt):
     (batch,) = width_batches([torch.zeros(1, 32, 80)], 4, ["a"], output_length=backend.output_length,
                               width_multiple=4)
     assert batch.input_lengths.tolist() == [80 // 8 + 1]
+
+
+@pytest.mark.timeout(120)
+def test_a_client_of_the_sidecar_alone_reads_what_predict_reads(tmp_path):
+    """tests/onnx_client.py follows the exported model's .json sidecar step by step (numpy, OpenCV, onnxruntime; crnn_lit
+    made unimportable) and reads 150 real crops exactly as predict does with the shipped model, torch or ONNX."""
+    import subprocess
+    import sys
+
+    from conftest import SHARED_DATA
+    from crnn_lit import Recognizer
+
+    images = sorted((SHARED_DATA / "real_train/iiit5k/images").glob("*.png"))[:150]
+    if len(images) < 150:
+        pytest.skip("needs ../shared/data/real_train/iiit5k")
+    ckpt = ROOT / "data/pretrained/cpu_scene_text.pt"
+    onnx = export(str(ckpt), "onnx", tmp_path / "model.onnx")
+    meta = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert meta["sidecar_version"] == 2 and "INTER_AREA when shrinking" in meta["preprocess"]["resize"]
+    run = ("import runpy, sys; sys.modules['crnn_lit'] = None; sys.argv = sys.argv[1:]; "
+           "runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", run, str(ROOT / "tests/onnx_client.py"), str(onnx),
+                           *map(str, images)], capture_output=True, text=True, timeout=100, check=False)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    client = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [row["image"] for row in client] == [str(p) for p in images]
+    for model in (ckpt, onnx):
+        read = Recognizer.from_checkpoint(model, decoder="greedy").read([str(p) for p in images])
+        assert [row["text"] for row in client] == [p.text for p in read]
+        assert [row["confidence"] for row in client] == pytest.approx([p.confidence for p in read], abs=1e-4)

@@ -3,7 +3,8 @@
 The exported graph maps images (N, C, 32, W) → logits (T, N, C) with dynamic batch **and** width; decoding
 (greedy, beam, lexicon) stays outside, in ``crnn_lit.transcription`` or the user's own code. A sidecar
 ``<file>.json`` holds everything needed to use the file without crnn_lit: charset (class i+1 = chars[i],
-blank = 0), preprocessing, and the frame-count formula.
+blank = 0), preprocessing step by step (decoding, colour, the width and resize rules, normalization, padding),
+the frame-count formula and greedy decoding, under ``sidecar_version``. tests/onnx_client.py is such a reader.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from crnn_lit.preprocess import Preprocess
 from crnn_lit.task import task
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+# the sidecar's layout: 2 = preprocessing spelt out step by step (resize rule, rounding) and greedy decoding;
+# files without the key are version 1 (charset, preprocessing values, frame count)
+SIDECAR_VERSION = 2
 
 
 def sidecar(loaded, fmt: str) -> dict:
     return {
+        "sidecar_version": SIDECAR_VERSION,
         "format": fmt,
         "input": {"name": "images", "shape": ["N", "C", "H", "W"], "dtype": "float32"},
         "output": {"name": "logits", "shape": ["T", "N", "num_classes"], "note": "apply log_softmax over the last axis"},
@@ -33,6 +38,9 @@ def sidecar(loaded, fmt: str) -> dict:
         "num_classes": loaded.charset.num_classes,
         "preprocess": Preprocess.from_record(loaded.config).to_dict(),
         "output_length": loaded.model.output_length_spec(),
+        "decode": {"greedy": "per frame the argmax class; merge repeats, then drop blanks; class i (i >= 1) is "
+                             "charset.chars[i - 1]", "confidence": "exp(sum of the argmax log-probabilities over "
+                             "the image's output_length(W) frames)"},
         "model": loaded.config,
     }
 

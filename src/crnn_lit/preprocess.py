@@ -146,12 +146,23 @@ class Preprocess:
         return asdict(self)
 
     def to_dict(self) -> dict:
-        """:meth:`record` plus what a non-Python consumer of an exported model must reproduce."""
+        """:meth:`record` plus every step a non-Python consumer of an exported model must reproduce, in order
+        (what :meth:`__call__`, :class:`Resize` and inference batching do; tests/onnx_client.py follows it alone)."""
         return {
             **self.record(),
-            "normalize": "pixel / 127.5 - 1 (uint8 → [-1, 1])",
-            "layout": "N×C×H×W float32, grayscale when channels = 1 (RGB→gray as OpenCV's COLOR_RGB2GRAY)",
+            "steps": ["image", "color", "width_rule", "resize", "normalize", "pad"],  # the keys below, in order
+            "image": "uint8 H×W (gray) or H×W×3 (RGB); RGBA is composited onto white: rgb * a/255 + 255 * "
+                     "(1 - a/255) in float32, truncated to uint8",
+            "color": "channels = 1: RGB→gray as OpenCV's COLOR_RGB2GRAY (a gray image as it is); channels = 3: "
+                        "RGB (gray→RGB as COLOR_GRAY2RGB)",
+            "width_rule": "W = fixed_width if width_policy = 'fixed', else clamp(round(w * height / max(h, 1)), "
+                     "min_width, max_width) for an h×w image; round: to the nearest integer, halves to even "
+                     "(Python's round)",
+            "resize": "to W×height with OpenCV's cv2.resize, interpolation INTER_AREA when shrinking (W * height "
+                      "< w * h) else INTER_LINEAR; an image already height×W is left as it is",
+            "normalize": "pixel / 127.5 - 1 in float32 (uint8 → [-1, 1])",
+            "layout": "N×C×H×W float32",
             "pad": "right, repeating each image's last column, to the next multiple of width_multiple; a batch "
-                   "holds one padded width (a reading never depends on its batch); the frames beyond an "
-                   "image's own width (output_length of it) are not decoded",
+                   "holds one padded width (a reading never depends on its batch); decode only the first "
+                   "output_length(W) frames of an image, W its own width before padding",
         }

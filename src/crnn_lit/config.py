@@ -60,7 +60,8 @@ def register_resolvers() -> None:
     """``${crnn_lit_root:}`` = ``root_dir()``, ``${crnn_lit_assets:}`` = the shipped runtime assets and
     ``${crnn_lit_shared:}`` = ``shared_data_dir()``, so paths in conf/ work from any working directory;
     ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name; ``${slurm_count:value,key}``: see
-    :func:`slurm_count`; ``${crnn_lit_groups:predict}`` = ``app_groups("predict")``."""
+    :func:`slurm_count`; ``${crnn_lit_groups:predict}`` = ``app_groups("predict")``; ``${crnn_lit_below:…}``: see
+    :func:`below`."""
     if not OmegaConf.has_resolver("crnn_lit_root"):
         OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(root_dir()))
     if not OmegaConf.has_resolver("crnn_lit_assets"):
@@ -73,6 +74,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("metric_tag", lambda name: str(name).rsplit("/", 1)[-1])
     if not OmegaConf.has_resolver("slurm_count"):
         OmegaConf.register_new_resolver("slurm_count", slurm_count)
+    if not OmegaConf.has_resolver("crnn_lit_below"):
+        OmegaConf.register_new_resolver("crnn_lit_below", below)
 
 
 def slurm_count(value, key: str) -> int:
@@ -83,6 +86,15 @@ def slurm_count(value, key: str) -> int:
         raise ConfigError(f"hydra/launcher=slurm needs {key} as a positive number (SLURM reserves nodes, tasks and "
                           f"GPUs per node at submission), got {value!r}: give it, e.g. {key}=8")
     return value
+
+
+def below(root: str | None, folder: str, key: str) -> str:
+    """``${crnn_lit_below:${data.root},training,data.train.root}`` = ``<data.root>/training``: a default path that
+    ``key`` can replace, so ``data.root`` is needed only when ``key`` is not given."""
+    if root is None:
+        raise ConfigError(f"{key} is not set: give {key}=<path>, or data.root=<path> (then {key} = "
+                          f"<data.root>/{folder})")
+    return f"{root}/{folder}"
 
 
 class ConfigError(ValueError):

@@ -20,6 +20,7 @@ import hydra
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from crnn_lit.checkpoint import CheckpointError
 from crnn_lit.config import CONFIG_DIR, ConfigError, register_resolvers
@@ -53,10 +54,13 @@ class LaunchErrors(Callback):
 
 
 def user_error(err: BaseException) -> BaseException | None:
-    """``err`` if it is a user error, or the user error Hydra wrapped when a config node's target raised it
-    (``InstantiationException`` chains the original); None for anything else (a bug: its traceback is shown)."""
+    """``err`` if it is a user error, or the user error Hydra or OmegaConf wrapped: when a config node's target
+    raised it (``InstantiationException`` chains the original) or a resolver did (``InterpolationResolutionError``
+    holds it as its context, e.g. data=lmdb without any root); None for anything else (a bug: its traceback is
+    shown)."""
     while err is not None and not isinstance(err, USER_ERRORS):
-        err = err.__cause__ if isinstance(err, InstantiationException) else None
+        err = err.__cause__ if isinstance(err, InstantiationException) else \
+            err.__context__ if isinstance(err, InterpolationResolutionError) else None
     return err
 
 
@@ -70,7 +74,7 @@ def task(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callabl
         def run(cfg: DictConfig):
             try:
                 return fn(cfg)
-            except (*USER_ERRORS, InstantiationException) as err:
+            except (*USER_ERRORS, InstantiationException, InterpolationResolutionError) as err:
                 cause = user_error(err)
                 if cause is None:
                     raise

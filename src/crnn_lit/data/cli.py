@@ -3,11 +3,12 @@
     python -m crnn_lit.data convert --format folder --input ../shared/data/real_train/svt --output svt.lmdb
     python -m crnn_lit.data convert --format synth90k --input /data/90kDICT32px --split train --output mj.lmdb
     python -m crnn_lit.data inspect ../shared/data/benchmarks/iiit5k --charset lowercase
+    python -m crnn_lit.data inspect /data/my_crops/gt.txt     # a labels file of any name: its folder's images
 
 ``convert`` validates every image by decoding it, stores the original encoded bytes (DTRB/parseq layout plus
 our ``size-%09d`` records) and is resumable: run the same command again after an interruption and it continues
-after the last commit. ``inspect`` prints counts, label-length and width histograms, charset coverage and the
-samples the training label policy would filter, with reasons.
+after the last commit. ``inspect`` prints counts, label-length and width histograms, charset coverage, a few kept
+labels before → after the training label policy, and the samples it would filter, with reasons.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], prepr
 
     policy = LabelPolicy(charset, output_length)  # training's rules (PreparedDataset applies the same)
     reasons: list[str | None] = [None] * n  # per sample: why training would skip it (None: used)
+    changed: Counter = Counter()  # kept labels the policy changes: "removed" (characters taken out) or "folded"
+    changes: dict[str, list[str]] = {}  # … and the first few of each, before → after
 
     def reject(i: int, rejection: Rejected) -> None:
         reasons[i] = rejection.reason
@@ -195,6 +198,12 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], prepr
         decision = policy.check(sample, int(widths[i]))
         if isinstance(decision, Rejected):
             reject(i, decision)
+        elif decision != raw_label:
+            kind = "removed" if decision != text else "folded"
+            changed[kind] += 1
+            shown, example = changes.setdefault(kind, []), f"{raw_label!r} → {decision!r}"
+            if len(shown) < show and example not in shown:
+                shown.append(example)
 
     usable = n - sum(filtered.values())
     lines = [(f"{n} samples; {usable} usable under charset {charset.name or 'custom'} "
@@ -224,13 +233,19 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], prepr
     if outside:
         shown = ", ".join(f"{c!r}×{k}" for c, k in outside.most_common(20))
         lines.append(f"  outside the charset: {sum(outside.values())} characters ({len(outside)} distinct): {shown}")
+    if changed:
+        lines += ["", "kept labels the policy changes (before → after, as training learns them):"]
+        for kind, what in (("removed", f"characters outside the charset removed (oov {charset.oov})"),
+                           ("folded", "case folded or Unicode-normalized only")):
+            if changed[kind]:
+                lines.append(f"  {what}: {changed[kind]}, e.g. {', '.join(changes[kind])}")
     lines += ["", "would be filtered:" if filtered else "would be filtered: none"]
     for reason, count in filtered.most_common():
         lines.append(f"  {reason}: {count}")
         lines += [f"    {e}" for e in examples[reason]]
     return {"count": n, "usable": usable, "filtered": dict(filtered), "examples": examples, "reasons": reasons,
             "lengths": lengths, "widths": widths, "outside": dict(outside), "coverage": coverage,
-            "text": "\n".join(lines)}
+            "changed": dict(changed), "changes": changes, "text": "\n".join(lines)}
 
 
 # --- entry point ----------------------------------------------------------------------------------------------
@@ -251,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("convert", help="write a dataset as an LMDB archive (resumable)")
     c.add_argument("--format", choices=("folder", "synth90k", "lmdb", "auto"), default="auto")
-    c.add_argument("--input", required=True, help="folder (labels.tsv), Synth90k root, or LMDB (tree)")
+    c.add_argument("--input", required=True, help="folder (with labels.tsv, gt.txt or labels.txt), a labels file "
+                   "(path<TAB>label or path label lines), Synth90k root, or LMDB (tree)")
     c.add_argument("--output", required=True, help="LMDB folder to create or continue")
     c.add_argument("--split", default="train", help="Synth90k annotation split: train, val or test")
     c.add_argument("--limit", type=int, default=None, help="convert only the first N input samples")
@@ -260,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--map-size-gb", type=float, default=1024, help="address space reserved (not disk used)")
     c.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     i = sub.add_parser("inspect", help="counts, histograms, charset coverage, what would be filtered")
-    i.add_argument("path", help="folder (labels.tsv), Synth90k root, or LMDB (tree)")
+    i.add_argument("path", help="folder (with labels.tsv, gt.txt or labels.txt), a labels file (path<TAB>label "
+                   "or path label lines), Synth90k root, or LMDB (tree)")
     i.add_argument("--format", choices=("folder", "synth90k", "lmdb", "auto"), default="auto")
     i.add_argument("--split", default="train")
     i.add_argument("--charset", default="lowercase", help="lowercase | case_sensitive | printable | file path")

@@ -16,8 +16,10 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, get_worker_info
 
 from crnn_lit.charset import Charset
+from crnn_lit.config import ConfigError
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
+from crnn_lit.data.sources.base import index_skips
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.runtime import ResumableLoader, shielded_worker
 
@@ -64,8 +66,9 @@ class TextDataModule(L.LightningDataModule):
     ``output_length`` come from the model (the train entry point passes them), so the label policy and the
     too-long filter always match the network being trained. ``samples_per_epoch`` draws that many random
     training indices each epoch (required for the renderer's virtual index space; ``None`` = one pass).
-    ``root`` is where file-based sources read from and ``mix`` the mixing settings (sampling ratios, hold-out
-    share): source configs interpolate both; the module only keeps them for messages.
+    ``root`` is where file-based sources read from, ``labels_file`` a folder source's index (``data=folder``) and
+    ``mix`` the mixing settings (sampling ratios, hold-out share): source configs interpolate them; the module only
+    keeps them for messages. A training set without a single sample stops here, with what its sources skipped.
 
     Sources with ``epoch_indices(rng, n)`` (``MixedSource``) choose each epoch's training indices themselves
     (per-source ratios). ``augment`` (an albumentations pipeline, training only) is seeded per batch from ``seed`` and
@@ -79,10 +82,14 @@ class TextDataModule(L.LightningDataModule):
     def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, preprocess: Preprocess,
                  batch_size: int, eval_batch_size: int, num_workers: int | str, samples_per_epoch: int | None,
                  seed: int, augment: Callable | None = None, pool_batches: int = 50, root: str | None = None,
-                 mix: dict | None = None, pin_memory: bool = True):
+                 labels_file: str | None = None, mix: dict | None = None, pin_memory: bool = True):
         super().__init__()
         if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
             raise ValueError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
+        if not len(train):  # else the scheduler fails on 0 steps, saying nothing of why
+            skipped = index_skips(train)
+            raise ConfigError(f"no training sample in {train!r}: "
+                              + (f"every line of its index was skipped: {skipped}" if skipped else "its index is empty"))
         self.train_set = PreparedDataset(train, charset, preprocess, output_length, augment, seed=seed)
         self.val_set = PreparedDataset(val, charset, preprocess, output_length, None)
         self.collate = Collate(output_length)
@@ -94,7 +101,7 @@ class TextDataModule(L.LightningDataModule):
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.pool_batches = pool_batches
-        self.root = root
+        self.root, self.labels_file = root, labels_file
         self.mix = dict(mix) if mix else {}
         if samples_per_epoch is None and len(self.train_set) > MAX_FULL_PASS:
             raise ValueError(f"the training source has {len(self.train_set):,} samples: set data.samples_per_epoch "

@@ -49,7 +49,8 @@ class LabelPolicy:
     """Which samples training uses, and why not the others: the one copy of the rules.
 
     ``check`` gives the label to learn (``charset.normalize``: NFKC, case fold, out-of-charset characters per
-    ``charset.oov``) or a ``Rejected``: ``empty_label``, ``out_of_charset``, ``bad_image`` (not a uint8 image of at
+    ``charset.oov``) or a ``Rejected``: ``empty_label`` (blank, or nothing left once ``oov: remove`` took the
+    characters outside the charset), ``out_of_charset`` (``oov: drop``), ``bad_image`` (not a uint8 image of at
     least 2×2 pixels; skipped when the image is not decoded), ``too_long`` (CTC needs ``min_frames(label)``
     frames and the network gives ``output_length(width)`` for an image ``width`` pixels wide at its input height;
     ``zero_infinity`` would only hide such labels).
@@ -64,8 +65,11 @@ class LabelPolicy:
         ``fits`` (training knows the width only after augmentation, which may change it)."""
         label = self.charset.normalize(sample.label)
         if label is None:
-            reason = "empty_label" if not sample.label.strip() else "out_of_charset"
-            return Rejected(reason, sample.key, repr(sample.label))
+            if not sample.label.strip():
+                return Rejected("empty_label", sample.key, repr(sample.label))
+            if self.charset.oov == "remove":  # every character removed: nothing left to learn
+                return Rejected("empty_label", sample.key, f"{sample.label!r} (no character in the charset)")
+            return Rejected("out_of_charset", sample.key, repr(sample.label))
         image = sample.image
         if image is not None and (image.ndim not in (2, 3) or min(image.shape[:2]) < 2 or image.dtype != np.uint8):
             return Rejected("bad_image", sample.key, f"shape {image.shape}, dtype {image.dtype}")

@@ -99,6 +99,14 @@ def sizes_of(source, indices: np.ndarray) -> np.ndarray:
     return np.array([source.size(i) for i in indices.tolist()], dtype=np.int64).reshape(len(indices), 2)
 
 
+def index_skips(source) -> str:
+    """What ``source`` and the sources inside it (hold-out splits, mixtures) skipped while reading their
+    indexes, as ``SkipLog.summary`` lines; "" when nothing was skipped."""
+    parts = [source.skipped.summary()] if getattr(source, "skipped", None) else []
+    inner = [getattr(source, "source", None), *getattr(source, "sources", [])]
+    return "; ".join(parts + [s for s in (index_skips(i) for i in inner if i is not None) if s])
+
+
 class SizeCache:
     """(width, height) per index, computed on first use and kept (the sampler asks again every epoch).
 

@@ -1,7 +1,12 @@
-"""A folder of word crops with a ``labels.tsv`` index — the layout of ``../shared/data`` (real sets, benchmarks).
+"""A folder of word crops with a labels file — the layout of ``../shared/data`` (real sets, benchmarks), DTRB's
+``gt.txt`` and mmocr's older ``path label`` files.
 
-``<root>/labels.tsv`` holds one ``relative_path<TAB>label`` line per image (UTF-8; the label is everything after
-the first tab, kept verbatim — case folding and charset filtering happen later, in the label policy).
+The labels file holds one line per image, UTF-8, its path relative to the folder, in one of two forms, decided by
+the file's first line: ``path<TAB>label`` (``labels.tsv``, DTRB's ``gt.txt``; the label is everything after the
+first tab) or, when that line has no tab, ``path label`` (the label is everything after the first space, spaces
+included: a path with a space needs the tab form). Labels are kept verbatim — case folding and charset
+filtering happen later, in the label policy. Without a name given, the first of ``LABEL_FILES`` in the folder is
+read.
 """
 
 from __future__ import annotations
@@ -17,30 +22,41 @@ from crnn_lit.data.sources.base import SizeCache, SkipLog
 from crnn_lit.data.sources.image_io import decode_image, image_size
 
 log = logging.getLogger(__name__)
+LABEL_FILES = ("labels.tsv", "gt.txt", "labels.txt")  # looked for in this order when no labels file is named
+
+
+def find_labels_file(root: str | Path) -> Path | None:
+    """The first of ``LABEL_FILES`` in ``root``, or None."""
+    return next((Path(root) / name for name in LABEL_FILES if (Path(root) / name).is_file()), None)
 
 
 class FolderDataset(Dataset):
     """``dataset[i]`` is ``Sample(image, label, key=relative_path)`` for the i-th usable line of the labels file.
 
-    ``root``: the folder; ``labels_file``: its index, relative to ``root`` (or absolute); ``limit``: keep only
-    the first N usable lines. Lines that are not UTF-8, have no tab, or name a missing file are skipped when
-    the index is read — counted in ``skipped`` (a ``SkipLog``) and reported in one warning. Images that turn
-    out unreadable raise ``BadSample`` when accessed. ``paths``/``labels`` are the kept entries, in file order;
-    ``size(i)`` reads the image header once and caches it.
+    ``root``: the folder; ``labels_file``: its index, relative to ``root`` (or absolute; None = the first of
+    ``LABEL_FILES`` there); ``limit``: keep only the first N usable lines. Lines that are not UTF-8, lack the
+    file's separator (``no_tab``, ``no_space``), or name a missing file are skipped when the index is read —
+    counted in ``skipped`` (a ``SkipLog``) and reported in one warning. Images that turn out unreadable raise
+    ``BadSample`` when accessed. ``paths``/``labels`` are the kept entries, in file order; ``size(i)`` reads the
+    image header once and caches it.
     """
 
-    def __init__(self, root: str | Path, labels_file: str = "labels.tsv", limit: int | None = None):
+    def __init__(self, root: str | Path, labels_file: str | None = None, limit: int | None = None):
         self.root = Path(root)
-        index = self.root / labels_file
-        if not index.is_file():
-            raise FileNotFoundError(f"{index} not found: a folder dataset needs a labels file of "
-                                    "`relative_path<TAB>label` lines next to its images")
+        index = self.root / labels_file if labels_file else find_labels_file(self.root)
+        if index is None or not index.is_file():
+            raise FileNotFoundError(f"{index or self.root} not found: a folder dataset needs a labels file of "
+                                    f"`relative_path<TAB>label` (or `relative_path label`) lines next to its "
+                                    f"images{'' if labels_file else ', named ' + ' or '.join(LABEL_FILES)}")
+        self.labels_file = index
         self.paths: list[str] = []
         self.labels: list[str] = []
         self.skipped = SkipLog()
         raw = index.read_bytes()
         if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
             raw = raw[3:]
+        first = next((line for line in raw.splitlines() if line.strip()), b"")
+        separator, missing = ("\t", "no_tab") if b"\t" in first or not first else (" ", "no_space")
         for lineno, line in enumerate(raw.splitlines(), start=1):
             if limit is not None and len(self.paths) >= limit:
                 break
@@ -52,9 +68,9 @@ class FolderDataset(Dataset):
             except UnicodeDecodeError as err:
                 self.skipped.add("not_utf8", f"{where} byte {err.start}")
                 continue
-            path, tab, label = text.partition("\t")
-            if not tab:
-                self.skipped.add("no_tab", f"{where} {text[:40]!r}")
+            path, found, label = text.partition(separator)
+            if not found:
+                self.skipped.add(missing, f"{where} {text[:40]!r}")
                 continue
             path = path.strip()
             if not path or not (self.root / path).is_file():

@@ -75,9 +75,10 @@ def test_ddp_cpu_two_ranks_train_on_different_samples_in_one_run_dir(tmp_path):
     outputs = tmp_path / "outputs" / "train"
     assert [p.name for p in outputs.iterdir()] == ["multiruns"]  # no run dir created by a child
     sweep = only_child(outputs / "multiruns")
-    assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml", "summary.csv"]
     job = sweep / "0"
-    assert sorted(p.name for p in job.iterdir()) == [".hydra", "checkpoints", "csv", "learning_curve.csv", "train.log"]
+    assert sorted(p.name for p in job.iterdir()) == [".hydra", "checkpoints", "csv", "learning_curve.csv",
+                                                     "result.json", "train.log"]
     with (job / "learning_curve.csv").open() as f:
         assert [row["images"] for row in csv.DictReader(f)] == ["64"]  # rank 0 counts both ranks' images
     assert (job / "checkpoints" / "last.ckpt").is_file()
@@ -193,6 +194,26 @@ def test_multirun_gives_one_offline_wandb_run_per_job(tmp_path):
         assert artifact["type"] == "model" and "best" in artifact["aliases"]
         assert artifact["files"][0].startswith("epoch000")
     assert runs[0]["id"] != runs[1]["id"]
+
+
+def test_a_sweep_writes_summary_csv_and_names_the_best_job(tmp_path):
+    proc = run_cli(["-m", "optimizer.lr=1e-3,3e-2", *TINY, "logger=none", "optimized_metric=val/loss",
+                    "optimized_mode=min"], tmp_path)
+    sweep = only_child(tmp_path / "outputs" / "train" / "multiruns")
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["optimizer.lr"], r["status"], r["metric"]) for r in rows] == [
+        ("0", "0.001", "done", "val/loss"), ("1", "0.03", "done", "val/loss")]
+    for row in rows:  # the best checkpoint's validation loss, and that checkpoint, as the job's result.json says
+        result = json.loads((sweep / row["job"] / "result.json").read_text())
+        assert float(row["best_value"]) == pytest.approx(result["metrics"]["val/loss"])
+        assert Path(row["best_checkpoint"]).is_file() and Path(row["best_checkpoint"]).parent.parent.name == row["job"]
+        assert row["overrides"].startswith(f"optimizer.lr={row['optimizer.lr']} ")
+    best = min(rows, key=lambda r: float(r["best_value"]))
+    assert rows[0]["best_value"] != rows[1]["best_value"]
+    assert (f"sweep: best of 2 jobs: job {best['job']} (optimizer.lr={best['optimizer.lr']}): val/loss = "
+            f"{float(best['best_value']):.4f}; checkpoint {best['best_checkpoint']}") in proc.stdout
+    assert f"sweep summary: {sweep / 'summary.csv'}" in proc.stdout
 
 
 def test_wandb_without_key_or_tty_runs_offline_and_never_blocks(tmp_path):

@@ -1,12 +1,15 @@
 """Train a CRNN: ``python -m crnn_lit.train [group=option ...] [key=value ...]`` (Hydra app, conf/train.yaml).
 
 Builds the charset, model, data and LightningModule from config and fits them; resume, atomic checkpoints and
-DDP-under-Hydra live in ``crnn_lit.runtime``.
+DDP-under-Hydra live in ``crnn_lit.runtime``. Every run ends with ``<run dir>/result.json`` (the monitored metric
+at the best checkpoint, and that checkpoint); a multirun's ``summary.csv`` collects them (``crnn_lit.sweep``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
@@ -24,6 +27,7 @@ from crnn_lit.runtime import (
     route_ddp_children_to_this_job,
     slurm_plugins,
 )
+from crnn_lit.sweep import RESULT_FILE
 from crnn_lit.system import CRNNSystem
 from crnn_lit.task import task
 from crnn_lit.tracking import log_best_checkpoint
@@ -100,12 +104,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.optimized_metric and cfg.optimized_metric not in metrics and not cfg.trainer.get("fast_dev_run"):
         raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} was never logged; logged: {sorted(metrics)}")
     if trainer.is_global_zero:
+        write_result(cfg, metrics, best)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/")))
         print(f"\nfinal metrics: {shown}")
         print(f"global step: {trainer.global_step}")
         print(f"best checkpoint: {best or '(none saved)'}")
         print(f"run directory: {cfg.paths.output_dir}")
     return metrics
+
+
+def write_result(cfg: DictConfig, metrics: dict[str, float], best: str) -> None:
+    """``<run dir>/result.json``: the monitored metric, its value at the best checkpoint, that checkpoint and the
+    final metrics — what a sweep's summary.csv reads (crnn_lit.sweep)."""
+    result = {"optimized_metric": cfg.optimized_metric, "optimized_mode": cfg.optimized_mode,
+              "best_value": metrics.get(cfg.optimized_metric), "best_checkpoint": best, "metrics": metrics}
+    path = Path(cfg.paths.output_dir) / RESULT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 @task("train")

@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from record import write
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -43,7 +44,7 @@ def measure(src: Path, inputs: Path, run_dir: Path, extra: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "WANDB_MODE": "disabled"}
     output = run_dir / "predictions.csv"
-    command = [sys.executable, "-m", "crnn_lit.predict", f"inputs={inputs}", f"output={output}",
+    command = [sys.executable, "-m", "crnn_lit.predict", f"inputs={inputs}", f"output={output}", "decoder=greedy",
                f"hydra.run.dir={run_dir}", *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=src.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -77,7 +78,9 @@ def main() -> None:
     src = Path(args.src).resolve()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {}
-    runs = result.setdefault(args.label, {"src_commit": git_commit(src), "overrides": args.extra})
+    result.pop("environment", None)  # write() adds this run's
+    runs = result.setdefault(args.label, {})
+    runs.update({"src_commit": git_commit(src), "overrides": args.extra})
     for copies in args.copies:
         with tempfile.TemporaryDirectory() as tmp:
             inputs = Path(tmp) / "inputs"
@@ -86,11 +89,10 @@ def main() -> None:
         figures["images"] = images or figures["rows"]
         runs[f"{copies}x"] = figures
         print(args.label, f"{copies}x", figures, flush=True)
-    result["what"] = ("peak RSS of one `python -m crnn_lit.predict inputs=<folder> output=<csv>` process (shipped "
-                      "default model, greedy, OMP_NUM_THREADS=1), k× ../shared/data/real_train (6,725 crops)")
-    result["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result["what"] = ("peak RSS of one `python -m crnn_lit.predict inputs=<folder> output=<csv> decoder=greedy` "
+                      "process (shipped default model, OMP_NUM_THREADS=1), k× ../shared/data/real_train (6,725 crops)")
+    result.pop("machine", None)
+    write(out, result, show=False)
 
 
 if __name__ == "__main__":

@@ -66,9 +66,14 @@ def test_evaluate_keeps_a_chunk_of_images_and_no_log_probabilities(crops, compos
     (tmp_path / "set").mkdir()
     labels = dict(line.split("\t", 1) for line in (CROPS.parent / "labels.tsv").read_text().splitlines())
     (tmp_path / "set" / "labels.tsv").write_text("".join(f"{p}\t{labels[f'images/{p.name}']}\n" for p in crops))
-    base = ["~decoder@lm_decoder", "error_sheet=5", f"inputs={tmp_path / 'set'}"]
+    base = ["decoder=greedy", "~decoder@lm_decoder", "error_sheet=5", f"inputs={tmp_path / 'set'}"]
+
+    def predictions():  # key, label, reading, correct; and the confidences, by key
+        rows = [row.split("\t") for row in (tmp_path / "predictions" / "set_none.tsv").read_text().splitlines()[1:]]
+        return sorted(r[:3] + r[4:] for r in rows), {r[0]: float(r[3]) for r in rows}
+
     whole = evaluate_module.evaluate(compose_evaluate(base))
-    rows = sorted((tmp_path / "predictions" / "set_none.tsv").read_text().splitlines())
+    rows, confidences = predictions()
     images, recognized = {}, {}
 
     def read_source(source, preprocess, indices=None):
@@ -90,6 +95,7 @@ def test_evaluate_keeps_a_chunk_of_images_and_no_log_probabilities(crops, compos
                [expected[k] for k in ("benchmark", "lexicon", "images", "unreadable", "accuracy")]
         for key in ("ned", "cer", "mean_confidence"):
             assert got[key] == pytest.approx(expected[key], rel=1e-6), key
-    assert sorted((tmp_path / "predictions" / "set_none.tsv").read_text().splitlines()) == rows
+    chunked_rows, chunked_confidences = predictions()
+    assert chunked_rows == rows and chunked_confidences == pytest.approx(confidences, abs=2e-4)
     assert images["tracker"].calls == 90 and images["tracker"].most <= 16 + 5  # a chunk, and the error sheet's 5
     assert recognized["tracker"].most <= 2  # the batch being decoded (and the one just produced)

@@ -114,7 +114,7 @@ def test_evaluate_reads_your_own_test_sets(compose_evaluate, tmp_path):
             Image.fromarray(np.asarray(draw(word))).save(tmp_path / name / f"{i}.png")
         sep = "\t" if form == "gt.txt" else " "
         (tmp_path / name / form).write_text("".join(f"{i}.png{sep}{w}\n" for i, w in enumerate(words)))
-    base = ["~decoder@lm_decoder", "error_sheet=0"]
+    base = ["decoder=greedy", "~decoder@lm_decoder", "error_sheet=0"]  # one column per set
     result = evaluate(compose_evaluate([*base, f"inputs={tmp_path / 'shop'}"]))
     assert [(c["benchmark"], c["images"], c["accuracy"]) for c in result["columns"]] == [("shop", 2, 1.0)]
     result = evaluate(compose_evaluate([*base, f"inputs=[{tmp_path / 'shop'},{tmp_path / 'street' / 'labels.txt'}]"]))
@@ -129,5 +129,6 @@ def test_lmdb_test_set_through_evaluate_inputs(compose_evaluate, tmp_path):
     from test_recognizer import draw
 
     write_dtrb_lmdb(tmp_path / "mine_lmdb", [(encode(np.asarray(draw(w))), w) for w in ("hotel", "coffee", "2024")])
-    result = evaluate(compose_evaluate(["~decoder@lm_decoder", "error_sheet=0", f"inputs={tmp_path / 'mine_lmdb'}"]))
+    result = evaluate(compose_evaluate(["decoder=greedy", "~decoder@lm_decoder", "error_sheet=0",
+                                        f"inputs={tmp_path / 'mine_lmdb'}"]))
     assert [(c["benchmark"], c["images"], c["accuracy"]) for c in result["columns"]] == [("mine_lmdb", 3, 1.0)]

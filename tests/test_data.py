@@ -99,17 +99,17 @@ def test_collate_pads_right_and_keeps_true_lengths():
 
 
 def test_inference_pads_each_image_to_its_multiple_whatever_the_batch():
-    """Widths 41/43/44 → 44, 61/64 → 64: a batch holds one padded width (batch_size 2 splits the three 44s), the
-    padding repeats each image's last column, and each image keeps its own frame count."""
+    """Widths 41/43/44 → 44, 61/64 → 64: a batch holds one padded width (batch_size 2 splits the three 44s), widest
+    first, the padding repeats each image's last column, and each image keeps its own frame count."""
     images = [torch.arange(w, dtype=torch.float32).expand(1, 32, w) for w in (41, 64, 43, 44, 61)]
     batches = list(width_batches(images, 2, [str(im.shape[-1]) for im in images], output_length=output_length,
                                  width_multiple=4))
-    assert [b.keys for b in batches] == [["41", "43"], ["44"], ["64", "61"]]
-    assert [b.images.shape[-1] for b in batches] == [44, 44, 64]
-    assert batches[0].input_lengths.tolist() == [output_length(41), output_length(43)] == [11, 11]
-    assert batches[0].images[0, 0, 0, 40:].tolist() == [40.0] * 4  # 41 columns, then its last one thrice
+    assert [b.keys for b in batches] == [["64", "61"], ["41", "43"], ["44"]]
+    assert [b.images.shape[-1] for b in batches] == [64, 44, 44]
+    assert batches[1].input_lengths.tolist() == [output_length(41), output_length(43)] == [11, 11]
+    assert batches[1].images[0, 0, 0, 40:].tolist() == [40.0] * 4  # 41 columns, then its last one thrice
     exact = list(width_batches(images, 8, [""] * 5, output_length=output_length, width_multiple=1))  # no padding
-    assert [b.images.shape[-1] for b in exact] == [41, 43, 44, 61, 64]
+    assert [b.images.shape[-1] for b in exact] == [64, 61, 44, 43, 41]
 
 
 def _sampler(widths, batch_size, shuffle=True, bucketed=True, seed=0, num_samples=None, size=None, drop_last=False):

@@ -65,7 +65,7 @@ def test_every_kind_of_input_reads_the_same(shipped, folder):
 
 def test_images_are_batched_by_padded_width(monkeypatch):
     """Each image is padded to the next multiple of preprocess.width_multiple (4) and a batch holds one such width,
-    narrowest first (here four widths: four batches, though batch_size=2); readings come back in input order."""
+    widest first (here four widths: four batches, though batch_size=2); readings come back in input order."""
     recognizer = Recognizer.from_pretrained("cpu_scene_text", batch_size=2)
     widths, logits = [], recognizer.backend.logits
     monkeypatch.setattr(recognizer.backend, "logits", lambda x: widths.append(x.shape[-1]) or logits(x))
@@ -74,7 +74,7 @@ def test_images_are_batched_by_padded_width(monkeypatch):
     assert [p.text for p in recognizer.read(images)] == words
     size = {w: recognizer.preprocess(np.asarray(im)).shape[-1] for w, im in zip(words, images)}
     assert [size[w] for w in ("2024", "hotel", "coffee", "station")] == [75, 77, 90, 102]
-    assert widths == [76, 80, 92, 104]
+    assert widths == [104, 92, 80, 76]
 
 
 def test_a_reading_does_not_depend_on_its_batch(shipped):

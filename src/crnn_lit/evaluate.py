@@ -29,6 +29,7 @@ from crnn_lit.inference import (
     Timing,
     TorchBackend,
     TurnTall,
+    bound_kernel_cache,
     chunked,
     reading_preprocess,
     recognize,
@@ -398,6 +399,7 @@ def _warn_narrow(name: str, source, preprocess: Preprocess, frame: float, turn_t
 
 @task("evaluate")
 def main(cfg: DictConfig) -> None:
+    bound_kernel_cache()
     evaluate(cfg)
 
 

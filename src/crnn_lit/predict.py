@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from crnn_lit.config import check_required
+from crnn_lit.inference import bound_kernel_cache
 from crnn_lit.recognizer import Recognizer, keyed_inputs
 from crnn_lit.task import task
 
@@ -90,6 +91,7 @@ class RowWriter:
 
 @task("predict")
 def main(cfg: DictConfig) -> None:
+    bound_kernel_cache()
     predict(cfg, collect=False)
 
 

@@ -3,12 +3,13 @@
     python bench/predict_memory.py                                   # this checkout, 1× and 20× real_train
     python bench/predict_memory.py --src /path/to/other/checkout/src --label before --copies 1
 
-Each figure is one ``predict inputs=<folder> output=<file>.csv`` process (the shipped default model, greedy,
-one thread), its peak resident set size read with ``os.wait4`` (the kernel's ``ru_maxrss`` of that child alone).
+Each figure is one ``predict inputs=<folder> output=<file>.csv decoder=greedy`` process (the shipped default model,
+one thread; greedy as when issue 28 measured it: a decoder adds a constant, the images are what grows), its peak
+resident set size read with ``os.wait4`` (the kernel's ``ru_maxrss`` of that child alone).
 ``--copies k`` reads a folder of k copies of ``../shared/data/real_train`` (6,725 crops; the copies are
 symbolic links, so the images are the same files under k different paths). ``--src`` names the code to measure
-(another checkout's ``src``: the "before" figures). Results are merged into bench/results/predict_memory.json
-under ``--label``.
+(another checkout's ``src``, or an exported tree with ``--commit`` naming it: the "before" figures). Results are
+merged into bench/results/predict_memory.json under ``--label``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--label", default="after")
     parser.add_argument("--extra", nargs="*", default=[], help="more predict overrides, e.g. chunk_size=256")
+    parser.add_argument("--commit", default=None, help="the commit --src holds (default: asked of git there)")
     parser.add_argument("--out", default=str(BENCH / "results/predict_memory.json"))
     args = parser.parse_args()
     src = Path(args.src).resolve()
@@ -80,7 +82,7 @@ def main() -> None:
     result = json.loads(out.read_text()) if out.is_file() else {}
     result.pop("environment", None)  # write() adds this run's
     runs = result.setdefault(args.label, {})
-    runs.update({"src_commit": git_commit(src), "overrides": args.extra})
+    runs.update({"src_commit": args.commit or git_commit(src), "overrides": args.extra})
     for copies in args.copies:
         with tempfile.TemporaryDirectory() as tmp:
             inputs = Path(tmp) / "inputs"

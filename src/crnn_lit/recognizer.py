@@ -118,7 +118,9 @@ class Recognizer:
         (None = the one this recognizer was built with, conf/predict.yaml's ``chunk_size``) are decoded, batched
         by width and read before the next are touched; predictions come in input order, the same as
         :meth:`read`'s (each image is padded on its own, so its batch never changes its reading). An iterator
-        of images is consumed as the predictions are."""
+        of images is consumed as the predictions are. Memory stays flat in a process that sets
+        ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0`` before its first convolution, as predict and evaluate do
+        (``inference.bound_kernel_cache``)."""
         return self.iter_keyed(keyed_inputs(images), chunk_size)
 
     def iter_keyed(self, inputs: Iterable[tuple[str, ImageInput]], chunk_size: int | None = None

@@ -87,7 +87,8 @@ def test_ddp_group_sigterm_with_workers_saves_the_step_reached_on_both_ranks(tmp
     assert _step(run / "checkpoints" / "last.ckpt") == step
     rank0, rank1 = ([int(s) for s in (saves / f"saves_rank{r}.txt").read_text().split()] for r in (0, 1))
     assert rank0 == rank1  # every save, time-based ones included, at the same step on both ranks
-    assert rank0[-1] == step and len([s for s in rank0 if s % 4]) >= 2  # time saves happened mid-epoch too
+    # time saves happened mid-epoch too: how many depends on the step speed of the machine, at least one
+    assert rank0[-1] == step and len([s for s in rank0 if s % 4]) >= 1
 
 
 @pytest.mark.timeout(240)

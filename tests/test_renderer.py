@@ -280,8 +280,10 @@ def test_style_config_becomes_a_style_and_rejects_unknown_knobs(realistic):
 
 
 def test_every_effect_is_deterministic_per_seed_and_index(realistic):
+    realistic.render(0)
     other = pickle.loads(pickle.dumps(realistic))
-    other._cache.clear()
+    assert len(realistic.planner.faces) >= 1 and len(other.planner.faces) == 0  # the glyph cache ships empty
+    assert other.planner.faces is other.painter.faces  # and stays one cache, planner's and painter's
     kinds = set()
     for i in [9, 3, 10**9, 0, 77, 5, 123, 31, 64, 12]:
         p = realistic.plan(i)
@@ -290,6 +292,17 @@ def test_every_effect_is_deterministic_per_seed_and_index(realistic):
         assert a.label == b.label and np.array_equal(a.image, b.image)
         assert a.image.shape == (32, realistic.width(i))
     assert "photo" in kinds
+
+
+def test_planner_knows_widths_and_labels_without_drawing_a_glyph():
+    """Width bucketing asks the planner about every index: its answer is the drawn image's, from metrics alone."""
+    r = WordRenderer.from_spec(compose_config(["renderer=default"]).renderer, PREPROCESS, seed=3)
+    planned = [(r.planner.width(i), r.planner.label(i)) for i in range(300)]
+    faces = list(r.planner.faces._cache.values())
+    assert len(faces) > 50 and not any(face.bitmaps for face in faces)  # faces measured, no glyph rasterised
+    assert len({w for w, _ in planned}) > 50 and min(w for w, _ in planned) >= PREPROCESS.min_width
+    assert [(s.image.shape[1], s.label) for s in map(r.render, range(300))] == planned
+    assert all(face.bitmaps for face in faces)  # the painter drew from the planner's cache
 
 
 def test_effects_are_drawn_at_their_rates(realistic):
@@ -343,15 +356,15 @@ def test_neighbours_never_cover_the_word():
     for i in range(60):
         p = with_n.plan(i)
         q = dataclasses.replace(p, layout=dataclasses.replace(p.layout, neighbours=[]))
-        alone, _, _ = with_n._text_layer(q.layout)
-        both, dx, dy = with_n._text_layer(p.layout)
+        alone, _, _ = with_n.painter.text_layer(q.layout)
+        both, dx, dy = with_n.painter.text_layer(p.layout)
         # the word's pixels in the larger canvas, where both layers align
         region = both[-dy : -dy + alone.shape[0], -dx : -dx + alone.shape[1]]
         assert np.array_equal(np.maximum(region, alone), region)
         overlap = (alone > 0) & (region != alone)
         assert overlap.sum() <= 0.01 * (alone > 0).sum(), i
         if p.layout.neighbours:
-            changed += not np.array_equal(with_n.draw(p, i), with_n.draw(q, i))
+            changed += not np.array_equal(with_n.painter.draw(p, i), with_n.painter.draw(q, i))
         assert without.plan(i).layout.neighbours == []
     assert changed >= 20
 
@@ -394,7 +407,7 @@ def test_frequent_words_follow_their_tempered_frequency():
     assert all(r.label(i) == make(frequency_file=str(freq), p_frequent=1.0, p_digits=0.0, p_upper=0.0,
                                   p_capitalized=0.0).label(i) for i in range(50))
     upper = make(frequency_file=str(freq), charset_chars=string.ascii_uppercase)  # words fitted to the charset
-    assert upper._frequent[:3] == ["THE", "TO", "AND"]
+    assert upper.planner._frequent[:3] == ["THE", "TO", "AND"]
 
 
 def test_symbolic_text_is_drawn_and_its_label_follows_the_charset_policy():
@@ -476,8 +489,8 @@ def test_shading_only_darkens_within_its_depth():
     r = make(p_shading=1.0, p_jpeg=0.0, p_lowres=0.0, **CLEAN)
     for i in range(30):
         p = r.plan(i)
-        lit = r.draw(dataclasses.replace(p, shade=(0.0, 0.0, 0.0, 0.0)), i).astype(int)
-        shaded = r.draw(p, i).astype(int)
+        lit = r.painter.draw(dataclasses.replace(p, shade=(0.0, 0.0, 0.0, 0.0)), i).astype(int)
+        shaded = r.painter.draw(p, i).astype(int)
         assert np.all(shaded <= lit + 1) and (shaded < lit - 10).any(), i
 
 

@@ -14,8 +14,9 @@ Contrast is guaranteed: the luminance of the text colour differs from every back
 noise) by at least ``min_contrast`` (0..1 scale), and borders/shadows always sit on the background's side.
 
 Parts: ``fonts`` (faces, metrics, glyph bitmaps), ``style`` (the knobs, filled from ``conf/renderer``), ``plan``
-(every random decision of one sample), ``backgrounds`` (photos, gradients, noise, border steps), ``degrade``
-(blur, low resolution, noise, JPEG) and ``core`` (the renderer and its dataset).
+(the plan of one sample), ``planner`` (every random decision: what to draw), ``painter`` (the pixels: how to draw
+it), ``backgrounds`` (photos, gradients, noise, border steps), ``degrade`` (blur, low resolution, noise, JPEG) and
+``core`` (the renderer, a planner and a painter, and its dataset).
 """
 
 from crnn_lit.data.sources.renderer.backgrounds import load_textures

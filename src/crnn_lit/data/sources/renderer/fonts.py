@@ -121,6 +121,28 @@ class FontAtSize:
         return bmp
 
 
+
+class Faces:
+    """:class:`FontAtSize` per (font index, size), made on first use; pickled empty (a loader worker refills it)."""
+
+    def __init__(self, fonts: list[Path]):
+        self.fonts = fonts
+        self._cache: dict[tuple[int, int], FontAtSize] = {}
+
+    def __call__(self, font: int, size: int) -> FontAtSize:
+        key = (font, size)
+        face = self._cache.get(key)
+        if face is None:
+            face = self._cache[key] = FontAtSize(self.fonts[font], size)
+        return face
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __getstate__(self) -> dict:
+        return {"fonts": self.fonts, "_cache": {}}
+
+
 def pen_positions(face: FontAtSize, text: str, spacing: float) -> tuple[list[int], tuple[int, int, int, int]]:
     """Pen x of each character and the ink box (x0, top, x1, bottom) relative to the pen origin/baseline."""
     pen, xs = 0.0, []

@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's "L" conversion
+MASK64 = (1 << 64) - 1  # seed and index each enter the planner's and the painter's random streams as 64 bits
+PAD = 4  # blank pixels around the glyph canvas (room for borders and shadows): the plan's matrix assumes them
 
 
 @dataclass(slots=True)
@@ -16,7 +18,7 @@ class Layout:
     label: str
     font: int  # index into WordRenderer.fonts
     size: int  # font size in px
-    xs: list[int]  # pen x of each character (glyph-canvas coordinates, before _PAD)
+    xs: list[int]  # pen x of each character (glyph-canvas coordinates, before PAD)
     ys: list[int]  # baseline offset of each character (canvas px, down; all 0 unless the baseline is curved)
     ink: tuple[int, int, int, int]  # x0, y0 (=font top, relative to baseline), x1, y1 of the text box
     matrix: tuple[float, ...]  # 3x3 row-major homography: glyph canvas -> output pixels (edge coords)

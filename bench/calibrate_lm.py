@@ -19,10 +19,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from holdout import accuracy, holdout_logits
 from record import write
 
 from crnn_lit.config import PROJECT_ROOT
+from crnn_lit.holdout import accuracy, holdout_logits
 from crnn_lit.transcription import BeamDecoder, GreedyDecoder
 from crnn_lit.transcription import lm as char_lm
 
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "lm_fusion.json"))
     args = ap.parse_args()
 
-    loaded, recognized = holdout_logits(args.ckpt)
+    reader, recognized = holdout_logits(args.ckpt)
 
 
     tried = []
@@ -48,13 +48,13 @@ def main() -> None:
             char_lm.main(["build", str(path), "--words", str(WORDS / "english.txt"),
                           "--frequency", str(WORDS / "frequency" / "english_frequency.tsv"), "--order", str(order)])
             for alpha, beta in itertools.product(ALPHAS, BETAS):
-                decoder = BeamDecoder(loaded.charset, lm=str(path), lm_weight=alpha, length_bonus=beta)
+                decoder = BeamDecoder(reader.charset, lm=str(path), lm_weight=alpha, length_bonus=beta)
                 tried.append({"order": order, "alpha": alpha, "beta": beta, "accuracy": accuracy(recognized, decoder)})
                 print(tried[-1], flush=True)
     best = max(tried, key=lambda t: (t["accuracy"], -t["alpha"], -t["beta"], -t["order"]))
     result = {"ckpt": str(args.ckpt), "holdout_images": sum(len(r.labels) for r in recognized),
-              "greedy_accuracy": accuracy(recognized, GreedyDecoder(loaded.charset)),
-              "beam_accuracy": accuracy(recognized, BeamDecoder(loaded.charset)), "chosen": best, "tried": tried}
+              "greedy_accuracy": accuracy(recognized, GreedyDecoder(reader.charset)),
+              "beam_accuracy": accuracy(recognized, BeamDecoder(reader.charset)), "chosen": best, "tried": tried}
     write(args.out, result, show={k: v for k, v in result.items() if k != "tried"})
 
 

@@ -24,24 +24,25 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from holdout import accuracy, holdout_logits, source_logits
 from record import write
 
-from crnn_lit.checkpoint import load_model
-from crnn_lit.config import PROJECT_ROOT, compose_config
+from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.data.sources import open_source
+from crnn_lit.holdout import accuracy, holdout_logits
+from crnn_lit.recognizer import Recognizer
 from crnn_lit.transcription import GreedyDecoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
+from crnn_lit.transcription.presets import decoder_settings
 
 RATIOS = [0.0, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, math.inf]
 
 
-def calibrate(loaded, recognized, lexicon: Lexicon, fusion: dict) -> dict:
+def calibrate(charset, recognized, lexicon: Lexicon, fusion: dict) -> dict:
     """Accuracy by τ (and greedy/strict) of the open-vocabulary decoder on ``recognized``; the best τ."""
-    tried = {str(t): accuracy(recognized, LexiconDecoder(loaded.charset, lexicon=lexicon, open_ratio=t, **fusion))
+    tried = {str(t): accuracy(recognized, LexiconDecoder(charset, lexicon=lexicon, open_ratio=t, **fusion))
              for t in RATIOS}
     best = max(RATIOS, key=lambda t: (tried[str(t)], -t))
-    return {"images": sum(len(r.labels) for r in recognized), "greedy_accuracy": accuracy(recognized, GreedyDecoder(loaded.charset)),
+    return {"images": sum(len(r.labels) for r in recognized), "greedy_accuracy": accuracy(recognized, GreedyDecoder(charset)),
             "accuracy_by_open_ratio": tried, "chosen_open_ratio": best}
 
 
@@ -55,19 +56,19 @@ def main() -> None:
     ap.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "open_lexicon.json"))
     args = ap.parse_args()
 
-    beam_lm = compose_config(["decoder=beam_lm"], config_name="predict").decoder  # α, β and the LM: one copy
-    fusion = ({"lm": beam_lm.lm, "lm_weight": beam_lm.lm_weight, "length_bonus": beam_lm.length_bonus}
+    beam_lm = decoder_settings("beam_lm")  # α, β and the LM: one copy
+    fusion = ({k: beam_lm[k] for k in ("lm", "lm_weight", "length_bonus")}
               if args.rule == "fused" else {})
     lexicon = Lexicon.from_file(args.lexicon)
     result = {"ckpt": str(args.ckpt), "rule": args.rule, **fusion}
     if args.real_train is None:
-        loaded, recognized = holdout_logits(args.ckpt)
-        result["holdout"] = calibrate(loaded, recognized, lexicon, fusion)
+        reader, recognized = holdout_logits(args.ckpt)
+        result["holdout"] = calibrate(reader.charset, recognized, lexicon, fusion)
     else:
-        loaded, root = load_model(args.ckpt), Path(args.real_train)
+        reader, root = Recognizer.from_checkpoint(args.ckpt, "greedy"), Path(args.real_train)
         for sub in sorted(p.name for p in root.iterdir() if (p / "labels.tsv").is_file()):
-            recognized = source_logits(loaded, open_source(root / sub, "folder", split="test"))
-            result[f"real_train/{sub}"] = calibrate(loaded, recognized, lexicon, fusion)
+            recognized = reader.source_logits(open_source(root / sub, "folder", split="test"))
+            result[f"real_train/{sub}"] = calibrate(reader.charset, recognized, lexicon, fusion)
     write(args.out, result)
 
 

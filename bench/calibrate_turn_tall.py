@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import torch
-from holdout import accuracy, holdout_logits
 from record import write
 
+from crnn_lit.holdout import accuracy, holdout_logits
 from crnn_lit.transcription.greedy import GreedyDecoder
 
 OUT = Path(__file__).resolve().parent / "results" / "turn_tall.json"
@@ -28,8 +28,8 @@ def main(ckpts: list[str]) -> None:
     records = []
     for ckpt in ckpts:
         for turn_tall in SETTINGS:
-            loaded, recognized = holdout_logits(ckpt, turn_tall=turn_tall)
-            acc = accuracy(recognized, GreedyDecoder(loaded.charset))
+            reader, recognized = holdout_logits(ckpt, turn_tall=turn_tall)
+            acc = accuracy(recognized, GreedyDecoder(reader.charset))
             records.append({"ckpt": ckpt, "turn_tall": turn_tall, "holdout_greedy": round(100 * acc, 2),
                             "crops": sum(len(r.keys) for r in recognized)})
             print(json.dumps(records[-1]))

@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from holdout import holdout_logits
 from hydra.utils import instantiate
 
 from crnn_lit.config import compose_config
+from crnn_lit.holdout import holdout_logits
 from crnn_lit.metrics import protocol_normalize
 from crnn_lit.transcription import GreedyDecoder
 
@@ -38,8 +38,8 @@ def training_words() -> set[str]:
 def main() -> None:
     seen_words = training_words()
     for ckpt in sys.argv[1:]:
-        loaded, recognized = holdout_logits(ckpt)
-        decoder, hits, total = GreedyDecoder(loaded.charset), Counter(), Counter()
+        reader, recognized = holdout_logits(ckpt)
+        decoder, hits, total = GreedyDecoder(reader.charset), Counter(), Counter()
         for r in recognized:
             for key, p, label in zip(r.keys, decoder.decode(r.log_probs, r.lengths), r.labels, strict=True):
                 label = protocol_normalize(label)

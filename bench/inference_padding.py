@@ -25,19 +25,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from record import write
 
-from crnn_lit.checkpoint import load_model
-from crnn_lit.config import PROJECT_ROOT, compose_config
+from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item
 from crnn_lit.data.sources import open_source
-from crnn_lit.evaluate import read_source
-from crnn_lit.inference import TorchBackend, recognize, width_batches
+from crnn_lit.holdout import holdout_source
+from crnn_lit.inference import recognize, width_batches
 from crnn_lit.metrics import protocol_normalize
-from crnn_lit.preprocess import Preprocess
-from crnn_lit.transcription import GreedyDecoder
+from crnn_lit.recognizer import Recognizer
 
 
 def padded_batches(images, keys, labels, collate: Collate, batch_size: int = 64):
@@ -56,13 +53,13 @@ def readings(backend, decoder, batches) -> dict[str, tuple[str, str]]:
     return out
 
 
-def compare(loaded, source) -> dict:
-    backend, decoder = TorchBackend(loaded.model), GreedyDecoder(loaded.charset)
-    images, keys, labels, _ = read_source(source, Preprocess.from_record(loaded.config))
+def compare(reader: Recognizer, source) -> dict:
+    backend, decoder = reader.backend, reader.decoder
+    images, keys, labels, _ = reader.prepare_source(source)
     collate = Collate(backend.output_length)
     own = {key: backend.output_length(im.shape[-1]) for key, im in zip(keys, images)}
 
-    def batched(imgs, multiple=1):
+    def batched(imgs, multiple=1):  # width_batches at another width multiple than the model's
         return width_batches(imgs, 64, keys, labels, output_length=backend.output_length, width_multiple=multiple)
 
     runs = {"padded_batches": readings(backend, decoder, padded_batches(images, keys, labels, collate)),
@@ -86,14 +83,14 @@ def main() -> None:
     ap.add_argument("--real-train", default=None, help="read this real_train folder's subsets, not the hold-out")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "inference_padding.json"))
     args = ap.parse_args()
-    loaded = load_model(args.ckpt)
+    reader = Recognizer.from_checkpoint(args.ckpt, "greedy")
     result = {"ckpt": args.ckpt, "threads": int(os.environ["OMP_NUM_THREADS"])}
     if args.real_train is None:
-        result["holdout"] = compare(loaded, instantiate(compose_config(["data=real_finetune"]).data.val))
+        result["holdout"] = compare(reader, holdout_source())
     else:
         root = Path(args.real_train)
         for sub in sorted(p.name for p in root.iterdir() if (p / "labels.tsv").is_file()):
-            result[f"real_train/{sub}"] = compare(loaded, open_source(root / sub, "folder", split="test"))
+            result[f"real_train/{sub}"] = compare(reader, open_source(root / sub, "folder", split="test"))
     write(args.out, result)
 
 

@@ -14,9 +14,8 @@ from hydra.utils import instantiate
 from record import write
 from torch.utils.flop_counter import FlopCounterMode
 
-from crnn_lit.config import CONFIG_DIR, PROJECT_ROOT, compose_config
+from crnn_lit.config import CONFIG_DIR, PROJECT_ROOT, compose_config, model_config
 from crnn_lit.model import build_model
-from crnn_lit.model.build import model_config
 
 
 def nodes(backbone: str, rnn: str) -> tuple[dict, dict]:

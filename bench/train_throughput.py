@@ -19,10 +19,9 @@ import torch
 from record import write
 
 from crnn_lit.charset import Charset
-from crnn_lit.config import PROJECT_ROOT, compose_config
+from crnn_lit.config import PROJECT_ROOT, compose_config, model_config
 from crnn_lit.data.batching import Batch
 from crnn_lit.model import build_model
-from crnn_lit.model.build import model_config
 from crnn_lit.system import CRNNSystem
 
 

@@ -43,7 +43,7 @@ class Alive:
 def test_iter_read_holds_one_chunk_and_reads_what_read_reads(crops):
     recognizer = Recognizer.from_pretrained("cpu_scene_text", decoder="greedy")
     whole = recognizer.read(crops)  # one chunk (conf/predict.yaml's chunk_size is far above 90)
-    prepare = recognizer._prepare = Alive(recognizer._prepare)  # every decoded, preprocessed image
+    prepare = recognizer.prepare = Alive(recognizer.prepare)  # every decoded, preprocessed image
     taken = []
 
     def inputs():  # an iterator: it is consumed as the predictions are
@@ -76,19 +76,19 @@ def test_evaluate_keeps_a_chunk_of_images_and_no_log_probabilities(crops, compos
     rows, confidences = predictions()
     images, recognized = {}, {}
 
-    def read_source(source, preprocess, indices=None):
-        images["tracker"] = tracker = images.get("tracker") or Alive(preprocess)
-        return real_read_source(source, tracker, indices)
+    def prepare_source(self, source, indices=None):
+        images["tracker"] = self.prepare = images.get("tracker") or Alive(self.prepare)
+        return real_prepare_source(self, source, indices)
 
-    def recognize(backend, batches, timing=None):
+    def recognize(self, *args, **kwargs):
         recognized["tracker"] = tracker = recognized.get("tracker") or Alive(None)
-        for r in real_recognize(backend, batches, timing):
+        for r in real_recognize(self, *args, **kwargs):
             tracker.track(r.log_probs)
             yield r
 
-    real_read_source, real_recognize = evaluate_module.read_source, evaluate_module.recognize
-    monkeypatch.setattr(evaluate_module, "read_source", read_source)
-    monkeypatch.setattr(evaluate_module, "recognize", recognize)
+    real_prepare_source, real_recognize = Recognizer.prepare_source, Recognizer.recognize
+    monkeypatch.setattr(Recognizer, "prepare_source", prepare_source)
+    monkeypatch.setattr(Recognizer, "recognize", recognize)
     chunked = evaluate_module.evaluate(compose_evaluate([*base, "chunk_size=16"]))
     for got, expected in zip(chunked["columns"], whole["columns"], strict=True):  # timings aside, the same figures
         assert [got[k] for k in ("benchmark", "lexicon", "images", "unreadable", "accuracy")] == \

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import PREPROCESS, compose_train
-from crnn_lit.model.build import model_config
+from crnn_lit.config import model_config
 from crnn_lit.preprocess import Preprocess
 
 

@@ -153,6 +153,6 @@ def test_tall_crops_are_read_turned_when_asked(shipped):
     turning = Recognizer.from_pretrained("cpu_scene_text", decoder="greedy", turn_tall=1.5)
     assert [p.text for p in turning.read(sideways)] == [w for w in words for _ in (1, 3)]
     assert turning.read(upright) == shipped.read(upright)  # wide crops are not even tried turned
-    assert turning._prepare.turned == 4
+    assert turning.prepare.turned == 4
     with pytest.raises(ValueError, match="taller than wide"):
         Recognizer.from_pretrained(turn_tall=0.5)

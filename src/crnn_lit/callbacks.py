@@ -31,6 +31,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from crnn_lit.preprocess import to_pixels
 from crnn_lit.runtime import ResumableLoader
 from crnn_lit.tracking import AppendingCSVLogger, cpu_seconds, wandb_loggers
 
@@ -122,8 +123,7 @@ class ValSampleTable(L.Callback):
         if self.logger is None or not outputs:
             return
         for i in range(min(self.limit - len(self.rows), len(batch))):
-            image = batch.images[i, :, :, : int(batch.widths[i])].detach().float().cpu()  # crop the padding
-            pixels = ((image + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+            pixels = to_pixels(batch.images[i, :, :, : int(batch.widths[i])])  # the padding cropped
             pred = outputs[i]
             self.rows.append([pixels, batch.labels[i], pred.text, round(float(pred.confidence), 4),
                               pred.text == batch.labels[i]])

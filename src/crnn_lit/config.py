@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from importlib.resources import files
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# src/crnn_lit/config.py → the checkout root (where conf/ and data/ live in the repository)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# A built wheel carries conf/ and the runtime assets of data/ inside the package, as crnn_lit/conf and
-# crnn_lit/assets (pyproject's package-dir mapping); a checkout run (PYTHONPATH=src, editable install) has neither
-# and reads the repository's own folders, so there is one copy of each file in git.
-_PACKAGE = Path(str(files("crnn_lit")))  # an installed wheel is unzipped: a real folder Hydra can search
-INSTALLED = (_PACKAGE / "conf").is_dir()
-CONFIG_DIR = _PACKAGE / "conf" if INSTALLED else PROJECT_ROOT / "conf"
-ASSETS_DIR = _PACKAGE / "assets" if INSTALLED else PROJECT_ROOT / "data"
-
-
-def root_dir() -> Path:
-    """Where ``outputs/`` and repository-relative paths (``../shared/data``) start: the checkout when run from one,
-    else the working directory (an installed package's folder is no place for run outputs)."""
-    return Path.cwd() if INSTALLED else PROJECT_ROOT
-
-
-SHARED_DATA_ENV = "CRNN_LIT_DATA"
-# what paths under an unknown shared data folder read as, so every message naming one says what to set
-SHARED_DATA_UNSET = f"<{SHARED_DATA_ENV} not set>"
-
-
-def shared_data_dir() -> str:
-    """The shared real-data folder (``benchmarks/``, ``lexicons/``, ``real_train/``): ``$CRNN_LIT_DATA``; without it
-    a checkout uses the folder beside it, ``<checkout>/../shared/data``, and an installed package has none — it is
-    never guessed from the working folder, and paths under it read ``<CRNN_LIT_DATA not set>/…``."""
-    if os.environ.get(SHARED_DATA_ENV):
-        return os.environ[SHARED_DATA_ENV]
-    return SHARED_DATA_UNSET if INSTALLED else str(PROJECT_ROOT.parent / "shared" / "data")
+# where files are: crnn_lit.assets (no Hydra); named here too for the entry points, tests and bench/
+from crnn_lit.assets import (  # noqa: F401
+    ASSETS_DIR,
+    CONFIG_DIR,
+    INSTALLED,
+    PROJECT_ROOT,
+    SHARED_DATA_ENV,
+    SHARED_DATA_UNSET,
+    ConfigError,
+    MissingFile,
+    find_asset,
+    root_dir,
+    shared_data_dir,
+)
 
 
 def app_groups(config_name: str) -> str:
@@ -76,6 +59,39 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("slurm_count", slurm_count)
     if not OmegaConf.has_resolver("crnn_lit_below"):
         OmegaConf.register_new_resolver("crnn_lit_below", below)
+    register_python_configs()
+
+
+def register_python_configs() -> None:
+    """The settings Python owns, as config nodes conf/ composes (``- /crnn_lit/<group>/<name>@_here_`` in a
+    defaults list): the named decoders (``crnn_lit.transcription.presets``), the named backbones and rnns
+    (``crnn_lit.model.build``), the input spec (``Preprocess``) and ``Recognizer``'s reading defaults (model, batch size, chunk size, turn_tall).
+    Each value has one copy, in Python; a YAML option names the Python object and adds only its wiring."""
+    import inspect
+
+    from hydra.core.config_store import ConfigStore
+
+    from crnn_lit.model.build import BACKBONES, RNNS
+    from crnn_lit.preprocess import Preprocess
+    from crnn_lit.recognizer import Recognizer
+    from crnn_lit.transcription.presets import DECODERS, decoder_settings
+
+    store = ConfigStore.instance()
+    for name, (cls, _) in DECODERS.items():
+        node = {"_target_": f"crnn_lit.transcription.{cls.__name__}", "_partial_": True,
+                **decoder_settings(name)}
+        store.store(group="crnn_lit/decoder", name=name, node=node)
+    for group, records in (("backbone", BACKBONES), ("rnn", RNNS)):
+        for name, record in records.items():
+            store.store(group=f"crnn_lit/{group}", name=name, node=record)
+    store.store(group="crnn_lit", name="preprocess",
+                node={"_target_": "crnn_lit.preprocess.Preprocess", **asdict(Preprocess())})
+    reading = inspect.signature(Recognizer.from_pretrained).parameters
+    store.store(group="crnn_lit", name="reading", node={"pretrained": reading["name"].default,
+                                                        **{k: reading[k].default for k in READING}})
+
+
+READING = ("batch_size", "chunk_size", "turn_tall")  # Recognizer's reading settings predict and evaluate expose
 
 
 def slurm_count(value, key: str) -> int:
@@ -95,33 +111,6 @@ def below(root: str | None, folder: str, key: str) -> str:
         raise ConfigError(f"{key} is not set: give {key}=<path>, or data.root=<path> (then {key} = "
                           f"<data.root>/{folder})")
     return f"{root}/{folder}"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run, with what to set instead."""
-
-
-class MissingFile(ConfigError, FileNotFoundError):
-    """A file the configuration names is not there (a ``ConfigError``: one line from the entry points)."""
-
-
-def find_asset(path: str | Path, folder: str, what: str, suffixes: tuple[str, ...] = ()) -> Path:
-    """``path`` when it is a file; else the shipped asset it names — a bare name (``english_char6``, suffixes
-    optional) or the checkout's spelling (``data/lm/english_char6.json.gz``) — from any working folder, installed
-    or not; else ``MissingFile`` naming what was looked for and what is shipped."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    shipped = ASSETS_DIR / folder
-    parts = path.parts
-    if not path.is_absolute() and (len(parts) == 1 or parts[:2] == ("data", folder)):
-        for name in (path.name, *(path.name + s for s in suffixes)):
-            if (shipped / name).is_file():
-                return shipped / name
-    names = sorted(p.name for p in shipped.glob("*") if p.is_file() and p.suffix not in (".md", ".py", "")) \
-        if shipped.is_dir() else []
-    raise MissingFile(f"{what} not found: {path} (not a file, nor a shipped one; shipped in {shipped}: "
-                      f"{', '.join(names) or 'none'})")
 
 
 @dataclass(frozen=True)
@@ -234,6 +223,20 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), config_name: str
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def model_config(cfg: DictConfig) -> dict:
+    """The record of the network a composed train config defines — what every checkpoint stores: the
+    ``transform``, ``backbone`` and ``rnn`` nodes resolved, and the input spec."""
+    from hydra.utils import instantiate
+
+    return {
+        "transform": OmegaConf.to_container(cfg.transform, resolve=True),
+        "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
+        "rnn": OmegaConf.to_container(cfg.rnn, resolve=True),
+        # the input spec, so inference and export resize images exactly as training did
+        **instantiate(cfg.preprocess).record(),
+    }
 
 
 def resolve_ckpt(cfg: DictConfig) -> str:

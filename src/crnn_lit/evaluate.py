@@ -11,7 +11,7 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,24 +20,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.charset import Charset
-from crnn_lit.checkpoint import load_model
 from crnn_lit.config import SHARED_DATA_ENV, ConfigError, check_required, resolve_ckpt
-from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.inference import (
-    Recognized,
-    Timing,
-    TorchBackend,
-    TurnTall,
-    bound_kernel_cache,
-    chunked,
-    reading_preprocess,
-    recognize,
-    too_narrow,
-    width_batches,
-)
+from crnn_lit.inference import Recognized, Timing, bound_kernel_cache, chunked, too_narrow
 from crnn_lit.metrics import TextMetrics, protocol_normalize
-from crnn_lit.preprocess import Preprocess
+from crnn_lit.preprocess import Preprocess, to_pixels
+from crnn_lit.recognizer import Recognizer
 from crnn_lit.task import task
 from crnn_lit.transcription import Decoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon
@@ -87,23 +75,6 @@ def own_test_sets(inputs: str | list[str]) -> DictConfig:
         name = next(n for n in [base, *(f"{base}_{k}" for k in range(2, len(sets) + 3))] if n not in sets)
         sets[name] = {"name": name, "path": str(path), "format": fmt, "lexicons": {}}
     return OmegaConf.create(sets)
-
-
-def read_source(source, preprocess: Preprocess | TurnTall, indices: Iterable[int] | None = None):
-    """Preprocessed images, keys and raw labels of every readable sample of a source (or of its samples
-    ``indices``: evaluate reads a chunk at a time); the unreadable ones apart, as ``(key, label, reason)`` (they
-    count as errors in a benchmark). ``preprocess``: the model's, or a :class:`TurnTall` around it."""
-    images, keys, labels, unreadable = [], [], [], []
-    for i in range(len(source)) if indices is None else indices:
-        try:
-            sample = source[i]
-        except BadSample as err:
-            unreadable.append((err.key, source.label(i), err.reason))
-            continue
-        images.append(preprocess(sample.image))
-        keys.append(sample.key)
-        labels.append(sample.label)
-    return images, keys, labels, unreadable
 
 
 def _lexicon_missing(setting: DictConfig) -> str | None:
@@ -201,8 +172,7 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
     draw = ImageDraw.Draw(sheet)
     face = ImageFont.truetype(str(font), 16) if font is not None and font.is_file() else ImageFont.load_default()
     for i, (key, label, reading, confidence) in enumerate(shown):
-        pixels = ((images[key].float() + 1.0) * 127.5).clamp(0, 255).byte()  # the [-1, 1] input, back to uint8
-        image = Image.fromarray(pixels.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB")
+        image = Image.fromarray(to_pixels(images[key]).squeeze(-1)).convert("RGB")
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
         sheet.paste(image.crop((0, 0, min(image.width, cell_w * scale // 2 * 2), image.height)), (0, i * row_h))
         x = cell_w * scale // 2 * 2 + 8
@@ -300,10 +270,11 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt = resolve_ckpt(cfg)
-    loaded = load_model(ckpt)
-    _warn_case(cfg, loaded.charset)
-    preprocess = Preprocess.from_record(loaded.config)
-    backend = TorchBackend(loaded.model)
+    # the headline decoder reads; the columns' decoders decode the same frame posteriors (Recognizer.recognize)
+    reader = Recognizer.from_checkpoint(ckpt, instantiate(cfg.decoder), batch_size=cfg.batch_size,
+                                        chunk_size=cfg.chunk_size, turn_tall=cfg.turn_tall)
+    charset, preprocess, prepare = reader.charset, reader.preprocess, reader.prepare
+    _warn_case(cfg, charset)
     out_dir = Path(cfg.paths.output_dir)
     columns: list[Column] = []
     skipped: dict[str, str] = {}
@@ -317,12 +288,12 @@ def evaluate(cfg: DictConfig) -> dict:
             log.warning("skipping %s: %s", bench.name, skipped[bench.name])
             continue
         source = open_source(path, fmt, split="test")
-        prepare = reading_preprocess(backend, preprocess, cfg.turn_tall)
-        _warn_narrow(bench.name, source, preprocess, backend.frame_width, cfg.turn_tall)
-        settings = [("none", instantiate(cfg.decoder)(loaded.charset), None)]
+        turned_before = getattr(prepare, "turned", 0)
+        _warn_narrow(bench.name, source, preprocess, reader.backend.frame_width, cfg.turn_tall)
+        settings = [("none", instantiate(cfg.decoder)(charset), None)]
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
-                settings.append((column, instantiate(cfg[key])(loaded.charset), None))
+                settings.append((column, instantiate(cfg[key])(charset), None))
         lexicons = bench.get("lexicons") or {}  # null, {} or deleted (~benchmarks.<key>.lexicons): none
         for name, setting in lexicons.items() if with_lexicons else ():
             missing = _lexicon_missing(setting)
@@ -330,7 +301,7 @@ def evaluate(cfg: DictConfig) -> dict:
                 skipped[f"{bench.name} {name}"] = missing
                 log.warning("skipping the %s %s column: %s", bench.name, name, missing)
                 continue
-            lexicon_columns = _lexicon_columns(name, setting, loaded.charset, cfg)
+            lexicon_columns = _lexicon_columns(name, setting, charset, cfg)
             per_image = lexicon_columns[0][2]
             uncovered = None if per_image is None else _per_image_coverage(
                 f"{bench.name} {name}", per_image, [source.key(i) for i in range(len(source))])
@@ -346,18 +317,16 @@ def evaluate(cfg: DictConfig) -> dict:
                   for lexicon, decoder, per_image in settings]
         timing, unreadable = Timing(), []
         for indices in chunked(range(len(source)), cfg.chunk_size):  # a chunk's images in memory, never all
-            images, keys, labels, bad = read_source(source, prepare, indices)
+            images, keys, labels, bad = reader.prepare_source(source, indices)
             unreadable += bad
             chunk = dict(zip(keys, images, strict=True))
-            batches = width_batches(images, cfg.batch_size, keys, labels, output_length=backend.output_length,
-                                    width_multiple=preprocess.width_multiple)
-            for r in recognize(backend, batches, timing):
+            for r in reader.recognize(images, keys, labels, timing):
                 for score in scores:
                     score.add(r, chunk)
-            del images, chunk, batches  # freed before the next chunk is read, not after
+            del images, chunk  # freed before the next chunk is read, not after
         if cfg.turn_tall:
-            turned[bench.name] = prepare.turned
-            log.info("%s: %d of %d crops read turned (turn_tall=%s)", bench.name, prepare.turned,
+            turned[bench.name] = prepare.turned - turned_before
+            log.info("%s: %d of %d crops read turned (turn_tall=%s)", bench.name, turned[bench.name],
                      len(source) - len(unreadable), cfg.turn_tall)
         for score in scores:
             column = score.finish(unreadable, timing)

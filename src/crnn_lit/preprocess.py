@@ -79,19 +79,29 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return t.float().div_(127.5).sub_(1.0)
 
 
+def to_pixels(tensor: torch.Tensor) -> np.ndarray:
+    """:func:`to_tensor` undone: a network input C×H×W in [-1, 1] → uint8 H×W×C (rounded, so a preprocessed image
+    comes back exactly), for showing what the network saw (error sheets, logged validation samples)."""
+    return ((tensor.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """The input spec: ``channels`` (1 = grayscale as in the paper, 3 = RGB), every image scaled to ``height``, its
-    width by ``width_policy`` (see :class:`Resize`). Values come from ``conf/preprocess/*.yaml`` only (no defaults
-    here), then travel with the model: checkpoints record :meth:`record`, exported models :meth:`to_dict`."""
+    width by ``width_policy`` (see :class:`Resize`). The defaults are the one place these values are written
+    (conf/preprocess/default.yaml composes them: the data module, the renderer, the backbone read them from
+    there); then they travel with the model: checkpoints record :meth:`record`, exported models :meth:`to_dict`."""
 
-    height: int
-    channels: int
-    min_width: int
-    max_width: int
-    width_policy: WidthPolicy
-    fixed_width: int
-    width_multiple: int
+    height: int = 32  # the paper rescales every image to one height
+    channels: int = 1  # 1 = grayscale (paper), 3 = RGB
+    min_width: int = 16
+    max_width: int = 400
+    width_policy: WidthPolicy = "bucketed"  # bucketed (group similar widths) | keep_ratio (pad random batches) | fixed
+    fixed_width: int = 100  # used by width_policy=fixed (DTRB's 32×100)
+    # Inference pads each image on the right (repeating its last column, as training batches do) to the next
+    # multiple of this, and batches one padded width only: a reading never depends on which images share its
+    # batch, and the widths stay few enough for full batches (1 = exact widths: no padding, smaller batches)
+    width_multiple: int = 4
 
     def __post_init__(self):
         to_channels(np.zeros((1, 1), np.uint8), self.channels)  # a bad channel count fails here, not per image
@@ -115,21 +125,14 @@ class Preprocess:
     @classmethod
     def from_record(cls, record: dict) -> Preprocess:
         """From a checkpoint's model config or an exported model's sidecar (extra keys ignored). Records older
-        than the width settings (e.g. the shipped quickstart_synthetic.pt) get conf/preprocess/default.yaml's:
+        than the width settings (e.g. the shipped quickstart_synthetic.pt) get this class's defaults:
         min/max width are what every model was trained with then, ``width_multiple`` only sets inference padding.
         Height and channels shape the network and must be there."""
         missing = [k for k in ("height", "channels") if record.get(k) is None]
         if missing:
             raise KeyError(f"the model record lacks preprocessing keys {missing}")
         values = {k: record.get(k) for k in cls.__dataclass_fields__}
-        if None in values.values():  # an old record: only then is the default spec read
-            from omegaconf import OmegaConf
-
-            from crnn_lit.config import CONFIG_DIR
-
-            default = OmegaConf.load(CONFIG_DIR / "preprocess" / "default.yaml")  # a file read: works inside Hydra apps
-            values = {k: default[k] if v is None else v for k, v in values.items()}
-        return cls(**values)
+        return cls(**{k: v for k, v in values.items() if v is not None})  # an old record: the defaults
 
     def replace(self, **changes) -> Preprocess:
         return replace(self, **changes)

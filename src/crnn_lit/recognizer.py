@@ -1,30 +1,35 @@
 """The Python API: ``Recognizer.from_pretrained("cpu_scene_text").read(images) → [Prediction(text, confidence)]``.
 
 One object for reading word images: the model (a crnn_lit checkpoint or an exported ``.onnx``), its own
-preprocessing, width batching, a decoder from conf/decoder, and the results in input order. ``python -m
-crnn_lit.predict`` is this class behind a Hydra command line, so the two always print the same text.
+preprocessing, width batching, a decoder (by name: ``crnn_lit.transcription.presets``), and the results in input
+order. Every reader goes through it: ``python -m crnn_lit.predict`` is this class behind a Hydra command line (so
+the two always print the same text), ``evaluate`` and the bench scripts read frame posteriors with
+:meth:`Recognizer.recognize`. Its defaults are Python's; reading imports no Hydra module and leaves a caller's
+Hydra state alone.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+import torch
 from PIL import Image
 
+from crnn_lit.assets import ConfigError, find_asset
+from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
-from crnn_lit.config import ConfigError, compose_config, resolve_ckpt
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image, image_array
 from crnn_lit.inference import (
     OnnxBackend,
+    Recognized,
+    Timing,
     TorchBackend,
     chunked,
     reading_preprocess,
@@ -35,11 +40,15 @@ from crnn_lit.inference import (
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import Decoder
 from crnn_lit.transcription.lexicon import Lexicon
+from crnn_lit.transcription.presets import decoder as named_decoder
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # an image file, a folder (recursive) or a glob; a PIL image; a uint8 H×W or H×W×{3,4} RGB(A) array
 ImageInput = str | Path | Image.Image | np.ndarray
+# a decoder by name (crnn_lit.transcription.presets: greedy, beam, beam_lm, lexicon), or what builds one for the
+# model's charset (a Hydra partial from conf/decoder, functools.partial(BeamDecoder, beam_width=5), ...)
+DecoderSpec = str | Callable[..., Decoder]
 
 
 @dataclass(frozen=True)
@@ -59,26 +68,35 @@ class Recognizer:
     def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
                  batch_size: int, chunk_size: int, turn_tall: float | None = None):
         self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
+        self.charset: Charset = decoder.charset
         self.chunk_size = chunk_size  # inputs decoded and held at once (iter_read)
-        # crops at least `turn_tall` times taller than wide are also read turned ±90° (inference.TurnTall)
-        self._prepare = reading_preprocess(backend, preprocess, turn_tall)
+        # image → network input: the model's preprocessing; crops at least `turn_tall` times taller than wide are
+        # also read turned ±90° (inference.TurnTall, which counts them: prepare.turned)
+        self.prepare = reading_preprocess(backend, preprocess, turn_tall)
         self._turn_tall, self._frame = turn_tall, backend.frame_width
         lexicon = getattr(decoder, "lexicon", None)  # per-image word lists are looked up by each image's key
         self._per_image = lexicon if lexicon is not None and lexicon.is_per_image else None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
-        """From conf/predict.yaml as composed (``ckpt``/``pretrained``, ``decoder``, ``batch_size``, ``chunk_size``,
-        ``turn_tall``); ``decoder_options`` override the decoder's config (values may be objects, e.g. a ``Lexicon``; ``lexicon``
-        also takes a list of words or a word-list file)."""
-        ckpt = resolve_ckpt(cfg)
-        if ckpt.endswith(".onnx"):
-            if not Path(ckpt).is_file():
-                raise CheckpointError(f"ONNX model not found: {ckpt}")
-            backend = OnnxBackend(ckpt)
+    def from_checkpoint(cls, path: str | Path, decoder: DecoderSpec = "beam_lm",
+                        decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
+                        chunk_size: int = 8192, turn_tall: float | None = None) -> Recognizer:
+        """A crnn_lit checkpoint (``.pt``/``.ckpt``) or an exported ``.onnx`` (its ``.json`` sidecar beside it).
+
+        ``decoder``: a name (greedy, beam, beam_lm — beam search with the shipped LM, the best on the real_train
+        hold-out —, lexicon) or a callable building one for the model's charset; ``decoder_options`` replace its
+        settings (values may be objects, e.g. a ``Lexicon``; ``lexicon`` also takes a list of words or a word-list
+        file). ``batch_size``: images per forward pass; ``chunk_size``: inputs decoded and held at once
+        (:meth:`iter_read`); ``turn_tall``: a crop at least this many times taller than wide is also read turned
+        ±90° and the most confident orientation kept (1.5 was chosen on the real_train hold-out; None: never)."""
+        path = str(path)
+        if path.endswith(".onnx"):
+            if not Path(path).is_file():
+                raise CheckpointError(f"ONNX model not found: {path}")
+            backend = OnnxBackend(path)
             charset, preprocess = backend.charset, backend.preprocess
         else:
-            loaded = load_model(ckpt)
+            loaded = load_model(path)
             backend, charset = TorchBackend(loaded.model), loaded.charset
             preprocess = Preprocess.from_record(loaded.config)
         options = dict(decoder_options or {})
@@ -86,25 +104,28 @@ class Recognizer:
             words = options["lexicon"]
             options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \
                 Lexicon.from_file(words)
-        decoder = instantiate(cfg.decoder, **options)(charset)
-        return cls(backend, preprocess, decoder, int(cfg.batch_size), int(cfg.chunk_size), cfg.get("turn_tall"))
+        built = named_decoder(decoder, charset, **options) if isinstance(decoder, str) else decoder(charset, **options)
+        return cls(backend, preprocess, built, int(batch_size), int(chunk_size), turn_tall)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, decoder: str | None = None,
-                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
-                        turn_tall: float | None = None) -> Recognizer:
-        """A crnn_lit checkpoint (``.pt``/``.ckpt``) or an exported ``.onnx`` (its ``.json`` sidecar beside it).
-        ``decoder``: a conf/decoder name (greedy, beam, beam_lm, lexicon); None = conf/predict.yaml's."""
-        cfg = _predict_config(decoder, ckpt=str(path), batch_size=batch_size, turn_tall=turn_tall)
-        return cls.from_config(cfg, decoder_options)
+    def from_pretrained(cls, name: str = "cpu_scene_text", decoder: DecoderSpec = "beam_lm",
+                        decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
+                        chunk_size: int = 8192, turn_tall: float | None = None) -> Recognizer:
+        """A shipped model by name (``data/pretrained/<name>.pt``: cpu_scene_text, the real-text model, or
+        quickstart_synthetic, real_finetune, synthetic_only); the rest as :meth:`from_checkpoint`."""
+        path = find_asset(name, "pretrained", "pretrained model", suffixes=(".pt",))
+        return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall)
 
     @classmethod
-    def from_pretrained(cls, name: str | None = None, decoder: str | None = None,
-                        decoder_options: Mapping[str, Any] | None = None, batch_size: int | None = None,
-                        turn_tall: float | None = None) -> Recognizer:
-        """A shipped model, ``<paths.pretrained_dir>/<name>.pt`` (None = conf/predict.yaml's ``pretrained``)."""
-        cfg = _predict_config(decoder, ckpt="pretrained", pretrained=name, batch_size=batch_size, turn_tall=turn_tall)
-        return cls.from_config(cfg, decoder_options)
+    def from_config(cls, cfg, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
+        """From a composed conf/predict.yaml (``ckpt``/``pretrained``, the ``decoder`` node — conf/decoder or your
+        own —, ``batch_size``, ``chunk_size``, ``turn_tall``): the command line's way in."""
+        from hydra.utils import instantiate
+
+        from crnn_lit.config import resolve_ckpt
+
+        return cls.from_checkpoint(resolve_ckpt(cfg), instantiate(cfg.decoder), decoder_options, cfg.batch_size,
+                                   cfg.chunk_size, cfg.get("turn_tall"))
 
     def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
         """One ``Prediction`` per image, in input order (a folder's files sorted by path). Images are batched by
@@ -137,28 +158,48 @@ class Recognizer:
                 narrow = too_narrow(array.shape[1], array.shape[0], self.preprocess, self._frame, self._turn_tall)
                 if narrow:
                     raise BadSample("too_narrow", key, narrow)
-                tensors.append(self._prepare(array))
+                tensors.append(self.prepare(array))
                 keys.append(key)
             except BadSample as err:
                 failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)
                 log.warning("cannot read %s (%s); skipped", key, err.reason)
         read = {}
-        batches = width_batches(tensors, self.batch_size, keys, output_length=self.backend.output_length,
-                                width_multiple=self.preprocess.width_multiple)
-        for r in recognize(self.backend, batches):
+        for r in self.recognize(tensors, keys):
             lexicons = self._per_image.lists_for(r.keys) if self._per_image is not None else None
             for key, p in zip(r.keys, self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):
                 read[key] = Prediction(p.text, float(p.confidence), key)
         return [read[key] if key in read else failed[key] for key, _ in inputs]  # input order, not width order
 
+    def recognize(self, images: Sequence[torch.Tensor], keys: Sequence[str], labels: Sequence[str] | None = None,
+                  timing: Timing | None = None) -> Iterator[Recognized]:
+        """The network's frame log-probabilities for network inputs (:attr:`prepare`'s), batched by width as
+        :meth:`read` batches them, each batch with its images' keys and ``labels``; ``timing`` accumulates the
+        network time. What :meth:`read` decodes, and what evaluate and the bench scripts read."""
+        batches = width_batches(images, self.batch_size, keys, labels, output_length=self.backend.output_length,
+                                width_multiple=self.preprocess.width_multiple)
+        return recognize(self.backend, batches, timing)
 
-def _predict_config(decoder: str | None, **values) -> DictConfig:
-    """conf/predict.yaml (where the defaults live) with ``decoder=<name>`` and the values that are given."""
-    cfg = compose_config([f"decoder={decoder}"] if decoder else [], config_name="predict")
-    for key, value in values.items():
-        if value is not None:
-            cfg[key] = value
-    return cfg
+    def prepare_source(self, source, indices: Iterable[int] | None = None):
+        """Network inputs, keys and raw labels of every readable sample of a labelled source (a dataset:
+        ``source[i]`` → Sample; or of its samples ``indices``), read as given (evaluate's protocol: narrow crops
+        too); the unreadable ones apart, as ``(key, label, reason)``."""
+        images, keys, labels, unreadable = [], [], [], []
+        for i in range(len(source)) if indices is None else indices:
+            try:
+                sample = source[i]
+            except BadSample as err:
+                unreadable.append((err.key, source.label(i), err.reason))
+                continue
+            images.append(self.prepare(sample.image))
+            keys.append(sample.key)
+            labels.append(sample.label)
+        return images, keys, labels, unreadable
+
+    def source_logits(self, source) -> list[Recognized]:
+        """:meth:`recognize` of every readable sample of a labelled source (calibration scripts tune decoders on
+        these; unreadable samples are left out)."""
+        images, keys, labels, _ = self.prepare_source(source)
+        return list(self.recognize(images, keys, labels))
 
 
 def keyed_inputs(images: ImageInput | Iterable[ImageInput]) -> Iterator[tuple[str, Any]]:

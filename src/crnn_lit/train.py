@@ -18,9 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.callbacks import LearningCurve, LogConfig
 from crnn_lit.checkpoint import init_from
-from crnn_lit.config import ConfigError, check_required
+from crnn_lit.config import ConfigError, check_required, model_config
 from crnn_lit.model import build_model
-from crnn_lit.model.build import model_config
 from crnn_lit.runtime import (
     AtomicCheckpointIO,
     resolve_checkpoint,

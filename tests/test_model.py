@@ -59,3 +59,38 @@ def test_wrong_height_is_a_clear_error():
     model = build_model(VGG_LIGHT, {"_target_": "crnn_lit.model.rnn.SequenceModel", "hidden_size": 8}, 5, 1)
     with pytest.raises(ValueError, match="input height 32"):
         model(torch.zeros(1, 1, 48, 100))
+
+
+def test_a_record_names_only_our_model_parts():
+    """A checkpoint's record is resolved through an allow-list: it cannot name an arbitrary callable."""
+    with pytest.raises(ValueError, match="unknown model part 'os.system'"):
+        build_model({"_target_": "os.system", "command": "echo owned"}, BILSTM, 37, 1)
+    with pytest.raises(ValueError, match="unknown model part"):
+        build_model(VGG, {"_target_": "builtins.eval", "source": "1"}, 37, 1)
+
+
+def test_named_networks_are_the_shipped_and_the_papers():
+    from crnn_lit.checkpoint import load_model
+    from crnn_lit.config import PROJECT_ROOT
+    from crnn_lit.model import crnn_light, crnn_medium, crnn_paper
+
+    shipped = load_model(PROJECT_ROOT / "data/pretrained/cpu_scene_text.pt")
+    light = crnn_light(shipped.charset.num_classes)
+    light.load_state_dict(shipped.model.state_dict())  # strict: the same network, tensor for tensor
+    assert 8.2e6 < n_params(crnn_paper(37)) < 8.4e6  # the paper's 8.3 M
+    assert n_params(light) < n_params(crnn_medium(37)) < n_params(crnn_paper(37))
+
+
+def test_training_configs_compose_the_python_presets_into_the_records_checkpoints_hold():
+    """conf/backbone and conf/rnn take their values from crnn_lit.model.build; the record a training run writes
+    is the one the shipped models hold (so they load, and their fingerprints hold, unchanged)."""
+    from crnn_lit.checkpoint import load_model
+    from crnn_lit.config import PROJECT_ROOT, compose_config, model_config
+    from crnn_lit.model.build import BACKBONES
+
+    record = model_config(compose_config(["experiment=cpu_scene_text"]))
+    shipped = load_model(PROJECT_ROOT / "data/pretrained/cpu_scene_text.pt").config
+    assert {k: record[k] for k in ("backbone", "rnn")} == {k: shipped[k] for k in ("backbone", "rnn")}
+    paper = compose_config(["experiment=paper_synthetic", "backbone.channels=[8,16,32,32,64,64,64]"])
+    assert list(paper.backbone.batch_norm) == BACKBONES["vgg"]["batch_norm"] and paper.backbone.channels[0] == 8
+    assert paper.rnn.hidden_size == 256

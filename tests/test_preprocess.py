@@ -65,3 +65,20 @@ def test_one_override_reaches_data_backbone_renderer_and_checkpoint_record(tmp_p
     assert cfg.data.train.renderer.preprocess.height == 64
     record = model_config(cfg)
     assert Preprocess.from_record(record) == Preprocess.from_conf("easyocr")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_to_pixels_undoes_the_network_input_exactly(channels):
+    """The one reverse transform (error sheets, logged samples): a preprocessed image comes back pixel for pixel."""
+    from crnn_lit.preprocess import to_pixels, to_tensor
+
+    image = np.random.default_rng(channels).integers(0, 256, (32, 57, channels), dtype=np.uint8)
+    assert np.array_equal(to_pixels(to_tensor(image[:, :, 0] if channels == 1 else image)), image)
+
+
+@pytest.mark.parametrize("name", ["default", "dtrb", "easyocr"])
+def test_every_input_spec_option_composes_the_python_one(name):
+    from crnn_lit.config import compose_config
+
+    assert instantiate(compose_config([f"preprocess={name}"]).preprocess) == Preprocess.from_conf(name)
+    assert Preprocess.from_conf("easyocr", width_multiple=1) == Preprocess(height=64, width_multiple=1)

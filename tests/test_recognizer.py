@@ -156,3 +156,51 @@ def test_tall_crops_are_read_turned_when_asked(shipped):
     assert turning.prepare.turned == 4
     with pytest.raises(ValueError, match="taller than wide"):
         Recognizer.from_pretrained(turn_tall=0.5)
+
+
+@pytest.mark.timeout(120)
+def test_reading_imports_no_hydra_module(tmp_path):
+    """The Python API is plain Python: reading an image with the shipped defaults (beam + LM) loads neither Hydra
+    nor OmegaConf."""
+    draw("coffee").save(tmp_path / "coffee.png")
+    code = ("import sys; from crnn_lit import Recognizer; "
+            f"p = Recognizer.from_pretrained().read({str(tmp_path / 'coffee.png')!r})[0]; "
+            "print(p.text, sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=110, check=True)
+    assert out.stdout.split() == ["coffee", "[]"], out.stderr[-2000:]
+
+
+def test_a_callers_hydra_state_is_left_alone(tmp_path):
+    """A user's own Hydra app keeps its global state while it reads images (compose_config used to clear it)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    (tmp_path / "app.yaml").write_text("greeting: hello\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        sources = [s.path for s in GlobalHydra.instance().config_loader().get_sources()]
+        read = Recognizer.from_pretrained(decoder="beam").read(draw("hotel"))[0]
+        assert GlobalHydra.instance().is_initialized()
+        assert [s.path for s in GlobalHydra.instance().config_loader().get_sources()] == sources
+        assert str(tmp_path) in sources and compose("app").greeting == "hello"
+    assert read.text == "hotel"
+
+
+@pytest.mark.parametrize("tool", ["predict", "evaluate"])
+def test_the_command_lines_read_with_the_recognizers_defaults(tool):
+    """predict and evaluate compose Recognizer's defaults (model, batch and chunk size, turn_tall, the decoder's
+    settings) from Python, not a second copy: what the command line reads with is what Python reads with."""
+    import inspect
+
+    from crnn_lit.config import compose_config
+    from crnn_lit.transcription.presets import decoder_settings
+
+    cfg = compose_config(["inputs=x.png"] if tool == "predict" else [], config_name=tool)
+    defaults = {k: p.default for k, p in inspect.signature(Recognizer.from_pretrained).parameters.items()}
+    assert (cfg.pretrained, cfg.batch_size, cfg.chunk_size, cfg.turn_tall) == \
+        (defaults["name"], defaults["batch_size"], defaults["chunk_size"], defaults["turn_tall"])
+    decoder = {k: v for k, v in cfg.decoder.items() if not k.startswith("_")}
+    assert decoder == decoder_settings(defaults["decoder"]) and decoder["lm_weight"] == 0.7
+    override = compose_config(["inputs=x.png", "batch_size=8", "decoder=beam", "decoder.beam_width=3"],
+                              config_name="predict")
+    assert (override.batch_size, override.decoder.beam_width, override.decoder.lm) == (8, 3, None)

@@ -365,3 +365,19 @@ def test_configs_compose_and_build():
         decoder = instantiate(cfg.decoder)(charset)
         assert decoder.lexicon.is_per_image and len(decoder.lexicon) == 647
         assert "door" in decoder.lexicon.for_image("images/18_01_0.png")
+
+
+def test_decoders_by_name_carry_their_settings_in_python():
+    """``decoder(name, charset)`` builds what conf/decoder/<name>.yaml builds, with no Hydra; the LM settings of
+    beam_lm live in crnn_lit.transcription.presets alone."""
+    from crnn_lit.config import PROJECT_ROOT
+    from crnn_lit.transcription import beam_lm, decoder
+
+    charset = Charset.from_file(PROJECT_ROOT / "data/charsets/lowercase36.txt")
+    fused = beam_lm(charset)
+    assert (fused.beam_width, fused.fusion.alpha, fused.fusion.beta) == (10, 0.7, 1.5)
+    assert decoder("beam_lm", charset, beam_width=3).beam_width == 3
+    assert decoder("lexicon", charset, lexicon=["hotel"]).lexicon.words == ["hotel"]
+    assert decoder("beam", charset).fusion is None
+    with pytest.raises(ValueError, match="unknown decoder 'beamlm'; named ones: greedy, beam, beam_lm, lexicon"):
+        decoder("beamlm", charset)

@@ -64,3 +64,11 @@ def find_asset(path: str | Path, folder: str, what: str, suffixes: tuple[str, ..
         if shipped.is_dir() else []
     raise MissingFile(f"{what} not found: {path} (not a file, nor a shipped one; shipped in {shipped}: "
                       f"{', '.join(names) or 'none'})")
+
+
+def resolve_ckpt(cfg) -> str:
+    """The checkpoint an evaluate/predict/export config names: ``ckpt=pretrained`` (their default) is the shipped
+    model ``<paths.pretrained_dir>/<pretrained>.pt``; any other value is a path, returned as given."""
+    if cfg.ckpt == "pretrained":
+        return str(Path(cfg.paths.pretrained_dir) / f"{cfg.pretrained}.pt")
+    return str(cfg.ckpt)

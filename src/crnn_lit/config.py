@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,6 +17,7 @@ from crnn_lit.assets import (  # noqa: F401
     ConfigError,
     MissingFile,
     find_asset,
+    resolve_ckpt,
     root_dir,
     shared_data_dir,
 )
@@ -72,7 +72,7 @@ def register_python_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     from crnn_lit.model.build import BACKBONES, RNNS
-    from crnn_lit.preprocess import Preprocess
+    from crnn_lit.preprocess import INPUT_SPECS, Preprocess
     from crnn_lit.recognizer import Recognizer
     from crnn_lit.transcription.presets import DECODERS, decoder_settings
 
@@ -84,8 +84,9 @@ def register_python_configs() -> None:
     for group, records in (("backbone", BACKBONES), ("rnn", RNNS)):
         for name, record in records.items():
             store.store(group=f"crnn_lit/{group}", name=name, node=record)
-    store.store(group="crnn_lit", name="preprocess",
-                node={"_target_": "crnn_lit.preprocess.Preprocess", **asdict(Preprocess())})
+    for name in INPUT_SPECS:
+        store.store(group="crnn_lit/preprocess", name=name,
+                    node={"_target_": "crnn_lit.preprocess.Preprocess", **asdict(Preprocess.from_conf(name))})
     reading = inspect.signature(Recognizer.from_pretrained).parameters
     store.store(group="crnn_lit", name="reading", node={"pretrained": reading["name"].default,
                                                         **{k: reading[k].default for k in READING}})
@@ -237,11 +238,3 @@ def model_config(cfg: DictConfig) -> dict:
         # the input spec, so inference and export resize images exactly as training did
         **instantiate(cfg.preprocess).record(),
     }
-
-
-def resolve_ckpt(cfg: DictConfig) -> str:
-    """The checkpoint an evaluate/predict/export config names: ``ckpt=pretrained`` (their default) is the shipped
-    model ``<paths.pretrained_dir>/<pretrained>.pt``; any other value is a path, returned as given."""
-    if cfg.ckpt == "pretrained":
-        return str(Path(cfg.paths.pretrained_dir) / f"{cfg.pretrained}.pt")
-    return str(cfg.ckpt)

@@ -85,6 +85,18 @@ def to_pixels(tensor: torch.Tensor) -> np.ndarray:
     return ((tensor.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
 
 
+# The named input specs, as changes to Preprocess's defaults (conf/preprocess/<name>.yaml composes them):
+INPUT_SPECS: dict[str, dict] = {
+    "default": {},
+    # deep-text-recognition-benchmark's: every image stretched to 32×100 (its models are trained that way;
+    # `python -m crnn_lit.checkpoint import --format dtrb` records this)
+    "dtrb": {"width_policy": "fixed"},
+    # EasyOCR's generation-2 recognizers: height 64, aspect ratio kept, padded with the last column
+    # (`python -m crnn_lit.checkpoint import --format easyocr` records this)
+    "easyocr": {"height": 64},
+}
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """The input spec: ``channels`` (1 = grayscale as in the paper, 3 = RGB), every image scaled to ``height``, its
@@ -111,16 +123,11 @@ class Preprocess:
 
     @classmethod
     def from_conf(cls, name: str = "default", **overrides) -> Preprocess:
-        """``conf/preprocess/<name>.yaml`` composed by Hydra, for code outside a Hydra app (the inspector, the
-        importers, tests); ``overrides`` replace single values."""
-        from hydra.utils import instantiate
-
-        from crnn_lit.config import CONFIG_DIR, compose_config
-
-        if not (CONFIG_DIR / "preprocess" / f"{name}.yaml").is_file():
-            known = sorted(p.stem for p in (CONFIG_DIR / "preprocess").glob("*.yaml"))
-            raise FileNotFoundError(f"no input spec conf/preprocess/{name}.yaml (known: {', '.join(known)})")
-        return instantiate(compose_config([f"preprocess={name}"]).preprocess).replace(**overrides)
+        """A named input spec (:data:`INPUT_SPECS`: default, dtrb, easyocr — what conf/preprocess/<name>.yaml
+        composes); ``overrides`` replace single values."""
+        if name not in INPUT_SPECS:
+            raise FileNotFoundError(f"no input spec {name!r} (known: {', '.join(INPUT_SPECS)})")
+        return cls(**INPUT_SPECS[name]).replace(**overrides)
 
     @classmethod
     def from_record(cls, record: dict) -> Preprocess:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from crnn_lit.assets import ConfigError, find_asset
+from crnn_lit.assets import ConfigError, find_asset, resolve_ckpt
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.data.sample import BadSample
@@ -121,8 +121,6 @@ class Recognizer:
         """From a composed conf/predict.yaml (``ckpt``/``pretrained``, the ``decoder`` node — conf/decoder or your
         own —, ``batch_size``, ``chunk_size``, ``turn_tall``): the command line's way in."""
         from hydra.utils import instantiate
-
-        from crnn_lit.config import resolve_ckpt
 
         return cls.from_checkpoint(resolve_ckpt(cfg), instantiate(cfg.decoder), decoder_options, cfg.batch_size,
                                    cfg.chunk_size, cfg.get("turn_tall"))

@@ -7,7 +7,7 @@ With ``--ckpt`` the model reads ``--n`` words rendered by the embedded renderer 
 so T = 26); without it, log-probs are *synthetic* (peaked alignments of lexicon words with noise and ~8 %
 misread characters) and the JSON says so. One thread, single process. Reported:
 
-* greedy, beam (width 10) and LM-fused beam (conf/decoder/beam_lm.yaml) ms/image, decoding batches of ``--batch``;
+* greedy, beam (width 10) and LM-fused beam (crnn_lit.transcription.presets "beam_lm") ms/image, decoding batches of ``--batch``;
 * lexicon decoding (87,623 words, δ = 3): ms/image decoding one image at a time (median, p90, mean, max) and
   batched, the size of N_δ(l′), and the number of images whose answer
   differs from scoring *every* word of N_δ(l′) exactly (``prune=False``) — must be 0;
@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from record import write
 
+from crnn_lit.assets import find_asset
 from crnn_lit.charset import Charset
-from crnn_lit.config import compose_config
 from crnn_lit.metrics import TextMetrics
 from crnn_lit.transcription import (
     BeamDecoder,
@@ -48,6 +47,8 @@ from crnn_lit.transcription import (
     SymDeleteIndex,
 )
 from crnn_lit.transcription.ctc import ctc_log_likelihoods_log_space
+from crnn_lit.transcription.presets import decoder as named_decoder
+from crnn_lit.transcription.presets import decoder_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LEXICON = ROOT.parent / "shared" / "data" / "lexicons" / "mjsynth90k_generic_vocabulary.txt"
@@ -58,14 +59,13 @@ def model_log_probs(ckpt: str, n: int, batch: int) -> tuple[torch.Tensor, list[s
     """Run the checkpoint on ``n`` rendered words (32×100) → log-probs (T, n, C), labels, charset, description."""
     import cv2
 
-    from crnn_lit.checkpoint import load_model
     from crnn_lit.data.sources.renderer import WordRenderer
-    from crnn_lit.preprocess import Preprocess
+    from crnn_lit.recognizer import Recognizer
 
-    loaded = load_model(ckpt)
-    charset = loaded.charset
+    reader = Recognizer.from_checkpoint(ckpt, "greedy", batch_size=batch)
+    charset = reader.charset
     renderer = WordRenderer(words_file=str(ROOT / "data/words/english.txt"), fonts_dir=str(ROOT / "data/fonts"),
-                            preprocess=Preprocess.from_record(loaded.config), seed=123, charset_chars=charset.chars)
+                            preprocess=reader.preprocess, seed=123, charset_chars=charset.chars)
     images, labels = [], []
     for i in range(n):
         sample = renderer.render(i)
@@ -74,10 +74,8 @@ def model_log_probs(ckpt: str, n: int, batch: int) -> tuple[torch.Tensor, list[s
         img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
         images.append(torch.from_numpy(img.astype(np.float32) / 127.5 - 1.0))
         labels.append(sample.label)
-    outs = []
-    with torch.no_grad():
-        for s in range(0, n, batch):
-            outs.append(loaded.model(torch.stack(images[s:s + batch])).float().log_softmax(2))
+    # one width (100): the batches are the images in order, ``batch`` at a time
+    outs = [r.log_probs for r in reader.recognize(images, [str(i) for i in range(n)])]
     what = f"model {ckpt} on {n} rendered words (WordRenderer seed 123, english.txt, resized to 32x100)"
     return torch.cat(outs, dim=1), labels, charset, what
 
@@ -160,7 +158,7 @@ def log_probs_to_decode(args, raw_lexicon: Lexicon) -> tuple[torch.Tensor, list[
 
 
 def lexicon_free(charset: Charset, lp: torch.Tensor, lengths: torch.Tensor, labels, batch: int) -> tuple[dict, list]:
-    """Greedy, beam and LM-fused beam (conf/decoder/beam_lm.yaml): ms/image and readings → (records, greedy's)."""
+    """Greedy, beam and LM-fused beam (crnn_lit.transcription.presets "beam_lm"): ms/image and readings → (records, greedy's)."""
     n = lp.shape[1]
     greedy = GreedyDecoder(charset)
     g_pred = batched(greedy, lp, lengths, batch)
@@ -174,14 +172,14 @@ def lexicon_free(charset: Charset, lp: torch.Tensor, lengths: torch.Tensor, labe
                    "accuracy": accuracy(b_pred, labels),
                    "differs_from_greedy": sum(a.text != b.text for a, b in zip(g_pred, b_pred))}
     # the first pass fills the LM caches
-    cfg = compose_config(["decoder=beam_lm"], config_name="predict").decoder
-    beam_lm = instantiate(cfg)(charset)
+    cfg = decoder_settings("beam_lm")
+    beam_lm = named_decoder("beam_lm", charset)
     start = time.perf_counter()
     l_pred = batched(beam_lm, lp, lengths, batch)
     cold_s = time.perf_counter() - start
     l_time = timed(lambda: batched(beam_lm, lp, lengths, batch))
-    out["beam_lm"] = {"lm": Path(cfg.lm).name, "order": beam_lm.fusion.lm.order, "lm_weight": cfg.lm_weight,
-                      "length_bonus": cfg.length_bonus, "beam_width": cfg.beam_width,
+    out["beam_lm"] = {"lm": find_asset(cfg["lm"], "lm", "LM", (".json.gz",)).name, "order": beam_lm.fusion.lm.order,
+                      "lm_weight": cfg["lm_weight"], "length_bonus": cfg["length_bonus"], "beam_width": cfg["beam_width"],
                       "ms_per_image": round(l_time / n * 1e3, 4),
                       "first_pass_ms_per_image": round(cold_s / n * 1e3, 4),
                       "target_ms": 2.0, "accuracy": accuracy(l_pred, labels),

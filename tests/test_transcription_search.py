@@ -9,7 +9,6 @@ import itertools
 import math
 import random
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -15,8 +15,10 @@ from hydra.errors import InstantiationException
 from omegaconf import open_dict
 from PIL import Image
 
+import crnn_lit.assets as assets_module
 import crnn_lit.config as config_module
 import crnn_lit.evaluate as evaluate_module
+import crnn_lit.recognizer as recognizer_module
 from conftest import ROOT, SHARED_DATA
 from crnn_lit import Recognizer
 from crnn_lit.checkpoint import CheckpointError, load_model
@@ -182,7 +184,7 @@ def test_the_shared_data_folder_is_explicit(monkeypatch):
     assert (cfg.paths.shared_data_dir, cfg.benchmark_root) == ("/data/mine", "/data/mine/benchmarks")
     monkeypatch.delenv("CRNN_LIT_DATA")
     assert compose_config([], config_name="evaluate").paths.shared_data_dir == str(SHARED_DATA)  # beside the checkout
-    monkeypatch.setattr(config_module, "INSTALLED", True)  # installed: never guessed from the working folder
+    monkeypatch.setattr(assets_module, "INSTALLED", True)  # installed: never guessed from the working folder
     cfg = compose_config(["lexicon=file", "inputs=x.png"], config_name="predict")
     assert cfg.lexicon.path == "<CRNN_LIT_DATA not set>/lexicons/mjsynth90k_generic_vocabulary.txt"
 
@@ -202,7 +204,7 @@ def svt_root(tmp_path):
 
 
 def _evaluate(compose_evaluate, monkeypatch, svt_root, *overrides):
-    monkeypatch.setattr(evaluate_module, "recognize", fake_recognize)
+    monkeypatch.setattr(recognizer_module, "recognize", fake_recognize)
     cfg = compose_evaluate([f"benchmark_root={svt_root.parent}", "only=[svt]", "error_sheet=0", "decoder=greedy",
                             *overrides])  # greedy headline: the extra greedy column is left out
     with open_dict(cfg):

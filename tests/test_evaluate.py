@@ -9,6 +9,7 @@ from omegaconf import open_dict
 from PIL import Image
 
 import crnn_lit.evaluate as evaluate_module
+import crnn_lit.recognizer as recognizer_module  # evaluate reads through Recognizer: its network, faked
 from corpus import write_folder
 from crnn_lit.inference import Recognized
 
@@ -58,7 +59,7 @@ def bench_root(tmp_path):
 
 
 def test_evaluate_table_numbers_are_exact(tiny_ckpt, bench_root, compose_evaluate, monkeypatch, tmp_path):
-    monkeypatch.setattr(evaluate_module, "recognize", fake_recognize)
+    monkeypatch.setattr(recognizer_module, "recognize", fake_recognize)
     cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt,iiit5k]",
                             "decoder=greedy", "~decoder@lm_decoder"])
     with open_dict(cfg):
@@ -100,7 +101,7 @@ def test_evaluate_headline_is_beam_lm_with_greedy_beside(tiny_ckpt, bench_root, 
             yield Recognized((probs / probs.sum(-1, keepdim=True)).log(), torch.tensor([2 * len(t) + 1 for t in texts]),
                              b.keys, b.labels)
 
-    monkeypatch.setattr(evaluate_module, "recognize", confident)
+    monkeypatch.setattr(recognizer_module, "recognize", confident)
     for headline, other in (("beam_lm", "greedy"), ("greedy", "beam+LM")):
         cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"benchmark_root={bench_root}", "only=[svt]",
                                 f"decoder={headline}"])
@@ -130,7 +131,7 @@ def test_evaluate_reads_dtrb_lmdbs_by_their_folder_names(tiny_ckpt, compose_eval
             log_probs, lengths = crafted(texts)
             yield Recognized(log_probs, lengths, b.keys, b.labels)
 
-    monkeypatch.setattr(evaluate_module, "recognize", labelled)
+    monkeypatch.setattr(recognizer_module, "recognize", labelled)
     root = tmp_path / "evaluation"
     write_dtrb_lmdb(root / "IIIT5k_3000", [(data, label) for _, data, label in good_entries(12)])
     write_dtrb_lmdb(root / "SVTP", [(data, label) for _, data, label in good_entries(5, seed=50)])

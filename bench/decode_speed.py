@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from record import write
 
-from crnn_lit.assets import find_asset
 from crnn_lit.charset import Charset
 from crnn_lit.metrics import TextMetrics
+from crnn_lit.paths import find_asset
 from crnn_lit.transcription import (
     BeamDecoder,
     BKTree,
@@ -60,7 +60,7 @@ def model_log_probs(ckpt: str, n: int, batch: int) -> tuple[torch.Tensor, list[s
     import cv2
 
     from crnn_lit.data.sources.renderer import WordRenderer
-    from crnn_lit.recognizer import Recognizer
+    from crnn_lit.reading.recognizer import Recognizer
 
     reader = Recognizer.from_checkpoint(ckpt, "greedy", batch_size=batch)
     charset = reader.charset

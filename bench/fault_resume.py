@@ -92,7 +92,7 @@ def _checkpoint(path: Path) -> dict:
 
 _SAVER = """
 import sys, torch
-from crnn_lit.runtime import AtomicCheckpointIO
+from crnn_lit.training.runtime import AtomicCheckpointIO
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 io = AtomicCheckpointIO() if sys.argv[1] == "atomic" else TorchCheckpointIO()
 state = {"w": torch.randn(int(sys.argv[3]))}

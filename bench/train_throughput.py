@@ -22,7 +22,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.config import PROJECT_ROOT, compose_config, model_config
 from crnn_lit.data.batching import Batch
 from crnn_lit.model import build_model
-from crnn_lit.system import CRNNSystem
+from crnn_lit.training.system import CRNNSystem
 
 
 def make_batches(n: int, batch_size: int, width: int, charset: Charset, seed: int = 0) -> list[Batch]:

@@ -1,4 +1,4 @@
-"""crnn_lit.callbacks on their own (the training runs in test_train/test_scaling/test_data_pipeline use them all)."""
+"""crnn_lit.training.callbacks on their own (the training runs in test_train/test_scaling/test_data_pipeline use them all)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from crnn_lit.callbacks import EpochStats, LastCheckpoint, RngState, TotalSteps
+from crnn_lit.training.callbacks import EpochStats, LastCheckpoint, RngState, TotalSteps
 
 
 class FakeBatch:
@@ -205,8 +205,8 @@ def test_val_sample_images_are_saved_by_an_offline_wandb_run(tmp_path, monkeypat
     import wandb
 
     from conftest import FAST, compose_train
-    from crnn_lit.tracking import finish_wandb
     from crnn_lit.train import train
+    from crnn_lit.training.tracking import finish_wandb
     from runtime_helpers import read_wandb_run
 
     for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "HOME": str(tmp_path)}.items():

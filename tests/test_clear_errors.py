@@ -15,10 +15,10 @@ from hydra.errors import InstantiationException
 from omegaconf import open_dict
 from PIL import Image
 
-import crnn_lit.assets as assets_module
 import crnn_lit.config as config_module
 import crnn_lit.evaluate as evaluate_module
-import crnn_lit.recognizer as recognizer_module
+import crnn_lit.paths as assets_module
+import crnn_lit.reading.recognizer as recognizer_module
 from conftest import ROOT, SHARED_DATA
 from crnn_lit import Recognizer
 from crnn_lit.checkpoint import CheckpointError, load_model

@@ -21,8 +21,8 @@ from crnn_lit.data.datamodule import TextDataModule, auto_num_workers
 from crnn_lit.data.dataset import Item, Rejected
 from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
 from crnn_lit.model import build_model
-from crnn_lit.system import CRNNSystem
 from crnn_lit.train import train
+from crnn_lit.training.system import CRNNSystem
 
 CHARSET = Charset.from_file(ROOT / "data/charsets/lowercase36.txt")
 WORDS = ["paper", "crnn", "scene", "text", "moniker", "read"]

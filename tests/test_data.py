@@ -7,9 +7,9 @@ from crnn_lit.charset import Charset
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item, PreparedDataset
 from crnn_lit.data.sample import BadSample, Sample
-from crnn_lit.inference import width_batches
 from crnn_lit.model.backbone import WidthPlan
 from crnn_lit.preprocess import Resize, to_channels
+from crnn_lit.reading.inference import width_batches
 from crnn_lit.transcription.ctc import min_frames
 
 output_length = WidthPlan().output_length  # the paper's plan: T = W // 4 + 1

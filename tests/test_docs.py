@@ -190,7 +190,7 @@ def test_unknown_tools_are_not_shown():
 @pytest.mark.parametrize("where,code", PYTHON, ids=[w for w, _ in PYTHON])
 def test_python_examples_call_what_exists(where, code):
     """Each block compiles, and every ``Recognizer.<method>(…, name=…)`` it shows exists with that keyword."""
-    from crnn_lit.recognizer import Recognizer
+    from crnn_lit.reading.recognizer import Recognizer
 
     checked = 0
     for node in ast.walk(ast.parse(code, where)):

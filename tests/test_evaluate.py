@@ -9,9 +9,9 @@ from omegaconf import open_dict
 from PIL import Image
 
 import crnn_lit.evaluate as evaluate_module
-import crnn_lit.recognizer as recognizer_module  # evaluate reads through Recognizer: its network, faked
+import crnn_lit.reading.recognizer as recognizer_module  # evaluate reads through Recognizer: its network, faked
 from corpus import write_folder
-from crnn_lit.inference import Recognized
+from crnn_lit.reading.inference import Recognized
 
 CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 # image → (label in labels.tsv, what the "model" reads, its 50-word-style lexicon)

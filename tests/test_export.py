@@ -144,7 +144,7 @@ def test_predict_takes_a_list_of_inputs(compose_predict, tmp_path):
 def test_the_frame_count_comes_from_the_model(tiny_ckpt):
     """Batching lengths and the export sidecar ask the model for T(width), not a module-level formula."""
     from crnn_lit.export import sidecar
-    from crnn_lit.inference import TorchBackend, width_batches
+    from crnn_lit.reading.inference import TorchBackend, width_batches
 
     loaded = load_model(tiny_ckpt)
     loaded.model.backbone.width_stride = 8  # as a backbone with another down-sampling plan would say

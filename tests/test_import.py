@@ -14,8 +14,8 @@ from torch import nn
 
 from crnn_lit.checkpoint import CheckpointError, import_checkpoint, load_model
 from crnn_lit.export import export
-from crnn_lit.inference import OnnxBackend
 from crnn_lit.model.build import build_model
+from crnn_lit.reading.inference import OnnxBackend
 
 CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 

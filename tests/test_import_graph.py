@@ -77,16 +77,35 @@ def test_the_package_import_graph_has_no_cycle():
     # the graph is read as meant: lazy imports inside functions count, submodule imports resolve to modules
     assert "crnn_lit.model.build" in graph["crnn_lit.checkpoint"]  # imported inside load_model
     assert "crnn_lit.transcription.ctc" in graph["crnn_lit.transcription.lexicon"]
-    assert "crnn_lit.recognizer" in graph["crnn_lit"]  # the package's lazy __getattr__
+    assert "crnn_lit.reading.recognizer" in graph["crnn_lit"]  # the package's lazy __getattr__
     assert len(graph) > 40
     assert find_cycle(graph) is None, " → ".join(find_cycle(graph))
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_reading_needs_nothing_from_training():
+    """The layout's promise (docs/architecture.md): reading/ is used without training/ — a deployment reads
+    images without Lightning's callbacks, loggers or the LightningModule."""
+    graph = import_graph()
+    assert "crnn_lit.reading.inference" in reachable(graph, "crnn_lit.reading.recognizer")  # the walk works
+    for module in ("crnn_lit.reading.recognizer", "crnn_lit.reading.inference", "crnn_lit.reading.holdout"):
+        assert not {m for m in reachable(graph, module) if m.startswith("crnn_lit.training")}, module
 
 
 def test_learning_curve_state_key_is_the_one_checkpoint_reads(tmp_path):
     """checkpoint.py names LearningCurve's checkpoint key instead of importing callbacks (which would close the
     cycle checkpoint → callbacks → tracking → task → checkpoint)."""
-    from crnn_lit.callbacks import LearningCurve
     from crnn_lit.checkpoint import LEARNING_CURVE_STATE_KEY
+    from crnn_lit.training.callbacks import LearningCurve
 
     assert LearningCurve(str(tmp_path / "curve.csv")).state_key == LEARNING_CURVE_STATE_KEY
 

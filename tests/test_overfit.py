@@ -10,7 +10,7 @@ from crnn_lit.data.batching import Collate
 from crnn_lit.data.dataset import PreparedDataset
 from crnn_lit.data.sources.renderer import SyntheticWords, WordRenderer
 from crnn_lit.model import build_model
-from crnn_lit.system import CRNNSystem
+from crnn_lit.training.system import CRNNSystem
 from crnn_lit.transcription import GreedyDecoder
 
 

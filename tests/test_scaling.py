@@ -25,9 +25,9 @@ from corpus import encode, good_entries, write_folder
 from crnn_lit.config import ConfigError, compose_config
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.mixed import HoldoutSplit
-from crnn_lit.runtime import AtomicCheckpointIO, ddp_child_command, resolve_checkpoint
-from crnn_lit.tracking import finish_wandb
 from crnn_lit.train import train
+from crnn_lit.training.runtime import AtomicCheckpointIO, ddp_child_command, resolve_checkpoint
+from crnn_lit.training.tracking import finish_wandb
 from runtime_helpers import read_wandb_run
 
 TESTS = Path(__file__).resolve().parent
@@ -226,7 +226,7 @@ def test_wandb_without_key_or_tty_runs_offline_and_never_blocks(tmp_path):
 
 
 def test_wandb_online_with_unreachable_server_falls_back_to_offline(tmp_path, monkeypatch):
-    from crnn_lit.tracking import wandb_logger
+    from crnn_lit.training.tracking import wandb_logger
 
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there

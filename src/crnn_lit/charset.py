@@ -43,7 +43,7 @@ class Charset:
     def from_file(cls, path: str | Path, oov: OovPolicy = "drop") -> Charset:
         """A charset file holds the characters in class order on one line (a trailing newline is ignored); a
         shipped one may be given by name (``lowercase36``)."""
-        from crnn_lit.assets import find_asset
+        from crnn_lit.paths import find_asset
 
         path = find_asset(path, "charsets", "charset file", suffixes=(".txt",))
         chars = path.read_text(encoding="utf-8").rstrip("\r\n")

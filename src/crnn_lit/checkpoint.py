@@ -28,7 +28,7 @@ from crnn_lit.charset import Charset
 
 CHECKPOINT_KEY = "crnn_lit"
 FORMAT_VERSION = 1
-# the key of ``crnn_lit.callbacks.LearningCurve``'s state in a Lightning checkpoint (its ``state_key``); named
+# the key of ``crnn_lit.training.callbacks.LearningCurve``'s state in a Lightning checkpoint (its ``state_key``); named
 # here rather than imported, as callbacks imports the training stack (tests/test_import_graph.py checks they agree)
 LEARNING_CURVE_STATE_KEY = "LearningCurve"
 

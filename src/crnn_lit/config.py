@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-# where files are: crnn_lit.assets (no Hydra); named here too for the entry points, tests and bench/
-from crnn_lit.assets import (  # noqa: F401
+# where files are: crnn_lit.paths (no Hydra); named here too for the entry points, tests and bench/
+from crnn_lit.paths import (  # noqa: F401
     ASSETS_DIR,
     CONFIG_DIR,
     INSTALLED,
@@ -73,7 +73,7 @@ def register_python_configs() -> None:
 
     from crnn_lit.model.build import BACKBONES, RNNS
     from crnn_lit.preprocess import INPUT_SPECS, Preprocess
-    from crnn_lit.recognizer import Recognizer
+    from crnn_lit.reading.recognizer import Recognizer
     from crnn_lit.transcription.presets import DECODERS, decoder_settings
 
     store = ConfigStore.instance()

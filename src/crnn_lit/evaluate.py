@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from crnn_lit.charset import Charset
 from crnn_lit.config import SHARED_DATA_ENV, ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.inference import Recognized, Timing, bound_kernel_cache, chunked, too_narrow
 from crnn_lit.metrics import TextMetrics, protocol_normalize
 from crnn_lit.preprocess import Preprocess, to_pixels
-from crnn_lit.recognizer import Recognizer
+from crnn_lit.reading.inference import Recognized, Timing, bound_kernel_cache, chunked, too_narrow
+from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.task import task
 from crnn_lit.transcription import Decoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon

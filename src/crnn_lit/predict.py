@@ -18,8 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from crnn_lit.config import check_required
-from crnn_lit.inference import bound_kernel_cache
-from crnn_lit.recognizer import Recognizer, keyed_inputs
+from crnn_lit.reading.inference import bound_kernel_cache
+from crnn_lit.reading.recognizer import Recognizer, keyed_inputs
 from crnn_lit.task import task
 
 log = logging.getLogger("crnn_lit.predict")

@@ -1,8 +1,8 @@
 """Train a CRNN: ``python -m crnn_lit.train [group=option ...] [key=value ...]`` (Hydra app, conf/train.yaml).
 
 Builds the charset, model, data and LightningModule from config and fits them; resume, atomic checkpoints and
-DDP-under-Hydra live in ``crnn_lit.runtime``. Every run ends with ``<run dir>/result.json`` (the monitored metric
-at the best checkpoint, and that checkpoint); a multirun's ``summary.csv`` collects them (``crnn_lit.sweep``).
+DDP-under-Hydra live in ``crnn_lit.training.runtime``. Every run ends with ``<run dir>/result.json`` (the monitored metric
+at the best checkpoint, and that checkpoint); a multirun's ``summary.csv`` collects them (``crnn_lit.training.sweep``).
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from crnn_lit.callbacks import LearningCurve, LogConfig
 from crnn_lit.checkpoint import init_from
 from crnn_lit.config import ConfigError, check_required, model_config
 from crnn_lit.model import build_model
-from crnn_lit.runtime import (
+from crnn_lit.task import task
+from crnn_lit.training.callbacks import LearningCurve, LogConfig
+from crnn_lit.training.runtime import (
     AtomicCheckpointIO,
     resolve_checkpoint,
     route_ddp_children_to_this_job,
     slurm_plugins,
 )
-from crnn_lit.sweep import RESULT_FILE
-from crnn_lit.system import CRNNSystem
-from crnn_lit.task import task
-from crnn_lit.tracking import log_best_checkpoint
+from crnn_lit.training.sweep import RESULT_FILE
+from crnn_lit.training.system import CRNNSystem
+from crnn_lit.training.tracking import log_best_checkpoint
 
 log = logging.getLogger("crnn_lit.train")
 
@@ -114,7 +114,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def write_result(cfg: DictConfig, metrics: dict[str, float], best: str) -> None:
     """``<run dir>/result.json``: the monitored metric, its value at the best checkpoint, that checkpoint and the
-    final metrics — what a sweep's summary.csv reads (crnn_lit.sweep)."""
+    final metrics — what a sweep's summary.csv reads (crnn_lit.training.sweep)."""
     result = {"optimized_metric": cfg.optimized_metric, "optimized_mode": cfg.optimized_mode,
               "best_value": metrics.get(cfg.optimized_metric), "best_checkpoint": best, "metrics": metrics}
     path = Path(cfg.paths.output_dir) / RESULT_FILE

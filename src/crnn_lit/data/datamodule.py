@@ -21,7 +21,7 @@ from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
 from crnn_lit.data.sources.base import index_skips
 from crnn_lit.preprocess import Preprocess
-from crnn_lit.runtime import ResumableLoader, shielded_worker
+from crnn_lit.training.runtime import ResumableLoader, shielded_worker
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """From a raw source sample to a training item: label policy → augment → resize → tensor.
 
 Samples that cannot be used are not errors: they come back as ``Rejected`` with a reason, the collate function
-drops them and counts the reasons, and ``crnn_lit.callbacks.EpochStats`` logs the counts once per epoch. Nothing
+drops them and counts the reasons, and ``crnn_lit.training.callbacks.EpochStats`` logs the counts once per epoch. Nothing
 is silently lost and nothing crashes a training epoch. The rules live in ``LabelPolicy``, which
 ``python -m crnn_lit.data inspect`` applies too, so it reports exactly what training would filter.
 """

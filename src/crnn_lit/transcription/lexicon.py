@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crnn_lit.assets import MissingFile, find_asset
 from crnn_lit.charset import Charset
+from crnn_lit.paths import MissingFile, find_asset
 from crnn_lit.transcription.base import Decoder, Prediction, lm_fusion
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
 from crnn_lit.transcription.ctc import (

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from crnn_lit.assets import find_asset
 from crnn_lit.charset import Charset
+from crnn_lit.paths import find_asset
 
 BOS, EOS = "^", "$"
 FORMAT = "crnn_lit-char-ngram"

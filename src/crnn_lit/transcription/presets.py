@@ -17,7 +17,7 @@ from crnn_lit.transcription.beam import BeamDecoder
 from crnn_lit.transcription.greedy import GreedyDecoder
 from crnn_lit.transcription.lexicon import LexiconDecoder
 
-# the shipped character 6-gram LM (data/lm/README.md), found by name (crnn_lit.assets.find_asset)
+# the shipped character 6-gram LM (data/lm/README.md), found by name (crnn_lit.paths.find_asset)
 SHIPPED_LM = "english_char6"
 DECODERS: dict[str, tuple[type[Decoder], dict[str, Any]]] = {
     "greedy": (GreedyDecoder, {}),  # best path, the paper's lexicon-free decoding (eq. 2)

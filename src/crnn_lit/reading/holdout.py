@@ -7,9 +7,9 @@ path); the shipped models never trained on it. Reading goes through ``Recognizer
 
 from __future__ import annotations
 
-from crnn_lit.inference import Recognized
 from crnn_lit.metrics import protocol_normalize
-from crnn_lit.recognizer import Recognizer
+from crnn_lit.reading.inference import Recognized
+from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import Decoder
 
 

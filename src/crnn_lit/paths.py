@@ -8,7 +8,7 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-# src/crnn_lit/assets.py → the checkout root (where conf/ and data/ live in the repository)
+# src/crnn_lit/paths.py → the checkout root (where conf/ and data/ live in the repository)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A built wheel carries conf/ and the runtime assets of data/ inside the package, as crnn_lit/conf and
 # crnn_lit/assets (pyproject's package-dir mapping); a checkout run (PYTHONPATH=src, editable install) has neither

@@ -7,7 +7,7 @@
 * In a multirun, every job is its own W&B run (``finish_wandb`` after each job), grouped by the sweep directory.
 * The best checkpoint is uploaded as a ``model`` artifact when ``log_model`` is set (``log_best_checkpoint``).
 * ``AppendingCSVLogger`` keeps ``metrics.csv`` of a resumed run (Lightning's CSVLogger deletes it).
-* ``cpu_seconds`` is the CPU time ``crnn_lit.callbacks.LearningCurve`` reports (the compute budget, not the epoch
+* ``cpu_seconds`` is the CPU time ``crnn_lit.training.callbacks.LearningCurve`` reports (the compute budget, not the epoch
   count, is what CPU users compare).
 """
 

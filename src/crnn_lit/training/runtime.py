@@ -6,7 +6,7 @@
   run sees exactly the batches an uninterrupted one would.
 * **atomic checkpoints**: ``AtomicCheckpointIO`` writes next to the target, fsyncs, then renames.
 * **preemption**: DataLoader workers ignore the preemption signals (``shielded_worker``), so a signal to the whole
-  process group reaches only the processes that handle it (``crnn_lit.callbacks.LastCheckpoint``); under SLURM
+  process group reaches only the processes that handle it (``crnn_lit.training.callbacks.LastCheckpoint``); under SLURM
   submitit requeues, not Lightning (``slurm_plugins``).
 * **DDP under Hydra**: Lightning starts ranks > 0 by re-running the command line; for a multirun that would
   start new sweeps. ``ddp_child_command`` gives the children this job's own overrides and directory instead.
@@ -222,5 +222,5 @@ def route_ddp_children_to_this_job() -> None:
         return
     if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):  # Lightning changed: fail loudly, not silently
         raise RuntimeError("lightning.pytorch.strategies.launchers.subprocess_script._hydra_subprocess_cmd is gone; "
-                           "crnn_lit.runtime.ddp_child_command needs updating for this Lightning version")
+                           "crnn_lit.training.runtime.ddp_child_command needs updating for this Lightning version")
     subprocess_script._hydra_subprocess_cmd = ddp_child_command

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from crnn_lit.assets import ConfigError, find_asset, resolve_ckpt
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import decode_image, image_array
-from crnn_lit.inference import (
+from crnn_lit.paths import ConfigError, find_asset, resolve_ckpt
+from crnn_lit.preprocess import Preprocess
+from crnn_lit.reading.inference import (
     OnnxBackend,
     Recognized,
     Timing,
@@ -37,7 +38,6 @@ from crnn_lit.inference import (
     too_narrow,
     width_batches,
 )
-from crnn_lit.preprocess import Preprocess
 from crnn_lit.transcription import Decoder
 from crnn_lit.transcription.lexicon import Lexicon
 from crnn_lit.transcription.presets import decoder as named_decoder

@@ -20,7 +20,7 @@ class CRNNSystem(L.LightningModule):
     """Trains ``model`` from word labels with CTC, −Σ log p(l|y) (blank 0). ``optimizer``/``scheduler``: partials
     from config (one-cycle's ``total_steps``: ``callbacks.TotalSteps``). Validation decodes greedily, so checkpoint
     selection never depends on a lexicon. Checkpoints carry the charset and ``model_config`` (backbone, rnn, input
-    spec); counters, RNG states and sample tables are in ``crnn_lit.callbacks``."""
+    spec); counters, RNG states and sample tables are in ``crnn_lit.training.callbacks``."""
 
     def __init__(self, model: CRNN, charset: Charset, optimizer: Callable, scheduler: Callable | None,
                  model_config: dict, channels_last: bool = False):

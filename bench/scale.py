@@ -55,7 +55,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from record import write
 
-from crnn_lit.config import PROJECT_ROOT, compose_config
+from crnn_lit.config import PROJECT_ROOT, compose_config, data_module
 from crnn_lit.data.cli import convert
 from crnn_lit.data.datamodule import auto_num_workers
 from crnn_lit.data.sources.folder import FolderDataset
@@ -106,7 +106,7 @@ def lmdb_config(root: Path, overrides: list[str] = (), workers: int = 0):
 
 def datamodule(cfg, **kwargs):
     """The data module of a composed config, as ``python -m crnn_lit.train`` builds it."""
-    return instantiate(cfg.data, charset=instantiate(cfg.charset), output_length=output_length, **kwargs)
+    return data_module(cfg.data, charset=instantiate(cfg.charset), output_length=output_length, **kwargs)
 
 
 def first_batch_s(loader, epoch: int) -> dict:

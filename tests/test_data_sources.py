@@ -463,7 +463,7 @@ def test_mixed_training_source_through_the_datamodule(tmp_path):
     b = FolderDataset(write_folder(tmp_path / "b", good_entries(40, seed=2)))
     dm = TextDataModule(MixedSource({"a": a, "b": b}, {"a": 0.5, "b": 0.5}), b, LOWER, output_length,
                         preprocess=PREPROCESS, batch_size=8, eval_batch_size=16, num_workers=0, samples_per_epoch=32,
-                        seed=0, mix={"ratios": {"a": 0.5, "b": 0.5}})
+                        seed=0)
     keys = [k for batch in dm.train_dataloader() for k in batch.keys]
     assert len(keys) == 32
     assert sum(k.startswith("a:") for k in keys) == 16 == sum(k.startswith("b:") for k in keys)

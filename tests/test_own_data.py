@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import FAST, ROOT
 from corpus import encode, good_entries, word_image, write_dtrb_lmdb
-from crnn_lit.config import ConfigError
+from crnn_lit.config import ConfigError, data_module
 from crnn_lit.data import cli
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.data.sources.folder import FolderDataset
@@ -60,7 +60,7 @@ def test_data_folder_reads_a_detected_or_named_labels_file(compose_cfg, tmp_path
     crops(root, [f"other{i}" for i in range(20)], "test_label.txt", separator=" ")
     for overrides, prefix in (([], "word"), (["data.labels_file=test_label.txt"], "other")):
         cfg = compose_cfg([*FAST, "data=folder", f"data.root={root}", *overrides])
-        data = instantiate(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
+        data = data_module(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
         labels = [data.train_set.source.label(i) for i in range(len(data.train_set))] + \
                  [data.val_set.source.label(i) for i in range(len(data.val_set))]
         assert sorted(labels) == sorted(f"{prefix}{i}" for i in range(20))
@@ -70,11 +70,11 @@ def test_lmdb_train_and_val_roots_need_no_data_root(compose_cfg, tmp_path):
     samples = [(data, label) for _, data, label in good_entries(6)]
     train, val = write_dtrb_lmdb(tmp_path / "train/real", samples), write_dtrb_lmdb(tmp_path / "val", samples[:3])
     cfg = compose_cfg([*FAST, "data=lmdb", f"data.train.root={train}", f"data.val.root={val}"])
-    data = instantiate(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
+    data = data_module(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
     assert (len(data.train_set), len(data.val_set)) == (6, 3)
     cfg = compose_cfg([*FAST, "data=lmdb"])
     with pytest.raises(Exception) as raised:  # the entry point prints the user error inside
-        instantiate(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
+        data_module(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
     assert str(user_error(raised.value)) == ("data.train.root is not set: give data.train.root=<path>, or "
                                              "data.root=<path> (then data.train.root = <data.root>/training)")
 
@@ -132,3 +132,15 @@ def test_lmdb_test_set_through_evaluate_inputs(compose_evaluate, tmp_path):
     result = evaluate(compose_evaluate(["decoder=greedy", "~decoder@lm_decoder", "error_sheet=0",
                                         f"inputs={tmp_path / 'mine_lmdb'}"]))
     assert [(c["benchmark"], c["images"], c["accuracy"]) for c in result["columns"]] == [("mine_lmdb", 3, 1.0)]
+
+
+def test_data_variables_reach_the_sources_not_the_module(compose_cfg, tmp_path):
+    """`root`, `labels_file`, `mix` are values a data node's sources interpolate; the data module never takes them,
+    and any other key it does not know is still an error, not dropped."""
+    root = crops(tmp_path / "mine", [f"word{i}" for i in range(20)], "gt.txt")
+    cfg = compose_cfg([*FAST, "data=folder", f"data.root={root}"])
+    data = data_module(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
+    assert str(data.train_set.source.source.root) == str(root) and not hasattr(data, "mix")
+    cfg = compose_cfg([*FAST, "data=folder", f"data.root={root}", "+data.batch_sise=8"])
+    with pytest.raises(Exception, match="batch_sise"):
+        data_module(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)

@@ -238,3 +238,20 @@ def model_config(cfg: DictConfig) -> dict:
         # the input spec, so inference and export resize images exactly as training did
         **instantiate(cfg.preprocess).record(),
     }
+
+
+# keys of a conf/data node that hold values for its sources to interpolate (`${data.root}/iiit5k`,
+# `${data.mix.ratios}`), not arguments of the data module: set on the command line, never passed to Python
+DATA_VARIABLES = ("root", "labels_file", "mix")
+
+
+def data_module(data: DictConfig, **kwargs):
+    """The data module a composed ``data`` node describes (``TextDataModule`` for every shipped one), with its
+    sources built from the variables ``DATA_VARIABLES`` and those variables left out; ``kwargs`` are what the
+    config cannot know (the model's charset and output length)."""
+    from hydra.utils import instantiate
+
+    # each kept child is resolved where it sits (its interpolations reach data.root, paths.*, …), then detached
+    node = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            for key in data if key not in DATA_VARIABLES for value in [data[key]]}
+    return instantiate(node, **kwargs)

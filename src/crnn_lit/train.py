@@ -17,7 +17,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.checkpoint import init_from
-from crnn_lit.config import ConfigError, check_required, model_config
+from crnn_lit.config import ConfigError, check_required, data_module, model_config
 from crnn_lit.model import build_model
 from crnn_lit.task import task
 from crnn_lit.training.callbacks import LearningCurve, LogConfig
@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                  ckpt_path, cfg.init_from)
     if fine_tune:
         initialized = init_from(model, charset, cfg.init_from, log)
-    datamodule = instantiate(cfg.data, charset=charset, output_length=model.output_length)
+    datamodule = data_module(cfg.data, charset=charset, output_length=model.output_length)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                         model_config=spec, channels_last=cfg.channels_last)

@@ -66,9 +66,9 @@ class TextDataModule(L.LightningDataModule):
     ``output_length`` come from the model (the train entry point passes them), so the label policy and the
     too-long filter always match the network being trained. ``samples_per_epoch`` draws that many random
     training indices each epoch (required for the renderer's virtual index space; ``None`` = one pass).
-    ``root`` is where file-based sources read from, ``labels_file`` a folder source's index (``data=folder``) and
-    ``mix`` the mixing settings (sampling ratios, hold-out share): source configs interpolate them; the module only
-    keeps them for messages. A training set without a single sample stops here, with what its sources skipped.
+    A training set without a single sample stops here, with what its sources skipped. (A conf/data node's
+    ``root``, ``labels_file`` and ``mix`` are values its sources interpolate, not arguments: ``config.data_module``
+    builds this module from the node without them.)
 
     Sources with ``epoch_indices(rng, n)`` (``MixedSource``) choose each epoch's training indices themselves
     (per-source ratios). ``augment`` (an albumentations pipeline, training only) is seeded per batch from ``seed`` and
@@ -81,8 +81,8 @@ class TextDataModule(L.LightningDataModule):
 
     def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, preprocess: Preprocess,
                  batch_size: int, eval_batch_size: int, num_workers: int | str, samples_per_epoch: int | None,
-                 seed: int, augment: Callable | None = None, pool_batches: int = 50, root: str | None = None,
-                 labels_file: str | None = None, mix: dict | None = None, pin_memory: bool = True):
+                 seed: int, augment: Callable | None = None, pool_batches: int = 50,
+                 pin_memory: bool = True):
         super().__init__()
         if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
             raise ValueError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
@@ -101,8 +101,6 @@ class TextDataModule(L.LightningDataModule):
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.pool_batches = pool_batches
-        self.root, self.labels_file = root, labels_file
-        self.mix = dict(mix) if mix else {}
         if samples_per_epoch is None and len(self.train_set) > MAX_FULL_PASS:
             raise ValueError(f"the training source has {len(self.train_set):,} samples: set data.samples_per_epoch "
                              "(one pass over a virtual or huge source is not an epoch)")

@@ -32,7 +32,7 @@ from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import decoder as named_decoder
 
 CANDIDATES = ["data/pretrained/cpu_scene_text.pt", "data/stages/scene_text_medium_stage3.pt",
-              "data/stages/scene_text_medium_stage4.pt"]
+              "data/stages/scene_text_medium_stage4.pt", "data/stages/scene_text_medium_stage5.pt"]
 DECODERS = ("greedy", "beam_lm")
 SCALES = (0.7, 0.85, 1.0, 1.2, 1.4)  # input width factors (height stays the model's)
 UNSURE = 0.5  # re-read at other scales only below this confidence

@@ -92,10 +92,10 @@ def glance() -> str:
     with what it cost to train."""
     models = [  # (label, evaluate run, learning curve)
         ("**`cpu_scene_text.pt`**: the default model, light net", "cpu_scene_text_width_multiple", "cpu_scene_text"),
-        ("`synthetic_only.pt`: rendered words only", "synthetic_only", "synthetic_only"),
+        ("`synthetic_only.pt`: rendered words only", "synthetic_only_default_reading", "synthetic_only"),
         ("`make train`: rendered words only, the quickstart", "make_train", "make_train"),
-        ("`scene_text_medium` chain, stage 4: medium net (not shipped: behind on the hold-out)",
-         "scene_text_medium_stage4", "scene_text_medium_stage4"),
+        ("`scene_text_medium` chain, stage 5: medium net (not shipped: tied on the hold-out, twice the cost)",
+         "scene_text_medium_stage5", "scene_text_medium_stage5"),
         ("EasyOCR `english_g2` fine-tuned here (not shippable: its weights carry no licence)",
          "easyocr_finetune_lowercase", "easyocr_finetune_lowercase"),
     ]
@@ -118,7 +118,8 @@ def model_choice() -> str:
     """The candidates for the default model on the real_train hold-out (bench/model_choice.py)."""
     rec = _json("model_choice.json")
     curves = {"cpu_scene_text.pt": ("cpu_scene_text", -1), "scene_text_medium_stage3.pt": ("scene_text_medium", 2),
-              "scene_text_medium_stage4.pt": ("scene_text_medium_stage4", -1)}
+              "scene_text_medium_stage4.pt": ("scene_text_medium_stage4", -1),
+              "scene_text_medium_stage5.pt": ("scene_text_medium_stage5", -1)}
     rows = []
     for ckpt, by in rec["candidates"].items():
         name = Path(ckpt).name
@@ -173,6 +174,7 @@ def chain() -> str:
         ("`scene_text_medium_stage2.pt`", "scene_text_medium_stage2"),
         ("`scene_text_medium_stage3.pt`", "scene_text_medium_stage3"),
         ("`scene_text_medium_stage4.pt` (issue #27)", "scene_text_medium_stage4"),
+        ("`scene_text_medium_stage5.pt` (issue #27)", "scene_text_medium_stage5"),
     ]
     rows = []
     for label, run in models:
@@ -260,6 +262,16 @@ def holdout_decoding() -> str:
                 f"torch images/s (1 thread, batch {rec['batch_size']})", "ONNX Runtime images/s"], rows)
 
 
+def predict_speed() -> str:
+    """The default reading's end-to-end speed, files to text, on all cores (bench/predict_speed.py)."""
+    rec = _json("predict_speed.json")
+    load = rec["environment"]["load_average_1_5_15min"][0]
+    rows = [[f"`decoder={name}`" + (" (the default)" if name == "beam_lm" else ""), by["images"],
+             by["images_per_s_by_round"][-1], by["images_per_s_by_round"][0]] for name, by in rec["decoders"].items()]
+    return _md([f"`python -m crnn_lit.predict inputs=<folder>`, {rec['threads']} threads (load {load:.1f})", "images",
+                "images/s", "images/s, first read of the process"], rows)
+
+
 def fault() -> str:
     kills = _json("fault_resume.json")["kills"]
     rows = [[i, f"{k['killed_after_step']} (epoch {k['epoch_at_kill']}, batch {k['step_in_epoch_at_kill']})",
@@ -341,9 +353,11 @@ def benchmarks() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "glance": glance, "model-choice": model_choice, "levers": levers, "decoding": decoding, "chain": chain, "renderer": renderer, "easyocr": easyocr,
+    "glance": glance, "model-choice": model_choice, "levers": levers, "decoding": decoding, "chain": chain,
+    "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
     "scale": scale, "tps-ablation": tps_ablation, "transforms": transforms, "holdout-decoding": holdout_decoding,
+    "predict-speed": predict_speed,
 }
 
 

@@ -25,6 +25,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 HYDRA_TOOLS = ("train", "evaluate", "predict", "export")  # each composes conf/<tool>.yaml
 ARGPARSE_TOOLS = {"data": "crnn_lit.data.cli", "checkpoint": "crnn_lit.checkpoint",
                   "transcription.lm": "crnn_lit.transcription.lm"}
+SCRIPT_TOOLS = {"lm": "transcription.lm"}  # installed scripts named apart from their module: crnn-lit-lm
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 GENERATED = re.compile(r"<!-- gen:([\w-]+) -->.*?<!-- /gen:\1 -->", re.DOTALL)
 PLACEHOLDER = re.compile(r"<[^<>\n]*>|…")  # <run dir>, <checkpoint>, …: any value does
@@ -54,6 +55,7 @@ def _command(tokens: list[str], where: str) -> Command | None:
         tool, args = tokens[2][len("crnn_lit."):], tokens[3:]
     elif tokens and tokens[0].startswith("crnn-lit-"):
         tool, args = tokens[0][len("crnn-lit-"):], tokens[1:]
+        tool = SCRIPT_TOOLS.get(tool, tool)
     else:
         return None
     if tool == "x" and not args:  # a generic mention: `python -m crnn_lit.<tool>`
@@ -180,6 +182,18 @@ def test_argparse_command_parses(cmd, parse_only, capsys):
     with pytest.raises((_Parsed, SystemExit)) as stopped:
         main(list(cmd.args))
     assert stopped.type is _Parsed, f"{cmd}\n{capsys.readouterr().err}"
+
+
+def test_every_installed_script_is_a_documented_tool():
+    """`crnn-lit-<name>` in pyproject runs the module the docs' tool name says (so a shown script is checked)."""
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    modules = {tool: f"crnn_lit.{tool}" for tool in HYDRA_TOOLS} | ARGPARSE_TOOLS
+    assert len(scripts) == 7
+    for name, target in scripts.items():
+        tool = SCRIPT_TOOLS.get(name.removeprefix("crnn-lit-"), name.removeprefix("crnn-lit-"))
+        assert target == f"{modules[tool]}:main", name
 
 
 def test_unknown_tools_are_not_shown():

@@ -95,33 +95,37 @@ def main() -> None:
     keys = sorted(set.intersection(*(set(o) for o in outputs)))
     labels = {k: outputs[0][k][1] for k in keys}
     decoders = {name: named_decoder(name, readers[0].charset) for name in DECODERS}
+    # each candidate's reading of each crop, per decoder: decoded once, used by every score below
+    readings = [{name: {k: read(d, out[k][0]) for k in keys} for name, d in decoders.items()} for out in outputs]
     result = {"holdout_crops": len(keys), "candidates": {}, "levers": {}}
-    for ckpt, out in zip(args.ckpts, outputs):
-        result["candidates"][ckpt] = {name: score(keys, labels, lambda k, d=d, o=out: read(d, o[k][0]).text, seen)
-                                      for name, d in decoders.items()}
+    for ckpt, by in zip(args.ckpts, readings):
+        result["candidates"][ckpt] = {name: score(keys, labels, lambda k, r=r: r[k].text, seen)
+                                      for name, r in by.items()}
 
     first, second = outputs[0], outputs[1]
-    scaled = {s: first if s == 1.0 else frames(readers[0], WidthScaled(source, s)) for s in SCALES}
+    scaled = {s: frames(readers[0], WidthScaled(source, s)) for s in SCALES if s != 1.0}
+    same_frames = next(iter(first.values()))[0].shape[-1] == next(iter(second.values()))[0].shape[-1]
     for name, d in decoders.items():
-        readings = {s: {k: read(d, o[k][0]) for k in keys if k in o} for s, o in scaled.items()}
+        by_scale = {1.0: readings[0][name], **{s: {k: read(d, o[k][0]) for k in keys if k in o}
+                                               for s, o in scaled.items()}}
 
-        def rescaled(k: str, readings=readings) -> str:
-            base = readings[1.0][k]
+        def rescaled(k: str, by_scale=by_scale) -> str:
+            base = by_scale[1.0][k]
             if base.confidence >= UNSURE:
                 return base.text
-            return max((r[k] for r in readings.values() if k in r), key=lambda p: p.confidence).text
+            return max((r[k] for r in by_scale.values() if k in r), key=lambda p: p.confidence).text
 
         result["levers"][f"width scales {list(SCALES)} when confidence < {UNSURE}, {name}"] = {
             **score(keys, labels, rescaled, seen),
-            "re_read_share": round(sum(readings[1.0][k].confidence < UNSURE for k in keys) / len(keys), 3)}
-        if next(iter(first.values()))[0].shape[-1] != next(iter(second.values()))[0].shape[-1]:
+            "re_read_share": round(sum(by_scale[1.0][k].confidence < UNSURE for k in keys) / len(keys), 3)}
+        if not same_frames:
             continue  # charsets differ: no frame-level combination
 
         def averaged(k: str, d=d) -> str:  # mean of the two posteriors, frame by frame
             return read(d, torch.logsumexp(torch.stack([first[k][0], second[k][0]]), 0) - torch.log(torch.tensor(2.0))).text
 
-        def more_confident(k: str, d=d) -> str:
-            return max((read(d, first[k][0]), read(d, second[k][0])), key=lambda p: p.confidence).text
+        def more_confident(k: str, name=name) -> str:
+            return max(readings[0][name][k], readings[1][name][k], key=lambda p: p.confidence).text
 
         pair = " + ".join(os.path.basename(c) for c in args.ckpts[:2])
         result["levers"][f"{pair}: frame posteriors averaged, {name}"] = score(keys, labels, averaged, seen)

@@ -62,6 +62,9 @@ def register_resolvers() -> None:
     register_python_configs()
 
 
+READING = ("batch_size", "chunk_size", "turn_tall")  # Recognizer's reading settings predict and evaluate expose
+
+
 def register_python_configs() -> None:
     """The settings Python owns, as config nodes conf/ composes (``- /crnn_lit/<group>/<name>@_here_`` in a
     defaults list): the named decoders (``crnn_lit.transcription.presets``), the named backbones and rnns
@@ -91,8 +94,6 @@ def register_python_configs() -> None:
     store.store(group="crnn_lit", name="reading", node={"pretrained": reading["name"].default,
                                                         **{k: reading[k].default for k in READING}})
 
-
-READING = ("batch_size", "chunk_size", "turn_tall")  # Recognizer's reading settings predict and evaluate expose
 
 
 def slurm_count(value, key: str) -> int:

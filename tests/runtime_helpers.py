@@ -145,3 +145,12 @@ def read_wandb_run(run_dir: Path) -> dict:
                                      "aliases": list(record.artifact.aliases),
                                      "files": [m.path for m in record.artifact.manifest.contents]})
     return out
+
+
+class EpochAsMetric(L.Callback):
+    """Logs ``val/epoch`` = the epoch number + 1 at each validation of fit: a monitored metric that improves at
+    every validation, so each one names a new best checkpoint (ModelCheckpoint reads it after this callback)."""
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit":  # the final validate of the best checkpoint keeps fit's value
+            pl_module.log("val/epoch", float(trainer.current_epoch + 1))

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from conftest import FAST, ROOT, compose_train
 from corpus import encode, good_entries, write_folder
 from crnn_lit.config import ConfigError, compose_config
 from crnn_lit.data.sources.folder import FolderDataset
-from crnn_lit.data.sources.mixed import HoldoutSplit
+from crnn_lit.data.sources.mixed import HoldoutSplit, holdout_score
 from crnn_lit.train import train
 from crnn_lit.training.runtime import AtomicCheckpointIO, ddp_child_command, resolve_checkpoint
 from crnn_lit.training.tracking import finish_wandb
@@ -108,6 +109,36 @@ def test_ddp_trains_on_when_a_rank_gets_a_batch_of_rejected_samples(tmp_path):
     rejected = sum(train_split.key(i).startswith("narrow/") for i in range(len(train_split)))
     assert sum(len(keys) for rank in steps for keys in rank) + rejected == len(train_split)
     assert f"epoch 0: skipped training samples: too_long={rejected}\n" in proc.stdout  # both ranks' counts
+
+
+def _split_entries(entries: list, part: str, count: int, fraction: float) -> list:
+    """The first ``count`` of ``entries`` whose path a HoldoutSplit of ``fraction`` puts on side ``part``."""
+    chosen = [e for e in entries if (holdout_score(e[0]) < fraction) == (part == "val")][:count]
+    assert len(chosen) == count
+    return chosen
+
+
+def test_ddp_validation_ends_when_every_validation_sample_of_a_rank_is_rejected(tmp_path):
+    """Issue #33, item 1: validation holds 4 tall narrow crops with 14-letter labels (too long for their CTC frames:
+    all rejected) and 4 good ones, in batches of 4 sorted by width, so one rank scores nothing. That rank used to
+    skip the step's logging and wait in another collective than the other rank: both hung after epoch 0. Now both
+    meet in the epoch-end metric sync; two epochs finish and the metrics are the scoring rank's."""
+    rng = np.random.default_rng(0)
+    narrow = [(f"narrow/n{i}.png", encode(rng.integers(0, 255, (48, 12), dtype=np.uint8)), "abcdefghijklmn")
+              for i in range(200)]
+    good = good_entries(400)
+    entries = [*_split_entries(narrow, "val", 4, 0.2), *_split_entries(good, "val", 4, 0.2),
+               *_split_entries(good, "train", 24, 0.2)]
+    root = write_folder(tmp_path / "crops", entries)
+    proc = run_cli(["trainer=ddp_cpu", "rnn.num_layers=1", "data=folder", f"data.root={root}", "data.mix.holdout=0.2",
+                    "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0", "logger=csv",
+                    "trainer.max_epochs=2", "trainer.num_sanity_val_steps=2", "~callbacks.progress_bar",
+                    "hydra.run.dir=run"], tmp_path, timeout=240)
+    assert "global step: 6" in proc.stdout  # 24 training crops / (4 × 2 ranks) × 2 epochs
+    with (tmp_path / "run" / "learning_curve.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["3", "6"]
+    assert all(math.isfinite(float(r["val/loss"])) and 0 <= float(r["val/cer"]) for r in rows)
 
 
 def test_trainer_ddp_config_trains_on_cpu_with_only_the_accelerator_overridden(tmp_path):
@@ -317,6 +348,59 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     assert [r["step"] for r in run_curve] == ["4", "8"]
     assert 0 < float(run_curve[0]["cpu_hours"]) < float(run_curve[1]["cpu_hours"])
     assert 0 < float(run_curve[0]["wall_hours"]) < float(run_curve[1]["wall_hours"])
+
+
+BEST_EACH_EPOCH = ["+callbacks.epoch_metric._target_=runtime_helpers.EpochAsMetric", "optimized_metric=val/epoch",
+                   "callbacks.last_checkpoint.every_minutes=null"]  # last.ckpt only after validations and at the end
+
+
+def _best_agrees(run_dir: Path, epochs: int) -> None:
+    """The run's one best checkpoint is the last epoch's (val/epoch grows), and result.json, last.ckpt's record and
+    the files on disk all name it."""
+    ckpts = run_dir / "checkpoints"
+    best = [p.name for p in ckpts.glob("epoch*.ckpt")]
+    assert best == [f"epoch{epochs - 1:03d}-epoch{float(epochs):.4f}.ckpt"], sorted(p.name for p in ckpts.iterdir())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert Path(result["best_checkpoint"]).name == best[0] and result["best_value"] == float(epochs)
+    recorded = [s for k, s in _ckpt(ckpts / "last.ckpt")["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert [Path(s["best_model_path"]).name for s in recorded] == best
+
+
+def test_resume_between_validations_keeps_the_best_checkpoint_record(tmp_path):
+    """A crash in epoch 1, after epoch 0's validation saved last.ckpt and the new best: the resumed run knows that
+    best (last.ckpt is written after ModelCheckpoint's bookkeeping), so it replaces it, leaving one top-1 file.
+    Before, last.ckpt held the record of the validation before and epoch000's file stayed beside epoch002's."""
+    common = [*TINY, "trainer.max_epochs=3", "logger=none", *BEST_EACH_EPOCH]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(compose_train([*common, "+callbacks.crash._target_=runtime_helpers.CrashAt", "+callbacks.crash.step=6"],
+                            tmp_path))
+    first = _ckpt(tmp_path / "checkpoints" / "last.ckpt")
+    assert first["global_step"] == 4
+    assert [Path(s["best_model_path"]).name for k, s in first["callbacks"].items()
+            if k.startswith("ModelCheckpoint")] == ["epoch000-epoch1.0000.ckpt"]
+    train(compose_train([*common, "resume=auto"], tmp_path))
+    _best_agrees(tmp_path, epochs=3)
+
+
+def test_sigterm_on_an_epochs_last_step_then_resume_keeps_the_best_checkpoint_record(tmp_path):
+    """SIGTERM during epoch 0's last step: the run validates, saves (after ModelCheckpoint), stops with exit 0;
+    resume=auto trains epochs 1 and 2 and ends with one best file, the one result.json names."""
+    common = [*TINY, "trainer.max_epochs=3", "logger=none", "hydra.run.dir=run", *BEST_EACH_EPOCH]
+    run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermAt", "+callbacks.term.step=3"], tmp_path)
+    assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 4
+    run_cli([*common, "resume=auto"], tmp_path)
+    _best_agrees(tmp_path / "run", epochs=3)
+
+
+def test_last_checkpoint_refuses_to_run_before_a_model_checkpoint(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from crnn_lit.training.callbacks import LastCheckpoint
+
+    last = LastCheckpoint(str(tmp_path), every_minutes=None, every_n_train_steps=None)
+    trainer = types.SimpleNamespace(callbacks=[last, ModelCheckpoint(dirpath=tmp_path)])
+    with pytest.raises(ValueError, match="LastCheckpoint must come after every ModelCheckpoint"):
+        last.setup(trainer, None, "fit")
 
 
 def test_resolve_checkpoint(compose_cfg, tmp_path):

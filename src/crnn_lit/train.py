@@ -14,13 +14,14 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from crnn_lit.checkpoint import init_from
 from crnn_lit.config import ConfigError, check_required, data_module, model_config
 from crnn_lit.model import build_model
 from crnn_lit.task import task
-from crnn_lit.training.callbacks import LearningCurve, LogConfig
+from crnn_lit.training.callbacks import LastCheckpoint, LearningCurve, LogConfig
 from crnn_lit.training.runtime import (
     AtomicCheckpointIO,
     resolve_checkpoint,
@@ -76,7 +77,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                         model_config=spec, channels_last=cfg.channels_last)
     loggers = _instantiate_dict(cfg.get("logger"))
-    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    # last.ckpt after the best-checkpoint bookkeeping, whatever order the config merged them in (LastCheckpoint)
+    callbacks = sorted(_instantiate_dict(cfg.get("callbacks")), key=lambda cb: isinstance(cb, LastCheckpoint))
     if fine_tune:  # a chained stage: its learning curve counts on from the source's totals
         for cb in callbacks:
             if isinstance(cb, LearningCurve):
@@ -95,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                               f"(val/acc, val/cer, val/ned, val/loss, train/loss, ...): {err}") from err
         raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = next((cb.best_model_path for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), "")
     if best:  # report the checkpoint we keep, not whatever the last epoch happened to be
         for result in trainer.validate(system, datamodule=datamodule, ckpt_path=best, verbose=False):
             metrics.update({k: float(v) for k, v in result.items()})

@@ -28,6 +28,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -201,8 +202,14 @@ class LearningCurve(L.Callback):
 
 
 # --- exact resume ----------------------------------------------------------------------------------------------
-class LastCheckpoint(L.Callback):
+class LastCheckpoint(Checkpoint):
     """Keeps ``<dirpath>/last.ckpt`` = the newest training state, for ``resume=auto``.
+
+    It must run after every ``ModelCheckpoint``: the save after a validation holds their state (which checkpoint
+    is best), and they update it in the same hook. A ``Checkpoint`` subclass, so Lightning keeps it among the
+    checkpoint callbacks at the end of the list, in the given order; ``crnn_lit.train`` gives it last and
+    :meth:`setup` refuses any other order. (Saved before them, a resumed run named the best checkpoint of the
+    validation before: issue #33.)
 
     Saved every ``every_minutes`` of training (and/or every ``every_n_train_steps`` optimizer steps; None = off),
     after every validation, when training ends, and at the step reached when one of ``signals`` arrives — a
@@ -247,6 +254,11 @@ class LastCheckpoint(L.Callback):
         self._saved_step, self._saved_at = trainer.global_step, self.clock()
 
     def setup(self, trainer, pl_module, stage) -> None:
+        later = [type(cb).__name__ for cb in trainer.callbacks[trainer.callbacks.index(self) + 1:]
+                 if isinstance(cb, ModelCheckpoint)] if self in trainer.callbacks else []
+        if later:
+            raise ValueError(f"LastCheckpoint must come after every ModelCheckpoint in the callbacks, not before "
+                             f"{', '.join(later)}: last.ckpt would record the best checkpoint of the validation before")
         if stage == "fit":  # before the Trainer registers its own handlers (when fit starts running)
             self._launcher_handlers = {sig: signal.getsignal(sig) for sig in self.signals}
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import warnings
+
 import lightning as L
 import torch
+from torchmetrics import MeanMetric
 
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CHECKPOINT_KEY, model_record
@@ -34,6 +37,7 @@ class CRNNSystem(L.LightningModule):
         self.val_decoder = GreedyDecoder(charset)
         self.model_config = model_config
         self.val_metrics = TextMetrics(normalize=False)
+        self.val_loss = MeanMetric()  # synced in on_validation_epoch_end, not per step (see there)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images.contiguous(memory_format=self.memory_format))
@@ -59,18 +63,28 @@ class CRNNSystem(L.LightningModule):
         return self(torch.zeros(0, spec["channels"], spec["height"], spec["min_width"], device=self.device)).sum()
 
     def validation_step(self, batch: Batch, batch_idx: int):
-        if not len(batch):
+        if not len(batch):  # every sample rejected (the label policy counts them): nothing to score here
             return None
         logits = self(batch.images)
-        self.log("val/loss", self.loss(logits, batch), batch_size=len(batch), sync_dist=True)
+        self.val_loss.update(self.loss(logits, batch), weight=len(batch))
         predictions = self.val_decoder(logits.float().log_softmax(2), batch.input_lengths)
         self.val_metrics.update([p.text for p in predictions], batch.labels)
         return predictions  # for callbacks (ValSampleTable)
 
     def on_validation_epoch_end(self) -> None:
-        for name, value in self.val_metrics.compute().items():
+        """Every rank syncs here, once, the same collectives in the same order, whatever its batches held. (A
+        per-step ``self.log(sync_dist=True)`` is reduced only by the ranks that logged it: a rank whose validation
+        batches were all rejected waited in another collective forever — issue #33.) The metrics hold sums only,
+        so a rank that scored nothing adds zeros."""
+        with warnings.catch_warnings():  # a rank that scored nothing: torchmetrics warns of compute before update
+            warnings.filterwarnings("ignore", message=".*compute.*before.*update", category=UserWarning)
+            metrics, loss = self.val_metrics.compute(), self.val_loss.compute()
+        if torch.isfinite(loss):  # NaN only when no rank scored a sample (0 / 0): nothing to report
+            self.log("val/loss", loss)
+        for name, value in metrics.items():
             self.log(f"val/{name}", value, prog_bar=name == "acc")
         self.val_metrics.reset()
+        self.val_loss.reset()
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

@@ -56,7 +56,7 @@ class EpochStats(L.Callback):
 
     def __init__(self):
         self.rejected: Counter = Counter()
-        self.images, self.batches, self.waste, self.start = 0, 0, 0.0, 0.0
+        self.images, self.batches, self.steps, self.waste, self.start = 0, 0, 0, 0.0, 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()  # a mid-epoch resume skips on_train_epoch_start
@@ -67,9 +67,10 @@ class EpochStats(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.rejected.clear()
-        self.images, self.batches, self.waste, self.start = 0, 0, 0.0, time.perf_counter()
+        self.images, self.batches, self.steps, self.waste, self.start = 0, 0, 0, 0.0, time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.steps += 1  # every rank runs as many batches, usable or not: the same count on every rank
         self.rejected.update(batch.rejected)
         if len(batch):  # a batch whose samples were all rejected trains nothing (CRNNSystem: a zero loss)
             self.images += len(batch)
@@ -77,8 +78,8 @@ class EpochStats(L.Callback):
             self.batches += 1
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if not self.batches and not self.rejected:  # nothing trained here: a resume from the epoch's last checkpoint
-            return
+        if not self.steps:  # no batch: a resume from the epoch's last checkpoint (on every rank alike: the collectives
+            return  # below are reached by all ranks or none)
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         # summed over ranks: the global rate (a DDP rank's own rate times the world size, roughly)
         pl_module.log("train/images_per_sec", self.images / elapsed, sync_dist=True, reduce_fx="sum")

@@ -88,3 +88,31 @@ def test_open_vocabulary_lexicon_keeps_a_far_likelier_reading():
     # per-image lists (SVT-50) stay strict whatever the ratio
     per_image = LexiconDecoder(charset, open_ratio=math.inf).decode(lp, lengths, lexicons=[words])[0]
     assert per_image.text == "hello"
+
+
+def test_case_fold_scores_upper_case_labels_on_folded_posteriors_and_lower_case_ones_as_given():
+    """CaseFold: 'AB' and 'B1' (no lower-case letter) are scored by CTC on p(A)+p(a), p(B)+p(b) per frame;
+    'ab' as given. Checked against folded log-probs built by hand."""
+    from crnn_lit.transcription.ctc import CaseFold, ctc_loss
+
+    chars, labels = "abAB1 ", ["AB", "ab", "B1"]
+    index = {c: i + 1 for i, c in enumerate(chars)}
+    logits = torch.randn(10, 3, 7, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([index[c] for label in labels for c in label])
+    frames, lengths = torch.full((3,), 10), torch.full((3,), 2)
+    probs = logits.log_softmax(2).exp()
+    by_hand = torch.stack([probs[..., 0], probs[..., 1] + probs[..., 3], probs[..., 2] + probs[..., 4],
+                           probs[..., 5], probs[..., 6]], 2).log()  # blank, A|a, B|b, 1, space
+    folded_index = {"A": 1, "B": 2, "1": 3, " ": 4}
+
+    def nll(log_probs, label, n, idx):
+        return torch.nn.functional.ctc_loss(log_probs[:, n:n + 1], torch.tensor([idx[c] for c in label]),
+                                            torch.tensor([10]), torch.tensor([len(label)]), reduction="sum") / 2
+
+    expected = (nll(by_hand, "AB", 0, folded_index) + nll(logits.log_softmax(2), "ab", 1, index)
+                + nll(by_hand, "B1", 2, folded_index)) / 3
+    got = ctc_loss(logits, targets, frames, lengths, CaseFold(chars), labels)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert got.item() < ctc_loss(logits, targets, frames, lengths).item()  # folding adds the other case's paths
+    with pytest.raises(ValueError, match="both cases|upper- and lower-case"):
+        CaseFold("abc0")

@@ -75,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = data_module(cfg.data, charset=charset, output_length=model.output_length)
     system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                        model_config=spec, channels_last=cfg.channels_last)
+                        model_config=spec, channels_last=cfg.channels_last, case_fold=cfg.case_fold)
     loggers = _instantiate_dict(cfg.get("logger"))
     # last.ckpt after the best-checkpoint bookkeeping, whatever order the config merged them in (LastCheckpoint)
     callbacks = sorted(_instantiate_dict(cfg.get("callbacks")), key=lambda cb: isinstance(cb, LastCheckpoint))

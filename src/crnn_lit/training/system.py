@@ -16,7 +16,7 @@ from crnn_lit.data.batching import Batch
 from crnn_lit.metrics import TextMetrics
 from crnn_lit.model.crnn import CRNN
 from crnn_lit.transcription import GreedyDecoder
-from crnn_lit.transcription.ctc import ctc_loss
+from crnn_lit.transcription.ctc import CaseFold, ctc_loss
 
 
 class CRNNSystem(L.LightningModule):
@@ -26,7 +26,7 @@ class CRNNSystem(L.LightningModule):
     spec); counters, RNG states and sample tables are in ``crnn_lit.training.callbacks``."""
 
     def __init__(self, model: CRNN, charset: Charset, optimizer: Callable, scheduler: Callable | None,
-                 model_config: dict, channels_last: bool = False):
+                 model_config: dict, channels_last: bool = False, case_fold: bool = False):
         super().__init__()
         # NHWC convolutions: +18 % training images/s on this CPU (bench/results/train_speed_options_*.json)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -35,6 +35,8 @@ class CRNNSystem(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.val_decoder = GreedyDecoder(charset)
+        # labels with no lower-case letter scored case-insensitively (a cased charset; see CaseFold)
+        self.case_fold = CaseFold(charset.chars) if case_fold else None
         self.model_config = model_config
         self.val_metrics = TextMetrics(normalize=False)
         self.val_loss = MeanMetric()  # synced in on_validation_epoch_end, not per step (see there)
@@ -43,7 +45,7 @@ class CRNNSystem(L.LightningModule):
         return self.model(images.contiguous(memory_format=self.memory_format))
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return ctc_loss(logits, batch.targets, batch.input_lengths, batch.target_lengths)
+        return ctc_loss(logits, batch.targets, batch.input_lengths, batch.target_lengths, self.case_fold, batch.labels)
 
     def training_step(self, batch: Batch, batch_idx: int):
         if not len(batch):  # every sample of this batch was rejected (EpochStats counts them)
@@ -68,7 +70,10 @@ class CRNNSystem(L.LightningModule):
         logits = self(batch.images)
         self.val_loss.update(self.loss(logits, batch), weight=len(batch))
         predictions = self.val_decoder(logits.float().log_softmax(2), batch.input_lengths)
-        self.val_metrics.update([p.text for p in predictions], batch.labels)
+        texts = [p.text for p in predictions]
+        if self.case_fold is not None:  # scored as trained: a label with no lower-case letter ignores case
+            texts = [t if any(c.islower() for c in label) else t.upper() for t, label in zip(texts, batch.labels)]
+        self.val_metrics.update(texts, batch.labels)
         return predictions  # for callbacks (ValSampleTable)
 
     def on_validation_epoch_end(self) -> None:

@@ -19,13 +19,69 @@ T = TypeVar("T")
 
 
 def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
-             target_lengths: torch.Tensor) -> torch.Tensor:
+             target_lengths: torch.Tensor, case_fold: CaseFold | None = None,
+             labels: Sequence[str] = ()) -> torch.Tensor:
     """The paper's objective, −Σ log p(l|y) averaged over the batch (each term divided by its label length, as
     torch does), from raw logits (T, N, C). In fp32 even under mixed precision: log-space sums over alignments
-    underflow in 16 bits. Infeasible pairs (a label needing more frames than the image has) give 0, not inf."""
+    underflow in 16 bits. Infeasible pairs (a label needing more frames than the image has) give 0, not inf.
+
+    ``case_fold``: the ``labels`` (the batch's strings) with no lower-case letter are scored case-insensitively
+    (:class:`CaseFold`)."""
     log_probs = F.log_softmax(logits.float(), dim=2)
-    return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="mean",
-                      zero_infinity=True)
+    if case_fold is None:
+        return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="mean",
+                          zero_infinity=True)
+    return case_fold.loss(log_probs, targets, input_lengths, target_lengths, labels)
+
+
+class CaseFold:
+    """Case-insensitive CTC for labels whose case cannot be trusted, in a charset with both cases.
+
+    Many real labels are upper-cased whatever the print (SROIE's receipts, SVT, part of IIIT5K): trained on as
+    given, they teach a cased model to answer in capitals. A label with no lower-case letter is therefore scored
+    on folded posteriors, p(A) + p(a) per frame for every letter with both cases, so the loss does not care which
+    case the model reads and the model keeps its own judgement; a label holding a lower-case letter is trusted
+    and scored as given. (Reading still picks a case: the posteriors themselves are unchanged.)"""
+
+    def __init__(self, chars: str):
+        index = {c: i + 1 for i, c in enumerate(chars)}  # class of each character (blank = 0)
+        pairs = [(index[c], index[c.lower()]) for c in chars if c.isupper() and c.lower() in index]
+        if not pairs:
+            raise ValueError("case folding needs a charset with upper- and lower-case letters")
+        upper, lower = zip(*pairs)
+        self.upper, self.lower = torch.tensor(upper), torch.tensor(lower)
+        kept = [k for k in range(len(chars) + 1) if k not in set(lower)]  # folded classes: every non-lower one
+        self.kept = torch.tensor(kept)
+        self.to_folded = torch.zeros(len(chars) + 1, dtype=torch.long)  # cased class → folded class
+        self.to_folded[torch.tensor(kept)] = torch.arange(len(kept))
+        self.to_folded[self.lower] = self.to_folded[self.upper]
+        self._on: dict[torch.device, tuple[torch.Tensor, ...]] = {}  # the index tensors per device, copied once
+
+    def _indices(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        if device not in self._on:
+            self._on[device] = tuple(t.to(device) for t in (self.upper, self.lower, self.kept, self.to_folded))
+        return self._on[device]
+
+    def fold(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """(T, N, C) log-probs → (T, N, K): each upper-case class absorbs its lower-case one (log-sum-exp)."""
+        upper, lower, kept, _ = self._indices(log_probs.device)
+        folded = log_probs.clone()
+        folded[..., upper] = torch.logaddexp(log_probs[..., upper], log_probs[..., lower])
+        return folded[..., kept]
+
+    def loss(self, log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
+             target_lengths: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
+        if len(labels) != log_probs.shape[1]:
+            raise ValueError(f"case folding needs the batch's {log_probs.shape[1]} labels, got {len(labels)}")
+        # from the strings, on the host: no device read
+        trusted = torch.tensor([any(c.islower() for c in label) for label in labels]).to(log_probs.device)
+        to_folded = self._indices(log_probs.device)[3]
+        as_given = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="none",
+                              zero_infinity=True)
+        folded = F.ctc_loss(self.fold(log_probs), to_folded[targets], input_lengths, target_lengths, blank=BLANK,
+                            reduction="none", zero_infinity=True)
+        per_sample = torch.where(trusted, as_given, folded)
+        return (per_sample / target_lengths.to(per_sample).clamp(min=1)).mean()  # torch's "mean" reduction
 
 
 def min_frames(label: Sequence) -> int:

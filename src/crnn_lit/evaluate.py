@@ -24,7 +24,15 @@ from crnn_lit.config import SHARED_DATA_ENV, ConfigError, check_required, resolv
 from crnn_lit.data.sources import detect_format, open_source
 from crnn_lit.metrics import TextMetrics, compare_form
 from crnn_lit.preprocess import Preprocess, to_pixels
-from crnn_lit.reading.inference import Recognized, Timing, bound_kernel_cache, chunked, too_narrow
+from crnn_lit.reading.inference import (
+    Recognized,
+    Timing,
+    bound_kernel_cache,
+    chunked,
+    squeeze_warning,
+    squeezed,
+    too_narrow,
+)
 from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.task import task
 from crnn_lit.transcription import Decoder, LexiconDecoder
@@ -327,7 +335,8 @@ def evaluate(cfg: DictConfig) -> dict:
     ckpt = resolve_ckpt(cfg)
     # the headline decoder reads; the columns' decoders decode the same frame posteriors (Recognizer.recognize)
     reader = Recognizer.from_checkpoint(ckpt, instantiate(cfg.decoder), batch_size=cfg.batch_size,
-                                        chunk_size=cfg.chunk_size, turn_tall=cfg.turn_tall)
+                                        chunk_size=cfg.chunk_size, turn_tall=cfg.turn_tall,
+                                        window=cfg.get("window"))
     charset, preprocess, prepare = reader.charset, reader.preprocess, reader.prepare
     _warn_case(cfg, charset)
     out_dir = Path(cfg.paths.output_dir)
@@ -345,7 +354,7 @@ def evaluate(cfg: DictConfig) -> dict:
             continue
         source = open_source(path, fmt, split="test")
         turned_before = getattr(prepare, "turned", 0)
-        _warn_narrow(bench.name, source, preprocess, reader.backend.frame_width, cfg.turn_tall)
+        _warn_sizes(bench.name, source, preprocess, reader.backend.frame_width, cfg.turn_tall)
         settings = [("none", instantiate(cfg.decoder)(charset), None)]
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
@@ -420,9 +429,13 @@ def evaluate(cfg: DictConfig) -> dict:
     return result
 
 
-def _warn_narrow(name: str, source, preprocess: Preprocess, frame: float, turn_tall: float | None) -> None:
+def _warn_sizes(name: str, source, preprocess: Preprocess, frame: float, turn_tall: float | None) -> None:
     """Warn about crops narrower than one CTC frame (``inference.too_narrow``): read as given, as the protocol
-    asks, but nothing in them can be read; ``predict`` returns them unread."""
+    asks, but nothing in them can be read (``predict`` returns them unread); and about crops wider than the model's
+    ``max_width``, read squeezed (``inference.squeezed``) unless ``window`` is set."""
+    wide = [source.key(i) for i in range(len(source)) if squeezed(*source.size(i), preprocess)]
+    if wide:
+        log.warning("%s: %s", name, squeeze_warning(len(wide), len(source), preprocess, wide))
     narrow = [source.key(i) for i in range(len(source)) if too_narrow(*source.size(i), preprocess, frame, turn_tall)]
     if narrow:
         log.warning("%s: %d crops are narrower than one CTC frame at the model's height (%s): read as given, but no "

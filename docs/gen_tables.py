@@ -272,6 +272,14 @@ def predict_speed() -> str:
                 "images/s", "images/s, first read of the process"], rows)
 
 
+def line_windows() -> str:
+    """Wide lines read squeezed, whole or in windows by a word model (bench/line_windows.py)."""
+    rec = _json("line_windows.json")
+    rows = [[name, f"{100 * way['exact']:.1f}", f"{100 * way['cer']:.1f}"] for name, way in rec["ways"].items()]
+    return _md([(f"`{rec['model']}`, {rec['decoder']}: the {rec['lines']} sroie_val lines wider than 12.5× their "
+                "height"), "exact %", "CER %"], rows)
+
+
 def fault() -> str:
     kills = _json("fault_resume.json")["kills"]
     rows = [[i, f"{k['killed_after_step']} (epoch {k['epoch_at_kill']}, batch {k['step_in_epoch_at_kill']})",
@@ -353,6 +361,7 @@ def benchmarks() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
+    "line-windows": line_windows,
     "glance": glance, "model-choice": model_choice, "levers": levers, "decoding": decoding, "chain": chain,
     "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,

@@ -40,3 +40,33 @@ def test_bad_charsets_are_rejected():
     with pytest.raises(FileNotFoundError, match="charset file"):
         Charset.from_file("/nonexistent/chars.txt")
     assert Charset.from_dict(Charset("xyz", oov="remove").to_dict()).oov == "remove"
+
+
+def test_line_charsets_hold_the_space_last():
+    printable = Charset.from_file("printable95")
+    upper = Charset.from_file("upper69")
+    assert printable.chars == Charset.from_file("printable94").chars + " " and printable.fold is None
+    assert upper.chars[-1] == " " and upper.fold == "upper" and len(upper) == 69
+    assert printable.has_space and not Charset.from_file("printable94").has_space
+
+
+def test_line_labels_collapse_whitespace_words_do_not_change():
+    line = Charset.from_file("printable95")
+    assert line.normalize("  CASH \t :\u3000 10.00\n") == "CASH : 10.00"  # runs (and NFKC's ideographic space) → one
+    assert Charset.from_file("upper69").normalize("Total  rm 5") == "TOTAL RM 5"
+    # word charsets: as before (ends stripped; an inner space is out of charset: dropped, or removed)
+    assert Charset.from_file("printable94").normalize(" CASH 10 ") is None
+    assert Charset.from_file("lowercase36", oov="remove").normalize(" Cash  10 ") == "cash10"
+    assert Charset.from_file("printable94").normalize(" CASH\t") == "CASH"
+
+
+def test_a_space_outside_the_charset_is_named_as_such():
+    from crnn_lit.data.dataset import LabelPolicy
+    from crnn_lit.data.sample import Sample
+
+    policy = LabelPolicy(Charset.from_file("printable94"), lambda w: w // 4)
+    spaced = policy.check(Sample(None, "CASH 10.00", "k"))
+    assert spaced.reason == "oov_space" and "printable_space" in spaced.detail
+    assert policy.check(Sample(None, "CAFÉ 1", "k")).reason == "out_of_charset"  # another character is outside too
+    assert LabelPolicy(Charset.from_file("printable95"), lambda w: w // 4).check(Sample(None, "CASH 10.00", "k")) \
+        == "CASH 10.00"

@@ -221,8 +221,8 @@ def test_unknown_benchmark_or_lexicon_names_are_errors_listing_the_known_ones(co
     cfg, evaluate = _evaluate(compose_evaluate, monkeypatch, svt_root, "only=[svtt]")
     with pytest.raises(ConfigError) as err:
         evaluate(cfg)
-    assert str(err.value) == ("only=['svtt']: unknown benchmark svtt; known: iiit5k, svt, ic13, ic15, svtp, cute80 "
-                              "(e.g. only=[svt,iiit5k])")
+    assert str(err.value) == ("only=['svtt']: unknown benchmark svtt; known: iiit5k, svt, ic13, ic15, svtp, cute80, "
+                              "sroie_val (e.g. only=[svt,iiit5k])")
     cfg, evaluate = _evaluate(compose_evaluate, monkeypatch, svt_root, "lexicons=[5O]")
     with pytest.raises(ConfigError, match=r"lexicons=\['5O'\]: unknown lexicon setting 5O; those of the selected "
                                           r"benchmarks: 50, 90k \(lexicons=\[\] keeps none\)"):

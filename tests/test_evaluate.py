@@ -165,3 +165,38 @@ def test_evaluate_reads_sideways_crops_with_turn_tall(compose_evaluate, tmp_path
         accuracy[turn_tall] = [c["accuracy"] for c in result["columns"] if c["lexicon"] == "none"]
     assert accuracy == {"null": [0.5], "1.5": [1.0]}
     assert result["turn_tall"] == {"min_aspect": 1.5, "turned": {"IIIT5K": 1}}
+
+
+def test_evaluate_line_protocol(tiny_ckpt, compose_evaluate, monkeypatch, tmp_path):
+    """protocol=line on one's own folder: case and the ends' whitespace do not count, a missing space does; the same
+    readings under the word protocol are all right. The error sheet shows each line whole above its two texts."""
+    lines = {"a.png": (" Hello  World", "helloworld"), "b.png": ("X1", "x1"), "c.png": ("abc", "abd")}
+    root = tmp_path / "lines"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for key in lines:
+        Image.fromarray(rng.integers(0, 255, (32, 1500), dtype=np.uint8)).save(root / key)
+    (root / "labels.tsv").write_text("".join(f"{k}\t{v[0]}\n" for k, v in lines.items()))
+
+    def reads(backend, batches, timing=None):
+        for b in batches:
+            log_probs, lengths = crafted([lines[k][1] for k in b.keys])
+            yield Recognized(log_probs, lengths, b.keys, b.labels)
+
+    monkeypatch.setattr(recognizer_module, "recognize", reads)
+    accuracy = {}
+    for protocol in ("word", "line"):
+        cfg = compose_evaluate([f"ckpt={tiny_ckpt}", f"inputs={root}", f"protocol={protocol}", "decoder=greedy",
+                                "~decoder@lm_decoder"])
+        (column,) = evaluate_module.evaluate(cfg)["columns"]
+        accuracy[protocol] = column["accuracy"]
+    assert accuracy == {"word": pytest.approx(2 / 3), "line": pytest.approx(1 / 3)}
+    assert (tmp_path / "results.md").read_text().startswith("Line accuracy (%)")
+    sheet = Image.open(tmp_path / "errors" / "lines.png")
+    assert sheet.width > 1200  # the whole 1,500-px line is shown, cut into rows, not cropped to a word's cell
+
+
+def test_evaluate_default_selection_is_the_word_benchmarks(compose_evaluate):
+    cfg = compose_evaluate([])
+    assert "sroie_val" not in evaluate_module._selected(cfg)
+    assert list(evaluate_module._selected(compose_evaluate(["protocol=line"]))) == ["sroie_val"]

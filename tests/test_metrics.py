@@ -26,3 +26,17 @@ def test_text_metrics_without_normalization_is_exact():
     m = TextMetrics(normalize=False)
     m.update(["Hello"], ["hello"])
     assert float(m.compute()["acc"]) == 0.0
+
+
+def test_line_protocol():
+    from crnn_lit.metrics import compare_form, line_normalize
+
+    assert line_normalize("  cash :\t10.00 ") == "CASH : 10.00"
+    assert compare_form("Cash 10", "word") == "cash10" and compare_form("Cash 10", "line") == "CASH 10"
+    m = TextMetrics(protocol="line")
+    m.update(["total  rm5", "CASH:", "abc"], ["TOTAL RM5", "CASH :", "ABD"])
+    out = {k: float(v) for k, v in m.compute().items()}
+    assert out["acc"] == pytest.approx(1 / 3)  # spacing counts: CASH: ≠ CASH :
+    assert out["cer"] == pytest.approx((0 + 1 + 1) / (9 + 6 + 3))
+    with pytest.raises(ValueError, match="protocol"):
+        TextMetrics(protocol="sentence")

@@ -19,6 +19,9 @@ class Charset:
 
     Case folding follows from the alphabet itself: a charset without uppercase letters folds labels to
     lowercase (the paper's 36-class setting), one without lowercase folds to uppercase, one with both keeps case.
+    Spaces likewise: a charset holding ``' '`` reads lines, and its labels have every run of whitespace made one
+    space (``canonical``: the one place this is said); a word charset only strips the ends, as before, and an
+    inner space is out of charset like any other character.
     ``oov`` decides what happens to characters the charset cannot express: ``drop`` the whole sample
     (the honest choice for evaluation) or ``remove`` the character (a usable choice for noisy training labels).
     """
@@ -78,10 +81,18 @@ class Charset:
             text = "".join(c for c in text if c in self._index)
         return text or None
 
+    @property
+    def has_space(self) -> bool:
+        """Whether the charset reads lines (holds a space)."""
+        return " " in self._index
+
     def canonical(self, label: str) -> str:
         """``label`` NFKC-normalized, stripped and case-folded per charset: what ``normalize`` holds against the
-        charset, before any character is dropped."""
-        text = unicodedata.normalize("NFKC", label).strip()
+        charset, before any character is dropped. With a space in the charset, every run of whitespace (tabs,
+        newlines, double spaces) becomes one space: CTC cannot tell one space from two (a run of space frames is
+        one space), so a label must not ask for two."""
+        text = unicodedata.normalize("NFKC", label)
+        text = " ".join(text.split()) if self.has_space else text.strip()
         return text.lower() if self.fold == "lower" else text.upper() if self.fold == "upper" else text
 
     def __contains__(self, char: str) -> bool:

@@ -62,7 +62,7 @@ def register_resolvers() -> None:
     register_python_configs()
 
 
-READING = ("batch_size", "chunk_size", "turn_tall")  # Recognizer's reading settings predict and evaluate expose
+READING = ("batch_size", "chunk_size", "turn_tall", "window")  # Recognizer's reading settings predict and evaluate expose
 
 
 def register_python_configs() -> None:
@@ -156,13 +156,13 @@ COUNT, SIZE = Knob(int, 0), Knob(int, 1)  # a count that may be 0; a size (batch
 KNOBS: dict[str, Knob] = {
     "seed": Knob(int),
     "batch_size": SIZE, "chunk_size": SIZE, "threads": Knob(int, 1, optional=True), "error_sheet": COUNT,
-    "turn_tall": Knob(float, 1, optional=True), "opset": Knob(int, 7),
+    "turn_tall": Knob(float, 1, optional=True), "window": Knob(int, 1, optional=True), "opset": Knob(int, 7),
     "data.batch_size": SIZE, "data.eval_batch_size": SIZE, "data.num_workers": Knob(int, 0, words=("auto",)),
     "data.samples_per_epoch": Knob(int, 1, optional=True), "data.pool_batches": SIZE,
     "data.mix.holdout": Knob(float, 0, 1, above=True),
     "optimizer.lr": Knob(float, 0, above=True), "optimizer.weight_decay": Knob(float, 0),
     "scheduler.pct_start": Knob(float, 0, 1),
-    "preprocess.height": SIZE, "preprocess.min_width": SIZE, "preprocess.max_width": SIZE,
+    "preprocess.height": SIZE, "preprocess.min_width": SIZE, "preprocess.max_width": Knob(int, 1, optional=True),
     "preprocess.fixed_width": SIZE, "preprocess.width_multiple": SIZE,
     "rnn.hidden_size": SIZE, "rnn.num_layers": SIZE, "rnn.dropout": Knob(float, 0, 1),
     "trainer.max_epochs": Knob(int, -1, optional=True), "trainer.max_steps": Knob(int, -1, optional=True),

@@ -22,9 +22,17 @@ from omegaconf import DictConfig, OmegaConf
 from crnn_lit.charset import Charset
 from crnn_lit.config import SHARED_DATA_ENV, ConfigError, check_required, resolve_ckpt
 from crnn_lit.data.sources import detect_format, open_source
-from crnn_lit.metrics import TextMetrics, protocol_normalize
+from crnn_lit.metrics import TextMetrics, compare_form
 from crnn_lit.preprocess import Preprocess, to_pixels
-from crnn_lit.reading.inference import Recognized, Timing, bound_kernel_cache, chunked, too_narrow
+from crnn_lit.reading.inference import (
+    Recognized,
+    Timing,
+    bound_kernel_cache,
+    chunked,
+    squeeze_warning,
+    squeezed,
+    too_narrow,
+)
 from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.task import task
 from crnn_lit.transcription import Decoder, LexiconDecoder
@@ -34,6 +42,7 @@ log = logging.getLogger("crnn_lit.evaluate")
 # the lexicon-free columns beside the headline one (`decoder`), by their config key (conf/evaluate.yaml)
 EXTRA_COLUMNS = {"lm_decoder": "beam+LM", "greedy_decoder": "greedy"}
 PROTOCOLS = {False: "lowercase, [0-9a-z], exact match", True: "case-sensitive, [0-9a-zA-Z], exact match"}
+LINE_PROTOCOL = "line protocol: upper case, whitespace runs made one space, ends stripped, exact match"
 
 
 @dataclass
@@ -62,9 +71,10 @@ def find_benchmark(bench: DictConfig) -> tuple[Path | None, str]:
     return None, "not found: " + ", ".join(str(c) for c in candidates)
 
 
-def own_test_sets(inputs: str | list[str]) -> DictConfig:
+def own_test_sets(inputs: str | list[str], protocol: str = "word") -> DictConfig:
     """``inputs=<path>`` or ``inputs=[a,b]``: your own test sets (a folder with its labels file, a labels file, or an
-    LMDB tree) as benchmarks without lexicons, each named after its folder (or labels file)."""
+    LMDB tree) as benchmarks without lexicons, each named after its folder (or labels file), scored under
+    ``protocol``."""
     sets: dict[str, dict] = {}
     for path in [inputs] if isinstance(inputs, str) else list(inputs):
         try:
@@ -73,7 +83,7 @@ def own_test_sets(inputs: str | list[str]) -> DictConfig:
             raise ConfigError(f"inputs: {err}") from None
         base = Path(path).stem if Path(path).is_file() else Path(path).name
         name = next(n for n in [base, *(f"{base}_{k}" for k in range(2, len(sets) + 3))] if n not in sets)
-        sets[name] = {"name": name, "path": str(path), "format": fmt, "lexicons": {}}
+        sets[name] = {"name": name, "path": str(path), "format": fmt, "lexicons": {}, "protocol": protocol}
     return OmegaConf.create(sets)
 
 
@@ -113,10 +123,10 @@ class ColumnScore:
     most confident errors (key, label, reading, confidence) with the network's input of each (the error sheet)."""
 
     def __init__(self, name: str, lexicon: str, decoder: Decoder, per_image, case_sensitive: bool, out_dir: Path,
-                 keep_errors: int = 0):
+                 keep_errors: int = 0, protocol: str = "word"):
         self.name, self.lexicon, self.decoder, self.per_image = name, lexicon, decoder, per_image
-        self.case_sensitive, self.keep_errors = case_sensitive, keep_errors
-        self.metrics = TextMetrics(normalize=True, case_sensitive=case_sensitive)
+        self.case_sensitive, self.keep_errors, self.protocol = case_sensitive, keep_errors, protocol
+        self.metrics = TextMetrics(normalize=True, case_sensitive=case_sensitive, protocol=protocol)
         self.read, self.confidence_sum, self.decode_s = 0, 0.0, 0.0
         self.errors: list[tuple[str, str, str, float]] = []
         self.error_images: dict[str, torch.Tensor] = {}
@@ -132,7 +142,8 @@ class ColumnScore:
         self.metrics.update([p.text for p in predictions], r.labels)
         rows, errors = [], []
         for key, label, p in zip(r.keys, r.labels, predictions):
-            correct = protocol_normalize(p.text, self.case_sensitive) == protocol_normalize(label, self.case_sensitive)
+            correct = (compare_form(p.text, self.protocol, self.case_sensitive)
+                       == compare_form(label, self.protocol, self.case_sensitive))
             rows.append(f"{key}\t{label}\t{p.text}\t{p.confidence:.4f}\t{int(correct)}\n")
             self.confidence_sum += p.confidence
             if not correct and self.keep_errors:
@@ -159,12 +170,16 @@ class ColumnScore:
 
 
 def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, torch.Tensor], path: Path,
-                limit: int = 60, font: Path | None = None) -> None:
+                limit: int = 60, font: Path | None = None, lines: bool = False) -> None:
     """A PNG of the most confident errors first: what the network saw (its input, height-normalized), the label,
-    the reading and its confidence — the first thing to look at, and what tells the renderer work what fails."""
+    the reading and its confidence — the first thing to look at, and what tells the renderer work what fails.
+    ``lines``: text lines, each image whole (wrapped into rows) above its label and reading (:func:`_line_sheet`)."""
     from PIL import Image, ImageDraw, ImageFont
 
     shown = sorted(errors, key=lambda e: -e[3])[:limit]
+    if lines:
+        _line_sheet(shown, images, path, font)
+        return
     scale, cell_w, text_w = 2, 240, 260
     height = max((images[e[0]].shape[-2] for e in shown), default=0)  # the model's input height
     row_h = max(height * scale + 8, 48)  # room for the two text lines
@@ -182,10 +197,46 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
     sheet.save(path, optimize=True)
 
 
-def markdown(columns: list[Column], combined: float | None, ckpt: str, protocol: str = PROTOCOLS[False]) -> str:
+def _line_sheet(shown: list[tuple[str, str, str, float]], images: dict[str, torch.Tensor], path: Path,
+                font: Path | None, width: int = 1200) -> None:
+    """The error sheet of text lines: each line's network input at its own scale, cut into rows ``width`` px wide
+    when longer (a line is never squeezed nor cropped), then the label and the reading one above the other in a
+    monospaced face, so a missing space or a wrong character stands under its counterpart, and the position of
+    the first difference marked with ``^``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    face = ImageFont.truetype(str(font), 14) if font is not None and font.is_file() else ImageFont.load_default()
+    text_h, blocks = 18, []
+    for key, label, reading, confidence in shown:
+        pixels = Image.fromarray(to_pixels(images[key]).squeeze(-1)).convert("RGB")
+        rows = [pixels.crop((x, 0, min(x + width, pixels.width), pixels.height))
+                for x in range(0, pixels.width, width)]
+        first = next((i for i, (a, b) in enumerate(zip(label, reading)) if a != b), min(len(label), len(reading)))
+        texts = [f"label {label}", f"read  {reading or '∅'}", f"      {' ' * first}^  {confidence:.2f}  {key[-40:]}"]
+        block = Image.new("RGB", (width + 16, sum(r.height + 2 for r in rows) + len(texts) * text_h + 10),
+                          (255, 255, 255))
+        draw, y = ImageDraw.Draw(block), 4
+        for row in rows:
+            block.paste(row, (8, y))
+            y += row.height + 2
+        for i, text in enumerate(texts):
+            draw.text((8, y + i * text_h), text, fill=(0, 0, 0) if i < 2 else (110, 110, 110), font=face)
+        blocks.append(block)
+    sheet = Image.new("RGB", (width + 16, max(1, sum(b.height for b in blocks))), (255, 255, 255))
+    y = 0
+    for block in blocks:
+        sheet.paste(block, (0, y))
+        ImageDraw.Draw(sheet).line((0, y + block.height - 1, width + 16, y + block.height - 1), fill=(200, 200, 200))
+        y += block.height
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+
+
+def markdown(columns: list[Column], combined: float | None, ckpt: str, protocol: str = PROTOCOLS[False],
+             unit: str = "Word") -> str:
     head = " | ".join(f"{c.benchmark} {c.lexicon if c.lexicon != 'none' else ''}".strip() for c in columns)
     acc = " | ".join(f"{100 * c.accuracy:.1f}" for c in columns)
-    lines = [f"Word accuracy (%) of `{ckpt}` — {protocol}; lexicon column = lexicon size/name",
+    lines = [f"{unit} accuracy (%) of `{ckpt}` — {protocol}; lexicon column = lexicon size/name",
              "", f"| model | {head} | combined |", "|---" * (len(columns) + 2) + "|",
              f"| crnn_lit | {acc} | {'' if combined is None else f'{100 * combined:.1f}'} |", "",
              "| benchmark | lexicon | images | unreadable | accuracy | 1-NED | CER | mean conf. | images/s | decode ms/img |",
@@ -212,14 +263,18 @@ def _emptied_lexicons(cfg: DictConfig) -> None:
 
 
 def _selected(cfg: DictConfig) -> dict[str, DictConfig]:
-    """The benchmarks ``only`` picks (all by default), their lexicon settings cut to ``lexicons`` when it is set; a
+    """The benchmarks ``only`` picks (by default all those scored under ``protocol``: the word benchmarks, or with
+    ``protocol=line`` the line ones), their lexicon settings cut to ``lexicons`` when it is set; a
     name that is neither a benchmark key nor a lexicon setting is an error naming the known ones. ``inputs``: your
     own test sets instead (:func:`own_test_sets`)."""
     if cfg.get("inputs"):
-        return own_test_sets(cfg.inputs)
+        return own_test_sets(cfg.inputs, cfg.protocol)
     _emptied_lexicons(cfg)
     known = list(cfg.benchmarks)
-    only = known if cfg.only is None else [str(k) for k in ([cfg.only] if isinstance(cfg.only, str) else cfg.only)]
+    _protocol(OmegaConf.create({}), cfg)  # a bad protocol fails before anything is read
+    # by default the benchmarks written for this protocol (one without `protocol` is a word benchmark)
+    only = [k for k in known if cfg.benchmarks[k].get("protocol", "word") == cfg.protocol] if cfg.only is None else \
+        [str(k) for k in ([cfg.only] if isinstance(cfg.only, str) else cfg.only)]
     unknown = [k for k in only if k not in cfg.benchmarks]
     if unknown or not only:
         raise ConfigError(f"only={only}: {'unknown benchmark ' + ', '.join(unknown) if unknown else 'no benchmark'}; "
@@ -236,6 +291,14 @@ def _selected(cfg: DictConfig) -> dict[str, DictConfig]:
             if bench.get("lexicons"):
                 bench.lexicons = {n: v for n, v in bench.lexicons.items() if str(n) in wanted} or None
     return selected
+
+
+def _protocol(bench: DictConfig, cfg: DictConfig) -> str:
+    """A benchmark's protocol: its own (``protocol: line`` in conf/benchmark/sroie_val.yaml), else ``protocol``."""
+    protocol = bench.get("protocol") or cfg.protocol
+    if protocol not in ("word", "line"):
+        raise ConfigError(f"protocol={protocol}: must be word (the scene-text benchmarks') or line (text lines)")
+    return protocol
 
 
 def _warn_case(cfg: DictConfig, charset: Charset) -> None:
@@ -272,13 +335,15 @@ def evaluate(cfg: DictConfig) -> dict:
     ckpt = resolve_ckpt(cfg)
     # the headline decoder reads; the columns' decoders decode the same frame posteriors (Recognizer.recognize)
     reader = Recognizer.from_checkpoint(ckpt, instantiate(cfg.decoder), batch_size=cfg.batch_size,
-                                        chunk_size=cfg.chunk_size, turn_tall=cfg.turn_tall)
+                                        chunk_size=cfg.chunk_size, turn_tall=cfg.turn_tall,
+                                        window=cfg.get("window"))
     charset, preprocess, prepare = reader.charset, reader.preprocess, reader.prepare
     _warn_case(cfg, charset)
     out_dir = Path(cfg.paths.output_dir)
     columns: list[Column] = []
     skipped: dict[str, str] = {}
     turned: dict[str, int] = {}
+    protocols: dict[str, str] = {}  # benchmark name → word or line
     lexicon_decoder = cfg.get("lexicon_decoder")
     with_lexicons = lexicon_decoder is not None and "_target_" in lexicon_decoder  # ~decoder@lexicon_decoder: none
     for key, bench in selected.items():
@@ -289,7 +354,7 @@ def evaluate(cfg: DictConfig) -> dict:
             continue
         source = open_source(path, fmt, split="test")
         turned_before = getattr(prepare, "turned", 0)
-        _warn_narrow(bench.name, source, preprocess, reader.backend.frame_width, cfg.turn_tall)
+        _warn_sizes(bench.name, source, preprocess, reader.backend.frame_width, cfg.turn_tall)
         settings = [("none", instantiate(cfg.decoder)(charset), None)]
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
@@ -312,8 +377,10 @@ def evaluate(cfg: DictConfig) -> dict:
             settings += lexicon_columns
         if not with_lexicons:
             skipped.update({f"{bench.name} {name}": "lexicon columns off (no lexicon_decoder)" for name in lexicons})
+        protocol = _protocol(bench, cfg)
+        protocols[bench.name] = protocol
         scores = [ColumnScore(bench.name, str(lexicon), decoder, per_image, cfg.case_sensitive, out_dir,
-                              keep_errors=cfg.error_sheet if lexicon == "none" else 0)
+                              keep_errors=cfg.error_sheet if lexicon == "none" else 0, protocol=protocol)
                   for lexicon, decoder, per_image in settings]
         timing, unreadable = Timing(), []
         for indices in chunked(range(len(source)), cfg.chunk_size):  # a chunk's images in memory, never all
@@ -333,7 +400,8 @@ def evaluate(cfg: DictConfig) -> dict:
             columns.append(column)
             if score.keep_errors:
                 error_sheet(score.errors, score.error_images, out_dir / "errors" / f"{bench.name}.png",
-                            limit=cfg.error_sheet, font=Path(cfg.paths.data_dir) / "fonts/dejavu/DejaVuSansMono.ttf")
+                            limit=cfg.error_sheet, font=Path(cfg.paths.data_dir) / "fonts/dejavu/DejaVuSansMono.ttf",
+                            lines=protocol == "line")
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, score.lexicon, 100 * column.accuracy,
                      column.images)
     if any(c.lexicon.endswith(" open-ratio") for c in columns):
@@ -343,9 +411,14 @@ def evaluate(cfg: DictConfig) -> dict:
                     cfg.lexicon_decoder.open_ratio)
     free = [c for c in columns if c.lexicon == "none"]
     combined = sum(c.accuracy * c.images for c in free) / sum(c.images for c in free) if free else None
-    table = markdown(columns, combined, ckpt, PROTOCOLS[bool(cfg.case_sensitive)])
+    line_only = bool(protocols) and set(protocols.values()) == {"line"}
+    described = LINE_PROTOCOL if line_only else PROTOCOLS[bool(cfg.case_sensitive)]
+    lined = [name for name, p in protocols.items() if p == "line"]
+    if lined and not line_only:
+        described += f"; {', '.join(lined)}: {LINE_PROTOCOL}"
+    table = markdown(columns, combined, ckpt, described, "Line" if line_only else "Word")
     (out_dir / "results.md").write_text(table, encoding="utf-8")
-    result = {"ckpt": ckpt, "protocol": PROTOCOLS[bool(cfg.case_sensitive)], "combined_accuracy_lexicon_free": combined,
+    result = {"ckpt": ckpt, "protocol": described, "combined_accuracy_lexicon_free": combined,
               "columns": [asdict(c) for c in columns], "skipped": skipped,
               "turn_tall": {"min_aspect": cfg.turn_tall, "turned": turned} if cfg.turn_tall else None}
     (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -356,9 +429,13 @@ def evaluate(cfg: DictConfig) -> dict:
     return result
 
 
-def _warn_narrow(name: str, source, preprocess: Preprocess, frame: float, turn_tall: float | None) -> None:
+def _warn_sizes(name: str, source, preprocess: Preprocess, frame: float, turn_tall: float | None) -> None:
     """Warn about crops narrower than one CTC frame (``inference.too_narrow``): read as given, as the protocol
-    asks, but nothing in them can be read; ``predict`` returns them unread."""
+    asks, but nothing in them can be read (``predict`` returns them unread); and about crops wider than the model's
+    ``max_width``, read squeezed (``inference.squeezed``) unless ``window`` is set."""
+    wide = [source.key(i) for i in range(len(source)) if squeezed(*source.size(i), preprocess)]
+    if wide:
+        log.warning("%s: %s", name, squeeze_warning(len(wide), len(source), preprocess, wide))
     narrow = [source.key(i) for i in range(len(source)) if too_narrow(*source.size(i), preprocess, frame, turn_tall)]
     if narrow:
         log.warning("%s: %d crops are narrower than one CTC frame at the model's height (%s): read as given, but no "

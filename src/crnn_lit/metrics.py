@@ -4,6 +4,9 @@ Standard protocol: lowercase both strings, keep only [0-9a-z], exact match. Acce
 combining marks dropped), so SVTP's ``café`` is compared as ``cafe``, not ``caf``. Word accuracy, CER
 (edits / reference characters, as torchmetrics' CharErrorRate) and 1-NED (mean of 1 − edits / max length)
 are accumulated in one pass with rapidfuzz's C++ Levenshtein, as torchmetrics states so they sync under DDP.
+
+Line protocol (text lines, e.g. SROIE receipts): upper-case both strings, make every run of whitespace one space,
+strip the ends, exact match; line accuracy and CER (edits / label characters, summed over the set) as above.
 """
 
 from __future__ import annotations
@@ -29,18 +32,35 @@ def protocol_normalize(text: str, case_sensitive: bool = False) -> str:
     return _NOT_ALNUM_LOWER.sub("", text.lower())
 
 
+def line_normalize(text: str) -> str:
+    """The line protocol's comparison form: upper case, every whitespace run one space, the ends stripped."""
+    return " ".join(text.upper().split())
+
+
+def compare_form(text: str, protocol: str = "word", case_sensitive: bool = False) -> str:
+    """``text`` as a protocol compares it: ``word`` (:func:`protocol_normalize`) or ``line``
+    (:func:`line_normalize`; ``case_sensitive`` does not apply)."""
+    if protocol == "line":
+        return line_normalize(text)
+    if protocol == "word":
+        return protocol_normalize(text, case_sensitive)
+    raise ValueError(f"protocol must be 'word' or 'line', got {protocol!r}")
+
+
 class TextMetrics(Metric):
     """Word accuracy, CER and 1-NED over (prediction, target) string pairs.
 
     ``normalize=False`` compares the strings as given (e.g. charset-normalized labels during training);
-    ``normalize=True`` applies ``protocol_normalize`` first (benchmarks).
+    ``normalize=True`` applies the ``protocol``'s comparison form first (:func:`compare_form`: ``word`` for the
+    word benchmarks, ``line`` for text lines).
     """
 
     full_state_update = False
 
-    def __init__(self, normalize: bool = True, case_sensitive: bool = False):
+    def __init__(self, normalize: bool = True, case_sensitive: bool = False, protocol: str = "word"):
         super().__init__()
-        self.normalize = normalize
+        compare_form("", protocol)  # an unknown protocol fails here
+        self.normalize, self.protocol = normalize, protocol
         self.case_sensitive = case_sensitive
         for name in ("correct", "total", "edits", "ref_chars", "ned_sum"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
@@ -51,7 +71,8 @@ class TextMetrics(Metric):
         correct = edits = ref_chars = ned = 0.0
         for p, t in zip(predictions, targets):
             if self.normalize:
-                p, t = protocol_normalize(p, self.case_sensitive), protocol_normalize(t, self.case_sensitive)
+                p = compare_form(p, self.protocol, self.case_sensitive)
+                t = compare_form(t, self.protocol, self.case_sensitive)
             d = Levenshtein.distance(p, t)
             correct += p == t
             edits += d

@@ -20,13 +20,14 @@ class Resize:
     """Scale an image to ``height`` and pick its width by policy.
 
     ``bucketed`` and ``keep_ratio`` keep the aspect ratio, width clamped to [min_width, max_width] (the two differ
-    only in how batches are formed); ``fixed`` stretches everything to ``fixed_width`` (DTRB's 32×100).
+    only in how batches are formed; ``max_width`` None: no upper bound, a line is read at its own width);
+    ``fixed`` stretches everything to ``fixed_width`` (DTRB's 32×100).
     """
 
-    def __init__(self, height: int, min_width: int, max_width: int, policy: WidthPolicy, fixed_width: int):
+    def __init__(self, height: int, min_width: int, max_width: int | None, policy: WidthPolicy, fixed_width: int):
         if policy not in ("bucketed", "keep_ratio", "fixed"):
             raise ValueError(f"preprocess.width_policy must be bucketed, keep_ratio or fixed, got {policy!r}")
-        if not 0 < min_width <= max_width:
+        if not 0 < min_width <= (min_width if max_width is None else max_width):
             raise ValueError(f"need 0 < preprocess.min_width <= preprocess.max_width, got {min_width}, {max_width}")
         self.height, self.min_width, self.max_width = height, min_width, max_width
         self.policy, self.fixed_width = policy, fixed_width
@@ -35,8 +36,8 @@ class Resize:
         """Width after resizing an image of the given size (what the batch sampler groups by)."""
         if self.policy == "fixed":
             return self.fixed_width
-        scaled = round(width * self.height / max(height, 1))
-        return int(min(max(scaled, self.min_width), self.max_width))
+        scaled = max(round(width * self.height / max(height, 1)), self.min_width)
+        return int(scaled if self.max_width is None else min(scaled, self.max_width))
 
     def widths_for(self, sizes: np.ndarray) -> np.ndarray:
         """``width_for`` of an ``(n, 2)`` array of (width, height), as int32 (the sampler's whole epoch at once;
@@ -107,7 +108,9 @@ class Preprocess:
     height: int = 32  # the paper rescales every image to one height
     channels: int = 1  # 1 = grayscale (paper), 3 = RGB
     min_width: int = 16
-    max_width: int = 400
+    # wider crops are squeezed to it (None: no bound, T grows with W; lines train with it, and Recognizer reads
+    # every crop at its own width whatever the model's record says)
+    max_width: int | None = 400
     width_policy: WidthPolicy = "bucketed"  # bucketed (group similar widths) | keep_ratio (pad random batches) | fixed
     fixed_width: int = 100  # used by width_policy=fixed (DTRB's 32×100)
     # Inference pads each image on the right (repeating its last column, as training batches do) to the next
@@ -167,7 +170,7 @@ class Preprocess:
                         "RGB (gray→RGB as COLOR_GRAY2RGB)",
             "width_rule": "W = fixed_width if width_policy = 'fixed', else clamp(round(w * height / max(h, 1)), "
                      "min_width, max_width) for an h×w image; round: to the nearest integer, halves to even "
-                     "(Python's round)",
+                     "(Python's round); max_width null: no upper bound",
             "resize": "to W×height with OpenCV's cv2.resize, interpolation INTER_AREA when shrinking (W * height "
                       "< w * h) else INTER_LINEAR; an image already height×W is left as it is",
             "normalize": "pixel / 127.5 - 1 in float32 (uint8 → [-1, 1])",

@@ -222,8 +222,9 @@ def inspect(source, charset: Charset, output_length: Callable[[int], int], prepr
         lines += _histogram(labelled, list(range(min(lmax, 25) + 2)) + ([lmax + 1] if lmax > 25 else []))
     if n:
         step = 25
+        top = resize.max_width or max(int(widths.max()), resize.min_width)  # max_width null: lines at their width
         lines += ["", f"width at height {resize.height} (px, clamped to [{resize.min_width}, {resize.max_width}]):"]
-        lines += _histogram(widths, list(range(0, resize.max_width + step + 1, step)), "")
+        lines += _histogram(widths, list(range(0, top + step + 1, step)), "")
         lines.append(f"  mean {widths.mean():.1f}, median {np.median(widths):.0f}, p95 {np.percentile(widths, 95):.0f}")
     coverage = sum(1 for c in charset.chars if seen[c])
     lines += ["", f"charset coverage: {coverage}/{len(charset)} characters occur"]

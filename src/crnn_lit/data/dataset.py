@@ -50,7 +50,8 @@ class LabelPolicy:
 
     ``check`` gives the label to learn (``charset.normalize``: NFKC, case fold, out-of-charset characters per
     ``charset.oov``) or a ``Rejected``: ``empty_label`` (blank, or nothing left once ``oov: remove`` took the
-    characters outside the charset), ``out_of_charset`` (``oov: drop``), ``bad_image`` (not a uint8 image of at
+    characters outside the charset), ``out_of_charset`` (``oov: drop``), ``oov_space`` (``oov: drop``, and the
+    only characters outside are the spaces of a line: a word charset; ``charset=printable_space`` reads lines), ``bad_image`` (not a uint8 image of at
     least 2×2 pixels; skipped when the image is not decoded), ``too_long`` (CTC needs ``min_frames(label)``
     frames and the network gives ``output_length(width)`` for an image ``width`` pixels wide at its input height;
     ``zero_infinity`` would only hide such labels).
@@ -69,6 +70,9 @@ class LabelPolicy:
                 return Rejected("empty_label", sample.key, repr(sample.label))
             if self.charset.oov == "remove":  # every character removed: nothing left to learn
                 return Rejected("empty_label", sample.key, f"{sample.label!r} (no character in the charset)")
+            if self.charset.normalize(sample.label.replace(" ", "")) is not None:  # only its spaces are outside
+                return Rejected("oov_space", sample.key, f"{sample.label!r} (charset {self.charset.name or 'custom'} "
+                                "has no space: a line charset such as printable_space reads it)")
             return Rejected("out_of_charset", sample.key, repr(sample.label))
         image = sample.image
         if image is not None and (image.ndim not in (2, 3) or min(image.shape[:2]) < 2 or image.dtype != np.uint8):

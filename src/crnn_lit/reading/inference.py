@@ -158,6 +158,49 @@ def recognize(backend, batches: Iterator[Batch], timing: Timing | None = None) -
         yield Recognized(log_probs, batch.input_lengths, batch.keys, batch.labels)
 
 
+def window_spans(width: int, window: int, overlap: int, stride: int) -> list[tuple[int, int]]:
+    """(start, end) pixel spans covering ``width`` with windows ``window`` wide overlapping by at least
+    ``overlap``, every start a multiple of the frame ``stride`` (so a window's frames fall on the full image's);
+    the last one ends at ``width``, up to one stride wider than ``window``."""
+    if width <= window:
+        return [(0, width)]
+    step = max((window - overlap) // stride * stride, stride)
+    last = (width - window) // stride * stride
+    return [(start, start + window) for start in range(0, last, step)] + [(last, width)]
+
+
+def stitch(log_probs: Sequence[torch.Tensor], spans: Sequence[tuple[int, int]], stride: int) -> torch.Tensor:
+    """One (T, C) posterior from the windows' (T_k, C) ones: frame t of the window starting at pixel s is frame
+    s / stride + t of the whole crop, and each overlap is cut in its middle, where both windows see the most
+    context on either side (a frame's reading depends on its neighbours: the CNN's receptive field, the RNN)."""
+    pieces, frame = [], 0  # frame: the next global frame to fill
+    for k, (part, (start, end)) in enumerate(zip(log_probs, spans)):
+        first = start // stride
+        stop = first + len(part) if k == len(spans) - 1 else (spans[k + 1][0] + (end - spans[k + 1][0]) // 2) // stride
+        pieces.append(part[frame - first: stop - first])
+        frame = stop
+    return torch.cat(pieces)
+
+
+def read_windowed(backend, image: torch.Tensor, key: str, label: str, *, window: int, overlap: int,
+                  width_multiple: int, timing: Timing | None = None) -> Recognized:
+    """The frame log-probabilities of one crop wider than ``window``: read in overlapping windows
+    (:func:`window_spans`) and merged (:func:`stitch`), so memory is bounded by the window, not by the line."""
+    stride = backend.frame_width
+    spans = window_spans(image.shape[-1], window, overlap, stride)
+    parts = [image[..., start:end] for start, end in spans]
+    names = [str(k) for k in range(len(parts))]
+    read: dict[str, torch.Tensor] = {}
+    for r in recognize(backend, width_batches(parts, len(parts), names, output_length=backend.output_length,
+                                              width_multiple=width_multiple), timing):
+        for n, name in enumerate(r.keys):
+            read[name] = r.log_probs[: int(r.lengths[n]), n]
+    if timing is not None:
+        timing.images += 1 - len(parts)  # one crop read, not its windows
+    merged = stitch([read[name] for name in names], spans, stride)
+    return Recognized(merged.unsqueeze(1), torch.tensor([len(merged)]), [key], [label])
+
+
 class TurnTall:
     """Preprocessing that also reads vertical and sideways text: a crop at least ``min_aspect`` times taller than
     wide is read as given and turned a quarter left and right, and the orientation whose best path has the
@@ -202,6 +245,20 @@ def too_narrow(width: int, height: int, preprocess: Preprocess, frame: float, tu
         return None
     return (f"{width}×{height} is {scaled:.2g} px wide at the model's height {preprocess.height}, less than one CTC "
             f"frame ({frame:g} px); vertical text reads with turn_tall=1.5")
+
+
+def squeezed(width: int, height: int, preprocess: Preprocess) -> bool:
+    """Whether a ``width``×``height`` crop is squeezed to ``preprocess.max_width`` (wider at the model's height)."""
+    return (preprocess.width_policy != "fixed" and preprocess.max_width is not None
+            and round(width * preprocess.height / max(height, 1)) > preprocess.max_width)
+
+
+def squeeze_warning(count: int, total: int, preprocess: Preprocess, keys: Sequence[str]) -> str:
+    """The one line saying how many crops were read squeezed, and how to read them at their own width."""
+    return (f"{count} of {total} crops are wider than the model's max_width ({preprocess.max_width} px at height "
+            f"{preprocess.height}) and were read squeezed to it, as it was trained ({', '.join(keys[:3])}"
+            f"{', …' if count > 3 else ''}); window={preprocess.max_width} reads them at their own width, in "
+            "overlapping windows (lines: docs/lines.md)")
 
 
 def reading_preprocess(backend, preprocess: Preprocess, turn_tall: float | None) -> Preprocess | TurnTall:

@@ -33,8 +33,11 @@ from crnn_lit.reading.inference import (
     Timing,
     TorchBackend,
     chunked,
+    read_windowed,
     reading_preprocess,
     recognize,
+    squeeze_warning,
+    squeezed,
     too_narrow,
     width_batches,
 )
@@ -66,10 +69,22 @@ class Recognizer:
     :meth:`from_checkpoint` (a checkpoint or ``.onnx`` file) or :meth:`from_config` (a composed predict config)."""
 
     def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
-                 batch_size: int, chunk_size: int, turn_tall: float | None = None):
+                 batch_size: int, chunk_size: int, turn_tall: float | None = None, window: int | None = None,
+                 window_overlap: int = 128):
+        # A model is read as it was trained: one trained with a max_width (every word model) reads a wider crop
+        # squeezed to it, counted and warned (inference.squeezed); with `window` set, or a model trained on lines
+        # (max_width null), every crop is read at its own width, T growing with W. (Reading the word benchmarks'
+        # crops wider than 400 px whole changed shipped models' readings; a 1,500-px line squeezed is garbage.)
+        if window is not None and preprocess.width_policy != "fixed":
+            preprocess = preprocess.replace(max_width=None)
         self.backend, self.preprocess, self.decoder, self.batch_size = backend, preprocess, decoder, batch_size
         self.charset: Charset = decoder.charset
         self.chunk_size = chunk_size  # inputs decoded and held at once (iter_read)
+        # network inputs wider than `window` px are read in windows overlapping by `window_overlap` px and their
+        # frame posteriors merged (inference.read_windowed): memory bounded by the window, not the line
+        if window is not None and window <= window_overlap + backend.frame_width:
+            raise ValueError(f"window={window} must exceed window_overlap={window_overlap} by at least one frame")
+        self.window, self.window_overlap = window, window_overlap
         # image → network input: the model's preprocessing; crops at least `turn_tall` times taller than wide are
         # also read turned ±90° (inference.TurnTall, which counts them: prepare.turned)
         self.prepare = reading_preprocess(backend, preprocess, turn_tall)
@@ -80,7 +95,8 @@ class Recognizer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, decoder: DecoderSpec = "beam_lm",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
-                        chunk_size: int = 8192, turn_tall: float | None = None) -> Recognizer:
+                        chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None
+                        ) -> Recognizer:
         """A crnn_lit checkpoint (``.pt``/``.ckpt``) or an exported ``.onnx`` (its ``.json`` sidecar beside it).
 
         ``decoder``: a name (greedy, beam, beam_lm — beam search with the shipped LM, the best on the real_train
@@ -88,7 +104,9 @@ class Recognizer:
         settings (values may be objects, e.g. a ``Lexicon``; ``lexicon`` also takes a list of words or a word-list
         file). ``batch_size``: images per forward pass; ``chunk_size``: inputs decoded and held at once
         (:meth:`iter_read`); ``turn_tall``: a crop at least this many times taller than wide is also read turned
-        ±90° and the most confident orientation kept (1.5 was chosen on the real_train hold-out; None: never)."""
+        ±90° and the most confident orientation kept (1.5 was chosen on the real_train hold-out; None: never);
+        ``window``: network inputs wider than this many pixels are read in overlapping windows whose frame
+        posteriors are merged, a bound on memory (None: every crop whole, at its own width)."""
         path = str(path)
         if path.endswith(".onnx"):
             if not Path(path).is_file():
@@ -105,16 +123,17 @@ class Recognizer:
             options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \
                 Lexicon.from_file(words)
         built = named_decoder(decoder, charset, **options) if isinstance(decoder, str) else decoder(charset, **options)
-        return cls(backend, preprocess, built, int(batch_size), int(chunk_size), turn_tall)
+        return cls(backend, preprocess, built, int(batch_size), int(chunk_size), turn_tall, window)
 
     @classmethod
     def from_pretrained(cls, name: str = "cpu_scene_text", decoder: DecoderSpec = "beam_lm",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
-                        chunk_size: int = 8192, turn_tall: float | None = None) -> Recognizer:
+                        chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None
+                        ) -> Recognizer:
         """A shipped model by name (``data/pretrained/<name>.pt``: cpu_scene_text, the real-text model, or
         quickstart_synthetic, real_finetune, synthetic_only); the rest as :meth:`from_checkpoint`."""
         path = find_asset(name, "pretrained", "pretrained model", suffixes=(".pt",))
-        return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall)
+        return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall, window)
 
     @classmethod
     def from_config(cls, cfg, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
@@ -123,7 +142,7 @@ class Recognizer:
         from hydra.utils import instantiate
 
         return cls.from_checkpoint(resolve_ckpt(cfg), instantiate(cfg.decoder), decoder_options, cfg.batch_size,
-                                   cfg.chunk_size, cfg.get("turn_tall"))
+                                   cfg.chunk_size, cfg.get("turn_tall"), cfg.get("window"))
 
     def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
         """One ``Prediction`` per image, in input order (a folder's files sorted by path). Images are batched by
@@ -149,18 +168,22 @@ class Recognizer:
             yield from self._read_chunk(chunk)
 
     def _read_chunk(self, inputs: list[tuple[str, Any]]) -> list[Prediction]:
-        tensors, keys, failed = [], [], {}
+        tensors, keys, failed, wide = [], [], {}, []
         for key, image in inputs:
             try:
                 array = decode_image(image, key) if isinstance(image, Path) else image_array(image, key)
                 narrow = too_narrow(array.shape[1], array.shape[0], self.preprocess, self._frame, self._turn_tall)
                 if narrow:
                     raise BadSample("too_narrow", key, narrow)
+                if squeezed(array.shape[1], array.shape[0], self.preprocess):
+                    wide.append(key)
                 tensors.append(self.prepare(array))
                 keys.append(key)
             except BadSample as err:
                 failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)
                 log.warning("cannot read %s (%s); skipped", key, err.reason)
+        if wide:
+            log.warning(squeeze_warning(len(wide), len(inputs), self.preprocess, wide))
         read = {}
         for r in self.recognize(tensors, keys):
             lexicons = self._per_image.lists_for(r.keys) if self._per_image is not None else None
@@ -173,9 +196,17 @@ class Recognizer:
         """The network's frame log-probabilities for network inputs (:attr:`prepare`'s), batched by width as
         :meth:`read` batches them, each batch with its images' keys and ``labels``; ``timing`` accumulates the
         network time. What :meth:`read` decodes, and what evaluate and the bench scripts read."""
-        batches = width_batches(images, self.batch_size, keys, labels, output_length=self.backend.output_length,
+        labels = labels if labels is not None else [""] * len(images)
+        long = [] if self.window is None else [i for i, image in enumerate(images) if image.shape[-1] > self.window]
+        short = sorted(set(range(len(images))) - set(long))
+        batches = width_batches([images[i] for i in short], self.batch_size, [keys[i] for i in short],
+                                [labels[i] for i in short], output_length=self.backend.output_length,
                                 width_multiple=self.preprocess.width_multiple)
-        return recognize(self.backend, batches, timing)
+        yield from recognize(self.backend, batches, timing)
+        for i in long:  # the lines wider than the window, one at a time
+            yield read_windowed(self.backend, images[i], keys[i], labels[i], window=self.window,
+                                overlap=self.window_overlap, width_multiple=self.preprocess.width_multiple,
+                                timing=timing)
 
     def prepare_source(self, source, indices: Iterable[int] | None = None):
         """Network inputs, keys and raw labels of every readable sample of a labelled source (a dataset:

@@ -23,6 +23,10 @@ Words. Lexicon words are normalized with the model's charset (``Charset.normaliz
 words the charset cannot express are dropped and counted (``Lexicon.dropped`` for a loaded lexicon,
 ``LexiconDecoder.dropped_words`` for per-image lists passed to ``decode``), and duplicates are merged.
 
+Lines. A lexicon holds words, so a crop read with a space inside (a model whose charset has one, reading a line)
+is no candidate for it: the decoder keeps its lexicon-free reading l′, counts it (``LexiconDecoder.multi_word``)
+and says so once in the log. Single-word crops are decoded as above, whatever the charset.
+
 Configuration (Hydra). The ``lexicon`` group builds a raw :class:`Lexicon` (``conf/lexicon/{none,file,
 per_image}.yaml`` → :func:`load_lexicon`), and ``conf/decoder/lexicon.yaml`` passes it to the decoder by
 interpolation, ``lexicon: ${lexicon}``; the decoder normalizes it when it receives the model's charset
@@ -33,6 +37,7 @@ image's list: ``decoder.decode(log_probs, lengths, lexicons=decoder.lexicon.list
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,6 +57,7 @@ from crnn_lit.transcription.ctc import (
 )
 
 FALLBACKS = ("greedy", "nearest")
+log = logging.getLogger(__name__)
 
 
 # --- words -----------------------------------------------------------------------------------------------
@@ -312,6 +318,7 @@ class LexiconDecoder(Decoder):
         self.candidates = candidates
         self.prune = prune
         self.dropped_words = 0  # entries of per-image lists passed to decode() that the charset cannot express
+        self.multi_word = 0  # crops read with an inner space: lines, which no lexicon word can be (kept as read)
         self._encoded: EncodedWords | None = None
         self._index: CandidateIndex | None = None
         self._list_cache: dict[tuple[str, ...], tuple[EncodedWords, int]] = {}
@@ -356,8 +363,9 @@ class LexiconDecoder(Decoder):
             raise ValueError("this decoder holds per-image lexicons: pass "
                              "lexicons=decoder.lexicon.lists_for(image_keys) to decode()")
 
-        own = [lexicons is not None and lexicons[n] is not None for n in range(batch)]
-        use_global = [not own[n] and self._encoded is not None for n in range(batch)]
+        lines = [" " in greedy[n].strip() for n in range(batch)]  # several words: a lexicon decides one word
+        own = [lexicons is not None and lexicons[n] is not None and not lines[n] for n in range(batch)]
+        use_global = [not own[n] and not lines[n] and self._encoded is not None for n in range(batch)]
         found = iter(self.index.search_many([greedy[n] for n in range(batch) if use_global[n]], self.delta)
                      if any(use_global) else [])
 
@@ -365,7 +373,14 @@ class LexiconDecoder(Decoder):
         for n in range(batch):
             frames = lp[: lens[n], n]
             encoded, ids = None, None
-            if own[n]:
+            if lines[n]:  # refused: kept as read
+                if not self.multi_word:
+                    log.warning("lexicon decoding picks one word per crop: crops read with a space (lines) keep "
+                                "their lexicon-free reading (counted in LexiconDecoder.multi_word); decode lines "
+                                "with beam_lm (an LM from your own lines: python -m crnn_lit.transcription.lm "
+                                "build out.json.gz --lines lines.txt)")
+                self.multi_word += 1
+            elif own[n]:
                 encoded, dropped = self._encoded_list(lexicons[n])
                 self.dropped_words += dropped
                 ids = np.arange(len(encoded))

@@ -15,6 +15,12 @@ lookup per beam extension (``bench/decode_speed.py``).
 
 Fusion (:class:`LMFusion`). The beam ranks prefixes by log p(l|y) + α·log P_LM(l) + β·|l|: each new character
 adds α·log P(c | h) + β, and the final beams add α·log P($ | h) before the best is chosen.
+
+Lines. A charset with a space reads lines, and the space is scored one of two ways. A *line* LM (built with
+``build --lines``: the space is in its vocabulary, ``$`` ends the line) scores it as any character, its contexts
+running across words. A *word* LM (the shipped one) scores a space as the end of the word before it, α·log P($|h)
++ β, and the next word starts afresh from ``^``: each word of a line is scored as a word, as on a word crop.
+Word charsets (no space) are scored exactly as before either way.
 """
 
 from __future__ import annotations
@@ -152,20 +158,30 @@ class LMFusion:
         self._chars = [""] + [fold(c) or c for c in charset.chars]  # class → LM text (blank = "")
         self._keep = max(lm.order - 1, 0)
         self._cache: dict[tuple, float] = {}
+        # a word LM on a line charset: the space class ends a word (module docstring); None: a plain character
+        self._space = charset.chars.index(" ") + 1 if " " in charset and " " not in lm.vocab else None
 
     def _context(self, prefix: tuple[int, ...]) -> str:
+        """The LM context of ``prefix``: its last n − 1 characters, from the current word's start when spaces
+        are word boundaries (a shorter context is ``^``-padded: the start of a word)."""
+        tail = prefix[-self._keep:] if self._keep else ()
+        if self._space is not None and self._space in tail:
+            tail = tail[len(tail) - tail[::-1].index(self._space):]
         chars = self._chars
-        return "".join(chars[c] for c in prefix[-self._keep:]) if self._keep else ""
+        return "".join(chars[c] for c in tail)
 
     def bonus(self, prefix: tuple[int, ...], c: int) -> float:
         key = (prefix[-self._keep:] if self._keep else (), c)
         value = self._cache.get(key)
         if value is None:
-            value = self.alpha * self.lm.log_prob(self._context(prefix), self._chars[c]) + self.beta
+            char = EOS if c == self._space else self._chars[c]  # a word boundary: the word before it ends
+            value = self.alpha * self.lm.log_prob(self._context(prefix), char) + self.beta
             self._cache[key] = value
         return value
 
     def end(self, prefix: tuple[int, ...]) -> float:
+        if self._space is not None and prefix and prefix[-1] == self._space:
+            return 0.0  # the last word was ended by its space
         return self.alpha * self.lm.log_prob(self._context(prefix), EOS)
 
     def word(self, classes: Sequence[int]) -> float:
@@ -187,6 +203,13 @@ def _read_frequencies(path: Path) -> list[tuple[str, float]]:
         if word.strip() and zipf.strip():
             out.append((word.strip(), float(zipf)))
     return out
+
+
+def read_lines(path: Path) -> list[str]:
+    """The text lines of a file, one per line, every whitespace run one space; a ``labels.tsv`` (``path<TAB>
+    label``) gives its labels."""
+    lines = (line.rsplit("\t", 1)[-1] for line in path.read_text(encoding="utf-8").splitlines())
+    return [text for text in (" ".join(line.split()) for line in lines) if text]
 
 
 def corpus(words_files: list[Path], frequency_file: Path | None, frequency_power: float, digits_share: float,
@@ -215,9 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_lit.transcription.lm",
                                      description="Character n-gram language models for decoder=beam_lm.")
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="build an LM file from word lists")
+    b = sub.add_parser("build", help="build an LM file from word lists or text lines")
     b.add_argument("out", type=Path, help="output file (.json.gz)")
     b.add_argument("--words", type=Path, nargs="*", default=[], help="word lists, one word per line (first column)")
+    b.add_argument("--lines", type=Path, nargs="*", default=[],
+                   help="text lines, one per line (or a labels.tsv: its labels): a line LM, the space a character "
+                        "and $ the line's end (for charsets with a space)")
     b.add_argument("--frequency", type=Path, default=None, help="word<TAB>Zipf frequency list (tokens, tempered)")
     b.add_argument("--frequency-power", type=float, default=0.5, help="tempering of the frequency weights")
     b.add_argument("--digits-share", type=float, default=0.1, help="share of number strings in the corpus")
@@ -232,14 +258,22 @@ def main(argv: list[str] | None = None) -> int:
         for w in args.words:
             print(f"{w}\t{lm.word_log_prob(w):.3f}")
         return 0
-    missing = [p for p in [*args.words, args.frequency] if p is not None and not p.is_file()]
+    missing = [p for p in [*args.words, *args.lines, args.frequency] if p is not None and not p.is_file()]
     if missing:
         parser.error(f"not found: {', '.join(map(str, missing))}")
-    if not args.words and args.frequency is None:
-        parser.error("give --words and/or --frequency")
-    pairs = corpus(args.words, args.frequency, args.frequency_power, args.digits_share)
+    if not args.words and not args.lines and args.frequency is None:
+        parser.error("give --words, --lines and/or --frequency")
+    if args.lines:  # a line LM: each line a sequence; word lists and frequencies would teach it lines of one word
+        if args.words or args.frequency is not None:
+            parser.error("--lines builds a line LM from lines alone; give --words/--frequency to a word LM")
+        pairs = [(line, 1.0) for path in args.lines for line in read_lines(path)]
+        if not pairs:
+            parser.error(f"no text line in {', '.join(map(str, args.lines))}")
+    else:
+        pairs = corpus(args.words, args.frequency, args.frequency_power, args.digits_share)
     lm = CharNgramLM.build(pairs, args.order, args.min_count)
-    meta = {"words": [p.name for p in args.words], "frequency": args.frequency.name if args.frequency else None,
+    meta = {"words": [p.name for p in args.words], **({"lines": [p.name for p in args.lines]} if args.lines else {}),
+            "frequency": args.frequency.name if args.frequency else None,
             "frequency_power": args.frequency_power, "digits_share": args.digits_share, "min_count": args.min_count}
     path = lm.save(args.out, meta)
     ngrams = sum(len(c) for c in lm.counts.values())

@@ -181,7 +181,8 @@ class WordPlanner:
         crop_w, crop_h = qx1 + mr - cx0, qy1 + mb - cy0
         sy = self.preprocess.height / crop_h
         natural = crop_w * sy
-        width = min(max(round(natural), self.preprocess.min_width), self.preprocess.max_width)
+        width = max(round(natural), self.preprocess.min_width)
+        width = width if self.preprocess.max_width is None else min(width, self.preprocess.max_width)
         if natural < width:  # pad with background (centred) rather than stretch
             extra = width / sy - crop_w
             cx0 -= extra / 2.0

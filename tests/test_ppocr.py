@@ -170,3 +170,64 @@ def test_the_released_small_model_reads_as_onnxruntime(tmp_path):
         worst = max(worst, float((ours - theirs).abs().max()))
         equal += bool(torch.equal(ours.argmax(1), theirs.argmax(1)))
     assert worst < 5e-4 and equal == len(lines)
+
+
+def _saved(tmp_path, model, chars: str):
+    from crnn_lit.checkpoint import save_weights
+    from crnn_lit.preprocess import Preprocess
+
+    config = {"transform": {"_target_": "crnn_lit.model.transform.NoTransform"}, "backbone": SMALL,
+              "rnn": NECKS["svtr"], **Preprocess.from_conf("ppocr").record()}
+    return save_weights(tmp_path / "small.pt", model, Charset(chars), config)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_torch_at_any_width(tmp_path, fmt):
+    from crnn_lit.export import export
+
+    ckpt = _saved(tmp_path, _random_network(SMALL, "svtr"), DICT + " ")
+    out = export(str(ckpt), fmt, tmp_path / f"model.{fmt}")
+    loaded = load_model(ckpt)
+    if fmt == "onnx":
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])  # noqa: E731
+    else:
+        run = torch.jit.load(str(out))
+    for width, batch in ((320, 1), (333, 3), (64, 2)):
+        x = torch.rand(batch, 3, 48, width) * 2 - 1
+        with torch.no_grad():
+            expected, got = loaded.model(x), run(x)
+        assert got.shape == expected.shape == ((width + 3) // 8, batch, len(DICT) + 2)
+        assert (got - expected).abs().max() < 1e-4
+
+
+def test_a_client_of_the_sidecar_alone_reads_a_ppocr_export_as_predict_does(tmp_path):
+    """tests/onnx_client.py (no crnn_lit) follows the sidecar's BGR order, zero padding to 320 and T = floor((W + 3)
+    / 8), and reads what Recognizer reads from the checkpoint and from the export."""
+    import json
+
+    import cv2
+
+    from conftest import ROOT
+    from crnn_lit import Recognizer
+    from crnn_lit.export import export
+
+    ckpt = _saved(tmp_path, _random_network(SMALL, "svtr", seed=3), DICT + " ")
+    onnx_path = export(str(ckpt), "onnx", tmp_path / "model.onnx")
+    assert json.loads((tmp_path / "model.onnx.json").read_text())["output_length"]["pad"] == 3
+    rng = np.random.default_rng(0)
+    images = []
+    for i, (h, w) in enumerate([(30, 40), (20, 300), (48, 333), (12, 90), (40, 17)]):
+        images.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(images[-1], rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    run = ("import runpy, sys; sys.modules['crnn_lit'] = None; sys.argv = sys.argv[1:]; "
+           "runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", run, str(ROOT / "tests/onnx_client.py"), str(onnx_path), *images],
+                          capture_output=True, text=True, timeout=100, check=False)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    client = [json.loads(line) for line in proc.stdout.splitlines()]
+    for model in (ckpt, onnx_path):
+        read = Recognizer.from_checkpoint(model, decoder="greedy").read(images)
+        assert [row["text"] for row in client] == [p.text for p in read]
+        assert [row["confidence"] for row in client] == pytest.approx([p.confidence for p in read], abs=1e-4)
+    assert any(row["text"] for row in client)

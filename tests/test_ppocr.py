@@ -231,3 +231,21 @@ def test_a_client_of_the_sidecar_alone_reads_a_ppocr_export_as_predict_does(tmp_
         assert [row["text"] for row in client] == [p.text for p in read]
         assert [row["confidence"] for row in client] == pytest.approx([p.confidence for p in read], abs=1e-4)
     assert any(row["text"] for row in client)
+
+
+def test_the_pp_ocr_licence_notice_and_attribution_travel_with_the_models():
+    """Apache-2.0 section 4: the licence text (the canonical file, byte for byte), a notice of what was modified and
+    the attribution, beside the shipped models and in the wheel's package data."""
+    import hashlib
+    import tomllib
+
+    from conftest import ROOT
+
+    pretrained = ROOT / "data" / "pretrained"
+    assert hashlib.md5((pretrained / "LICENSE-PP-OCR").read_bytes()).hexdigest() == "3b83ef96387f14655fc854ddc3c6bd57"
+    notice = (pretrained / "NOTICE-PP-OCR").read_text(encoding="utf-8")
+    for needed in ("data/pretrained/ppocr_*.pt", "Apache License, Version 2.0", "Baidu", "Modifications",
+                   "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"):
+        assert needed in notice
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert {"pretrained/LICENSE-*", "pretrained/NOTICE-*"} <= set(package_data["crnn_lit.assets"])

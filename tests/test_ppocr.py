@@ -190,7 +190,7 @@ def test_export_matches_torch_at_any_width(tmp_path, fmt):
     loaded = load_model(ckpt)
     if fmt == "onnx":
         session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])  # noqa: E731
+        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
     else:
         run = torch.jit.load(str(out))
     for width, batch in ((320, 1), (333, 3), (64, 2)):
@@ -237,7 +237,6 @@ def test_the_pp_ocr_licence_notice_and_attribution_travel_with_the_models():
     """Apache-2.0 section 4: the licence text (the canonical file, byte for byte), a notice of what was modified and
     the attribution, beside the shipped models and in the wheel's package data."""
     import hashlib
-    import tomllib
 
     from conftest import ROOT
 
@@ -247,5 +246,5 @@ def test_the_pp_ocr_licence_notice_and_attribution_travel_with_the_models():
     for needed in ("data/pretrained/ppocr_*.pt", "Apache License, Version 2.0", "Baidu", "Modifications",
                    "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"):
         assert needed in notice
-    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert {"pretrained/LICENSE-*", "pretrained/NOTICE-*"} <= set(package_data["crnn_lit.assets"])
+    assets = (ROOT / "pyproject.toml").read_text().split('"crnn_lit.assets" = [', 1)[1].split("]", 1)[0]
+    assert '"pretrained/LICENSE-*"' in assets and '"pretrained/NOTICE-*"' in assets  # (tomllib: Python 3.11+)

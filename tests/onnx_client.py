@@ -29,17 +29,24 @@ def network_input(image: np.ndarray, spec: dict) -> tuple[np.ndarray, int]:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     elif spec["channels"] == 3 and image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if spec["channels"] == 3 and spec.get("channel_order") == "bgr":
+        image = image[:, :, ::-1]
     h, w = image.shape[:2]
     height = spec["height"]
     if spec["width_policy"] == "fixed":
         width = spec["fixed_width"]
     else:
         width = min(max(round(w * height / max(h, 1)), spec["min_width"]), spec["max_width"])
+        if spec.get("narrow") == "pad":
+            width = min(width, max(round(w * height / max(h, 1)), 1))
     if (h, w) != (height, width):
         shrinking = width * height < w * h
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     x = image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
     x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+    if spec.get("narrow") == "pad" and width < spec["min_width"]:
+        x = np.concatenate([x, np.zeros((x.shape[0], height, spec["min_width"] - width), np.float32)], axis=2)
+        width = spec["min_width"]
     padded = -(-width // spec["width_multiple"]) * spec["width_multiple"]
     x = np.concatenate([x, np.repeat(x[:, :, -1:], padded - width, axis=2)], axis=2)
     return x[None], width
@@ -64,11 +71,12 @@ def main(model: str, images: list[str]) -> None:
         sidecar = json.load(f)
     spec, chars = sidecar["preprocess"], sidecar["charset"]["chars"]
     stride, offset = sidecar["output_length"]["stride"], sidecar["output_length"]["offset"]
+    pad = sidecar["output_length"].get("pad", 0)
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     for path in images:
         x, width = network_input(load(path), spec)
         (logits,) = session.run(None, {sidecar["input"]["name"]: x})
-        text, confidence = greedy(logits, width // stride + offset, chars)
+        text, confidence = greedy(logits, (width + pad) // stride + offset, chars)
         print(json.dumps({"image": path, "text": text, "confidence": confidence}))
     assert sys.modules.get("crnn_lit") is None, "the client must not use crnn_lit"
 

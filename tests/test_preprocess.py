@@ -14,14 +14,15 @@ from crnn_lit.preprocess import Preprocess
 
 def test_conf_options_share_the_default_values():
     assert PREPROCESS.record() == {"height": 32, "channels": 1, "min_width": 16, "max_width": 400,
-                                   "width_policy": "bucketed", "fixed_width": 100, "width_multiple": 4}
+                                   "width_policy": "bucketed", "fixed_width": 100, "width_multiple": 4,
+                                   "narrow": "stretch", "channel_order": "rgb"}
     assert Preprocess.from_conf("easyocr") == PREPROCESS.replace(height=64)
     assert Preprocess.from_conf("dtrb") == PREPROCESS.replace(width_policy="fixed")
     assert Preprocess.from_conf("dtrb", height=48).height == 48
 
 
 def test_bad_specs_fail_at_construction_with_the_key_to_fix():
-    with pytest.raises(FileNotFoundError, match="known: default, dtrb, easyocr"):
+    with pytest.raises(FileNotFoundError, match="known: default, dtrb, easyocr, ppocr"):
         Preprocess.from_conf("nope")
     with pytest.raises(ValueError, match="preprocess.channels must be 1 or 3"):
         PREPROCESS.replace(channels=2)
@@ -31,6 +32,10 @@ def test_bad_specs_fail_at_construction_with_the_key_to_fix():
         PREPROCESS.replace(width_policy="stretch")
     with pytest.raises(ValueError, match="preprocess.width_multiple must be >= 1"):
         PREPROCESS.replace(width_multiple=0)
+    with pytest.raises(ValueError, match="preprocess.narrow must be stretch or pad"):
+        PREPROCESS.replace(narrow="crop")
+    with pytest.raises(ValueError, match="preprocess.channel_order must be rgb or bgr"):
+        PREPROCESS.replace(channel_order="gbr")
     with pytest.raises(KeyError, match="channels"):
         Preprocess.from_record({k: v for k, v in PREPROCESS.record().items() if k != "channels"})
 
@@ -76,7 +81,34 @@ def test_to_pixels_undoes_the_network_input_exactly(channels):
     assert np.array_equal(to_pixels(to_tensor(image[:, :, 0] if channels == 1 else image)), image)
 
 
-@pytest.mark.parametrize("name", ["default", "dtrb", "easyocr"])
+def test_ppocrs_input_pads_narrow_images_with_zeros_in_bgr_order():
+    """PP-OCR's reader: height 48, aspect ratio kept, right-padded with zeros (after normalising) to width 320, the
+    channels in OpenCV's BGR order; the sampler's width is the padded one."""
+    spec = Preprocess.from_conf("ppocr")
+    rgb = np.zeros((24, 60, 3), np.uint8)
+    rgb[:, :, 0] = 255  # pure red
+    x = spec(rgb)
+    assert x.shape == (3, 48, 320) and spec.resize.width_for(60, 24) == 320
+    assert torch.equal(x[:, :, :120], torch.tensor([-1.0, -1.0, 1.0])[:, None, None].expand(3, 48, 120))  # B, G, R
+    assert not x[:, :, 120:].any()  # zeros: mid-grey
+    assert spec(np.zeros((10, 400, 3), np.uint8)).shape == (3, 48, 1920)  # wide: as it is (up to 3200)
+    assert np.array_equal(spec.to_pixels(x)[:, :120], np.broadcast_to(np.array([255, 0, 0], np.uint8), (48, 120, 3)))
+
+
+def test_the_existing_specs_read_as_before():
+    """The fields that came with the PP-OCR spec change nothing for the others: stretch, RGB, no padding, and an
+    old record (without them) loads with those defaults."""
+    from crnn_lit.preprocess import to_channels, to_tensor
+
+    image = np.random.default_rng(0).integers(0, 256, (20, 7, 3), dtype=np.uint8)
+    for spec in (PREPROCESS, PREPROCESS.replace(channels=3), Preprocess.from_conf("dtrb")):
+        assert torch.equal(spec(image), to_tensor(spec.resize(to_channels(image, spec.channels))))
+    assert PREPROCESS(image).shape == (1, 32, 16)  # stretched to min_width
+    old = {k: v for k, v in PREPROCESS.record().items() if k not in ("narrow", "channel_order")}
+    assert Preprocess.from_record(old) == PREPROCESS
+
+
+@pytest.mark.parametrize("name", ["default", "dtrb", "easyocr", "ppocr"])
 def test_every_input_spec_option_composes_the_python_one(name):
     from crnn_lit.config import compose_config
 

@@ -66,7 +66,22 @@ def data_roots(tmp_path, synth90k_root) -> dict[tuple[str, str], list[str]]:
         ("experiment", "scene_text"): [f"data.root={write_real_train(tmp_path / 'real_train_s')}"],
         ("experiment", "scene_text_medium"): [f"data.root={write_real_train(tmp_path / 'real_train_m')}"],
         ("preprocess", "easyocr"): ["backbone=vgg_dtrb"],
+        ("preprocess", "ppocr"): ["backbone=pplcnet_v4_tiny"],
+        ("experiment", "ppocr_finetune"): [f"data.root={write_real_train(tmp_path / 'real_train_p')}",
+                                           f"init_from={_imported_tiny(tmp_path / 'ppocr_v6_tiny.pt')}"],
     }
+
+
+def _imported_tiny(path: Path) -> Path:
+    """A stand-in for an imported PP-OCRv6 tiny (random weights, printable + space head, PP-OCR's input spec)."""
+    from crnn_lit.charset import Charset
+    from crnn_lit.model.build import network_records, ppocr_v6_tiny
+    from crnn_lit.preprocess import Preprocess
+
+    charset = Charset.from_file("printable95")
+    config = {"transform": {"_target_": "crnn_lit.model.transform.NoTransform"}, **network_records("ppocr_v6_tiny"),
+              **Preprocess.from_conf("ppocr").record()}
+    return save_weights(path, ppocr_v6_tiny(charset.num_classes), charset, config)
 
 
 @pytest.mark.parametrize(("group", "option"), list(_options()))

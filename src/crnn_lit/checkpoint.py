@@ -10,6 +10,7 @@ stage that led to it, so that a run started with ``init_from`` keeps counting fr
 
     python -m crnn_lit.checkpoint weights RUN/checkpoints/epoch006.ckpt data/pretrained/name.pt [--half]
     python -m crnn_lit.checkpoint import --format easyocr english_g2.pth english_g2.pt   # or --format dtrb
+    python -m crnn_lit.checkpoint import --format ppocr PP-OCRv6_rec_small.onnx small.pt --charset printable95
 """
 
 from __future__ import annotations
@@ -217,13 +218,16 @@ def main(argv: list[str] | None = None) -> None:
     weights.add_argument("checkpoint")
     weights.add_argument("output")
     weights.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
-    imp = sub.add_parser("import", help="convert a DTRB ({None,TPS}-{VGG,ResNet}-BiLSTM-CTC) or EasyOCR "
-                                        "(generation 2) recognizer into a crnn_lit weights file, exactly")
-    imp.add_argument("--format", choices=("dtrb", "easyocr"), required=True)
+    imp = sub.add_parser("import", help="convert a DTRB ({None,TPS}-{VGG,ResNet}-BiLSTM-CTC), EasyOCR "
+                                        "(generation 2) or PP-OCRv6 (ONNX) recognizer into a crnn_lit weights file, "
+                                        "exactly")
+    imp.add_argument("--format", choices=("dtrb", "easyocr", "ppocr"), required=True)
     imp.add_argument("checkpoint")
     imp.add_argument("output")
-    imp.add_argument("--charset", default=None, help="the model's characters in class order (DTRB's "
-                     "--character), or a charset file; easyocr: defaults to english_g2's")
+    imp.add_argument("--charset", default=None, help="dtrb/easyocr: the model's characters in class order (DTRB's "
+                     "--character), or a charset file (easyocr: defaults to english_g2's); ppocr: keep only the "
+                     "head rows of these characters (a string, a charset file or a shipped charset's name, e.g. "
+                     "printable95), in that order (default: the model's whole dictionary)")
     imp.add_argument("--height", type=int, default=None, help="input height (default: conf/preprocess/<format>.yaml)")
     args = parser.parse_args(argv)
     try:
@@ -242,11 +246,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def import_checkpoint(path: str | Path, output: str | Path, fmt: str, charset: str | None = None,
                       height: int | None = None) -> Path:
-    """A DTRB/EasyOCR recognizer as a crnn_lit weights file (see ``crnn_lit.model.dtrb``); CheckpointError if it
-    does not map."""
+    """A DTRB/EasyOCR recognizer (see ``crnn_lit.model.dtrb``) or a PP-OCR one (``crnn_lit.model.ppocr``) as a
+    crnn_lit weights file; CheckpointError if it does not map."""
     from crnn_lit.model.build import build_model
     from crnn_lit.model.dtrb import EASYOCR_CHARSETS, ImportRefused, convert_dtrb, load_state
     from crnn_lit.preprocess import Preprocess
+
+    if fmt == "ppocr":
+        return _import_ppocr(path, output, charset, height)
 
     # conf/preprocess/{dtrb,easyocr}.yaml: DTRB trains on images stretched to 32×100; EasyOCR keeps the aspect
     # ratio at height 64 (and pads with the last column)
@@ -272,6 +279,38 @@ def import_checkpoint(path: str | Path, output: str | Path, fmt: str, charset: s
                               f"the charset has {len(model_charset)} characters")
     config |= preprocess.replace(channels=config["channels"]).record()  # the channels the weights take
     model = build_model(config["backbone"], config["rnn"], num_classes, config["channels"], config["transform"])
+    model.load_state_dict(state)
+    return save_weights(output, model.eval(), model_charset, config)
+
+
+
+def _import_ppocr(path: str | Path, output: str | Path, keep: str | None, height: int | None) -> Path:
+    from crnn_lit.model.build import build_model
+    from crnn_lit.model.dtrb import ImportRefused
+    from crnn_lit.model.ppocr import convert_ppocr
+    from crnn_lit.paths import MissingFile
+    from crnn_lit.preprocess import Preprocess
+
+    name = "ppocr-import"
+    if keep is not None:
+        try:  # a charset file or a shipped charset's name (printable95), else the characters themselves
+            charset = Charset.from_file(keep)
+            keep, name = charset.chars, charset.name
+        except (MissingFile, OSError, ValueError):  # not a path (too long, a NUL): the characters
+            pass
+    if not Path(path).is_file():
+        raise CheckpointError(f"model not found: {path}")
+    try:
+        state, config, chars = convert_ppocr(path, keep)
+        model_charset = Charset(chars, name=name)
+    except (ImportRefused, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    if height and height != config["height"]:
+        raise CheckpointError(f"{path} takes input height {config['height']}, not {height}")
+    # conf/preprocess/ppocr.yaml: PP-OCR's reader (BGR, height 48, right-padded with zeros to width 320)
+    config |= Preprocess.from_conf("ppocr").replace(height=config["height"], channels=config["channels"]).record()
+    model = build_model(config["backbone"], config["rnn"], model_charset.num_classes, config["channels"],
+                        config["transform"])
     model.load_state_dict(state)
     return save_weights(output, model.eval(), model_charset, config)
 

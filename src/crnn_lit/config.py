@@ -44,7 +44,7 @@ def register_resolvers() -> None:
     ``${crnn_lit_shared:}`` = ``shared_data_dir()``, so paths in conf/ work from any working directory;
     ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name; ``${slurm_count:value,key}``: see
     :func:`slurm_count`; ``${crnn_lit_groups:predict}`` = ``app_groups("predict")``; ``${crnn_lit_below:…}``: see
-    :func:`below`."""
+    :func:`below`; ``${crnn_lit_required:…}``: see :func:`required`."""
     if not OmegaConf.has_resolver("crnn_lit_root"):
         OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(root_dir()))
     if not OmegaConf.has_resolver("crnn_lit_assets"):
@@ -59,6 +59,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("slurm_count", slurm_count)
     if not OmegaConf.has_resolver("crnn_lit_below"):
         OmegaConf.register_new_resolver("crnn_lit_below", below)
+    if not OmegaConf.has_resolver("crnn_lit_required"):
+        OmegaConf.register_new_resolver("crnn_lit_required", required)
     register_python_configs()
 
 
@@ -113,6 +115,12 @@ def below(root: str | None, folder: str, key: str) -> str:
         raise ConfigError(f"{key} is not set: give {key}=<path>, or data.root=<path> (then {key} = "
                           f"<data.root>/{folder})")
     return f"{root}/{folder}"
+
+
+def required(key: str, what: str) -> None:
+    """``init_from: ${crnn_lit_required:init_from,the imported model}``: a value a config group needs that the root
+    config already sets (to null), where ``???`` cannot be used — merging ``???`` onto a value keeps the value."""
+    raise ConfigError(f"{key} is not set: give {key}=<{what}>")
 
 
 @dataclass(frozen=True)

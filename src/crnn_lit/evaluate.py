@@ -170,10 +170,11 @@ class ColumnScore:
 
 
 def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, torch.Tensor], path: Path,
-                limit: int = 60, font: Path | None = None, lines: bool = False) -> None:
+                limit: int = 60, font: Path | None = None, lines: bool = False, show=to_pixels) -> None:
     """A PNG of the most confident errors first: what the network saw (its input, height-normalized), the label,
     the reading and its confidence — the first thing to look at, and what tells the renderer work what fails.
-    ``lines``: text lines, each image whole (wrapped into rows) above its label and reading (:func:`_line_sheet`)."""
+    ``lines``: text lines, each image whole (wrapped into rows) above its label and reading (:func:`_line_sheet`).
+    ``show``: network input → RGB pixels (``Preprocess.to_pixels``: a BGR model's input shown in RGB)."""
     from PIL import Image, ImageDraw, ImageFont
 
     shown = sorted(errors, key=lambda e: -e[3])[:limit]
@@ -187,7 +188,7 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
     draw = ImageDraw.Draw(sheet)
     face = ImageFont.truetype(str(font), 16) if font is not None and font.is_file() else ImageFont.load_default()
     for i, (key, label, reading, confidence) in enumerate(shown):
-        image = Image.fromarray(to_pixels(images[key]).squeeze(-1)).convert("RGB")
+        image = Image.fromarray(show(images[key]).squeeze(-1)).convert("RGB")
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
         sheet.paste(image.crop((0, 0, min(image.width, cell_w * scale // 2 * 2), image.height)), (0, i * row_h))
         x = cell_w * scale // 2 * 2 + 8
@@ -401,7 +402,7 @@ def evaluate(cfg: DictConfig) -> dict:
             if score.keep_errors:
                 error_sheet(score.errors, score.error_images, out_dir / "errors" / f"{bench.name}.png",
                             limit=cfg.error_sheet, font=Path(cfg.paths.data_dir) / "fonts/dejavu/DejaVuSansMono.ttf",
-                            lines=protocol == "line")
+                            lines=protocol == "line", show=preprocess.to_pixels)
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, score.lexicon, 100 * column.accuracy,
                      column.images)
     if any(c.lexicon.endswith(" open-ratio") for c in columns):

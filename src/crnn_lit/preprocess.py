@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 WidthPolicy = Literal["bucketed", "keep_ratio", "fixed"]
+NarrowPolicy = Literal["stretch", "pad"]
+ChannelOrder = Literal["rgb", "bgr"]
 
 
 class Resize:
@@ -22,15 +24,21 @@ class Resize:
     ``bucketed`` and ``keep_ratio`` keep the aspect ratio, width clamped to [min_width, max_width] (the two differ
     only in how batches are formed; ``max_width`` None: no upper bound, a line is read at its own width);
     ``fixed`` stretches everything to ``fixed_width`` (DTRB's 32×100).
+    ``narrow``: an image narrower than ``min_width`` is stretched to it (``stretch``), or keeps its aspect ratio
+    (``pad``: :meth:`Preprocess.to_input` then pads it to ``min_width``); :meth:`width_for` is the network input's
+    width either way.
     """
 
-    def __init__(self, height: int, min_width: int, max_width: int | None, policy: WidthPolicy, fixed_width: int):
+    def __init__(self, height: int, min_width: int, max_width: int | None, policy: WidthPolicy, fixed_width: int,
+                 narrow: NarrowPolicy = "stretch"):
         if policy not in ("bucketed", "keep_ratio", "fixed"):
             raise ValueError(f"preprocess.width_policy must be bucketed, keep_ratio or fixed, got {policy!r}")
         if not 0 < min_width <= (min_width if max_width is None else max_width):
             raise ValueError(f"need 0 < preprocess.min_width <= preprocess.max_width, got {min_width}, {max_width}")
+        if narrow not in ("stretch", "pad"):
+            raise ValueError(f"preprocess.narrow must be stretch or pad, got {narrow!r}")
         self.height, self.min_width, self.max_width = height, min_width, max_width
-        self.policy, self.fixed_width = policy, fixed_width
+        self.policy, self.fixed_width, self.narrow = policy, fixed_width, narrow
 
     def width_for(self, width: int, height: int) -> int:
         """Width after resizing an image of the given size (what the batch sampler groups by)."""
@@ -53,6 +61,8 @@ class Resize:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         new_w = self.width_for(w, h)
+        if self.narrow == "pad" and self.policy != "fixed":  # below min_width: the ratio kept, padded later
+            new_w = min(new_w, max(round(w * self.height / max(h, 1)), 1))
         if (h, w) == (self.height, new_w):
             return image
         shrinking = new_w * self.height < w * h
@@ -95,6 +105,11 @@ INPUT_SPECS: dict[str, dict] = {
     # EasyOCR's generation-2 recognizers: height 64, aspect ratio kept, padded with the last column
     # (`python -m crnn_lit.checkpoint import --format easyocr` records this)
     "easyocr": {"height": 64},
+    # PaddleOCR's PP-OCR recognizers: colour at height 48 in OpenCV's BGR order, aspect ratio kept, at least 320 wide
+    # with zeros on the right (as its reader pads), up to its 3200; widths a multiple of 8, the backbone's column
+    # stride (`python -m crnn_lit.checkpoint import --format ppocr` records this)
+    "ppocr": {"height": 48, "channels": 3, "channel_order": "bgr", "min_width": 320, "max_width": 3200,
+              "narrow": "pad", "width_multiple": 8},
 }
 
 
@@ -117,12 +132,18 @@ class Preprocess:
     # multiple of this, and batches one padded width only: a reading never depends on which images share its
     # batch, and the widths stay few enough for full batches (1 = exact widths: no padding, smaller batches)
     width_multiple: int = 4
+    # Images narrower than min_width (at ``height``): stretched to it (stretch), or kept as they are and right-padded
+    # to it with zeros (pad: the network input's 0, mid-grey; PP-OCR's reader does this)
+    narrow: NarrowPolicy = "stretch"
+    channel_order: ChannelOrder = "rgb"  # of a 3-channel input: PP-OCR's models read OpenCV's BGR
 
     def __post_init__(self):
         to_channels(np.zeros((1, 1), np.uint8), self.channels)  # a bad channel count fails here, not per image
         self.resize  # noqa: B018 — validates the width settings at construction
         if self.width_multiple < 1:
             raise ValueError(f"preprocess.width_multiple must be >= 1, got {self.width_multiple}")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"preprocess.channel_order must be rgb or bgr, got {self.channel_order!r}")
 
     @classmethod
     def from_conf(cls, name: str = "default", **overrides) -> Preprocess:
@@ -149,13 +170,29 @@ class Preprocess:
 
     @cached_property
     def resize(self) -> Resize:  # built (and validated) once, not per image
-        return Resize(self.height, self.min_width, self.max_width, self.width_policy, self.fixed_width)
+        return Resize(self.height, self.min_width, self.max_width, self.width_policy, self.fixed_width, self.narrow)
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(self.resize(to_channels(image, self.channels)))
+        return self.to_input(self.resize(to_channels(image, self.channels)))
+
+    def to_input(self, image: np.ndarray) -> torch.Tensor:
+        """A resized uint8 image (:attr:`resize`'s output, augmented or not) → the network's input tensor: channel
+        order, [-1, 1], and a narrow image padded to ``min_width`` (``narrow="pad"``)."""
+        if self.channel_order == "bgr" and image.ndim == 3:
+            image = image[:, :, ::-1]
+        tensor = to_tensor(image)
+        if self.narrow == "pad" and tensor.shape[-1] < self.min_width:
+            tensor = torch.nn.functional.pad(tensor, (0, self.min_width - tensor.shape[-1]))
+        return tensor
+
+    def to_pixels(self, tensor: torch.Tensor) -> np.ndarray:
+        """:func:`to_pixels` in RGB order whatever the network's: what it saw, for showing."""
+        pixels = to_pixels(tensor)
+        return np.ascontiguousarray(pixels[:, :, ::-1]) if self.channel_order == "bgr" and pixels.shape[2] == 3 \
+            else pixels
 
     def record(self) -> dict:
-        """The seven values, as a checkpoint's model config stores them."""
+        """The values, as a checkpoint's model config stores them."""
         return asdict(self)
 
     def to_dict(self) -> dict:
@@ -167,15 +204,17 @@ class Preprocess:
             "image": "uint8 H×W (gray) or H×W×3 (RGB); RGBA is composited onto white: rgb * a/255 + 255 * "
                      "(1 - a/255) in float32, truncated to uint8",
             "color": "channels = 1: RGB→gray as OpenCV's COLOR_RGB2GRAY (a gray image as it is); channels = 3: "
-                        "RGB (gray→RGB as COLOR_GRAY2RGB)",
+                        "RGB (gray→RGB as COLOR_GRAY2RGB), its channels reversed (BGR) if channel_order = 'bgr'",
             "width_rule": "W = fixed_width if width_policy = 'fixed', else clamp(round(w * height / max(h, 1)), "
                      "min_width, max_width) for an h×w image; round: to the nearest integer, halves to even "
-                     "(Python's round); max_width null: no upper bound",
+                     "(Python's round); max_width null: no upper bound. narrow = 'pad': an image whose rounded "
+                     "width is below min_width is resized to max(that width, 1) instead, and padded in the pad step",
             "resize": "to W×height with OpenCV's cv2.resize, interpolation INTER_AREA when shrinking (W * height "
                       "< w * h) else INTER_LINEAR; an image already height×W is left as it is",
             "normalize": "pixel / 127.5 - 1 in float32 (uint8 → [-1, 1])",
             "layout": "N×C×H×W float32",
-            "pad": "right, repeating each image's last column, to the next multiple of width_multiple; a batch "
+            "pad": "narrow = 'pad': first right-pad with zeros (after normalize) to min_width; then right, "
+                   "repeating each image's last column, to the next multiple of width_multiple; a batch "
                    "holds one padded width (a reading never depends on its batch); decode only the first "
                    "output_length(W) frames of an image, W its own width before padding",
         }

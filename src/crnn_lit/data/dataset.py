@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from crnn_lit.charset import Charset
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.sources.base import sizes_of
-from crnn_lit.preprocess import Preprocess, to_channels, to_tensor
+from crnn_lit.preprocess import Preprocess, to_channels
 from crnn_lit.transcription.ctc import min_frames
 
 # sources up to this many samples keep their widths in memory (4 bytes each); larger ones are virtual
@@ -161,7 +161,8 @@ class PreparedDataset(Dataset):
             except Exception as err:  # noqa: BLE001 — a broken transform must not end the epoch: count it
                 return Rejected("augment_error", sample.key, f"{type(err).__name__}: {err}")
             image = self.preprocess.resize(image)  # a no-op unless a transform changed the size
-        label = self.policy.fits(sample.key, label, image.shape[1])
+        tensor = self.preprocess.to_input(image)
+        label = self.policy.fits(sample.key, label, tensor.shape[-1])
         if isinstance(label, Rejected):
             return label
-        return Item(to_tensor(image), self.charset.encode(label), label, sample.key)
+        return Item(tensor, self.charset.encode(label), label, sample.key)

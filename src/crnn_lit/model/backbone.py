@@ -18,16 +18,17 @@ from torch import nn
 
 
 class WidthPlan:
-    """How a backbone maps an input width to its frame count: T = floor(W / width_stride) + width_offset.
+    """How a backbone maps an input width to its frame count: T = floor((W + width_pad) / width_stride) + width_offset.
 
     Every consumer of T (CTC lengths, the label policy, decoding, the export sidecar, the inspector) asks the
-    model, so a backbone with another down-sampling plan only has to set these two numbers."""
+    model, so a backbone with another down-sampling plan only has to set these numbers."""
 
     width_stride = 4  # the paper's plan: two 2×2/2 pools
     width_offset = 1  # the columns the padded height-only pools add minus the one the last valid conv removes
+    width_pad = 0  # columns added before dividing: padded stride-2 convs round up (PPLCNetV4: 3, ceil(W/4) // 2)
 
     def output_length(self, width: int) -> int:
-        return width // self.width_stride + self.width_offset
+        return (width + self.width_pad) // self.width_stride + self.width_offset
 
 
 def _height_pool() -> nn.MaxPool2d:

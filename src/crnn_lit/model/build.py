@@ -1,5 +1,6 @@
 """Build a CRNN from the records a checkpoint stores (``_target_`` + arguments for ``transform``, ``backbone``,
-``rnn``) — without Hydra — and the named networks (:func:`crnn`: the paper's, the light and the medium one).
+``rnn``) — without Hydra — and the named networks (:func:`crnn`: the paper's, the light and the medium one, and
+PP-OCRv6's small and tiny recognizers).
 
 A record's ``_target_`` is looked up in :data:`PARTS`, an allow-list of our model classes: a checkpoint can name
 only these, never an arbitrary callable (loading a file runs no code it names)."""
@@ -10,11 +11,24 @@ from collections.abc import Mapping
 
 from crnn_lit.model.backbone import VGG, ResNet
 from crnn_lit.model.crnn import CRNN
+from crnn_lit.model.neck import ConvMixer, SVTRNeck
+from crnn_lit.model.pplcnet import PPLCNetV4
 from crnn_lit.model.rnn import SequenceModel
 from crnn_lit.model.transform import TPS, NoTransform
 
 # every class a record may name, by the dotted path records spell (those of checkpoints written so far)
-PARTS = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (VGG, ResNet, SequenceModel, TPS, NoTransform)}
+PARTS = {f"{cls.__module__}.{cls.__qualname__}": cls
+         for cls in (VGG, ResNet, PPLCNetV4, SequenceModel, SVTRNeck, ConvMixer, TPS, NoTransform)}
+
+# PP-OCRv6's backbone layouts, as its released inference graphs have them (one [out_channels, height stride, SE]
+# per block; `python -m crnn_lit.checkpoint import --format ppocr` reads the same from a graph)
+_S, _T = [96, 1, True], [192, 1, True]
+PPLCNET_V4_SMALL = {"stem": "hg", "stem_channels": [48, 96], "blocks": [
+    _S, [96, 1, False], [96, 1, False], [192, 2, False], _T, [192, 1, False], _T, [192, 1, False], _T,
+    [192, 1, False], [384, 2, False], [384, 1, True], [384, 1, False]]}
+PPLCNET_V4_TINY = {"stem": "conv", "stem_channels": [24, 48], "blocks": [
+    [48, 1, True], [48, 1, False], [96, 2, False], [96, 1, True], [96, 1, False], [160, 2, False], [160, 1, True],
+    [160, 1, False], [160, 1, False]]}
 
 # The named parts, as records: one copy of each preset, which conf/backbone/<name>.yaml and conf/rnn/<name>.yaml
 # compose for training (crnn_lit.config.register_python_configs) and a checkpoint stores in full.
@@ -28,6 +42,10 @@ BACKBONES: dict[str, dict] = {
     # mid-size, for longer CPU runs: ~3/4 of the paper's early and 1/2 of its late channels, BN after every conv
     "vgg_medium": {"_target_": "crnn_lit.model.backbone.VGG", "channels": [48, 96, 160, 160, 256, 256, 256],
                    "batch_norm": [1, 2, 3, 4, 5, 6, 7]},
+    # PP-OCRv6's backbones (PPLCNetV4) in the folded layout imported weights load into; input height 48, RGB/BGR
+    # (preprocess=ppocr). batch_norm=true adds BN after every conv, for training one from scratch
+    "pplcnet_v4_small": {"_target_": "crnn_lit.model.pplcnet.PPLCNetV4", **PPLCNET_V4_SMALL, "batch_norm": False},
+    "pplcnet_v4_tiny": {"_target_": "crnn_lit.model.pplcnet.PPLCNetV4", **PPLCNET_V4_TINY, "batch_norm": False},
 }
 RNNS: dict[str, dict] = {
     # the paper's sequence layers: 2 stacked BiLSTMs, 256 units per direction, 2·hidden → hidden between layers
@@ -37,9 +55,16 @@ RNNS: dict[str, dict] = {
     # light, for the CPU models: 2 × BiLSTM, 128 units per direction
     "bilstm_light": {"_target_": "crnn_lit.model.rnn.SequenceModel", "cell": "lstm", "hidden_size": 128,
                      "num_layers": 2, "project": True, "dropout": 0.0},
+    # PP-OCRv6 small's light SVTR neck: 2 transformer blocks of 120 dims, 8 heads, a 7-frame local mixer
+    "svtr": {"_target_": "crnn_lit.model.neck.SVTRNeck", "dims": 120, "depth": 2, "heads": 8, "mlp_ratio": 2.0,
+             "kernel": 7},
+    # PP-OCRv6 tiny's neck: depthwise conv over 5 frames + pointwise conv, then 80 dims (its head's low-rank half)
+    "conv_mixer": {"_target_": "crnn_lit.model.neck.ConvMixer", "kernel": 5, "project_to": 80},
 }
-# (backbone, rnn) of each named network; "light" is every shipped model's (data/pretrained/*.pt)
-NETWORKS = {"paper": ("vgg", "bilstm"), "light": ("vgg_light", "bilstm_light"), "medium": ("vgg_medium", "bilstm")}
+# (backbone, rnn, input height) of each named network; "light" is every shipped CRNN's (data/pretrained/*.pt)
+NETWORKS = {"paper": ("vgg", "bilstm", 32), "light": ("vgg_light", "bilstm_light", 32),
+            "medium": ("vgg_medium", "bilstm", 32),
+            "ppocr_v6_small": ("pplcnet_v4_small", "svtr", 48), "ppocr_v6_tiny": ("pplcnet_v4_tiny", "conv_mixer", 48)}
 
 
 def part(record: Mapping, **given):
@@ -67,17 +92,18 @@ def build_model(backbone: Mapping, rnn: Mapping, num_classes: int, in_channels: 
     return CRNN(cnn, seq, num_classes, stage)
 
 
-def network_records(name: str = "light", height: int = 32) -> dict:
-    """The ``backbone`` and ``rnn`` records of a named network (:data:`NETWORKS`) at input ``height``."""
+def network_records(name: str = "light", height: int | None = None) -> dict:
+    """The ``backbone`` and ``rnn`` records of a named network (:data:`NETWORKS`) at input ``height`` (default: the
+    network's own, 32 for the CRNNs, 48 for PP-OCR's)."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; named ones: {', '.join(NETWORKS)}")
-    backbone, rnn = NETWORKS[name]
-    return {"backbone": {**BACKBONES[backbone], "height": height}, "rnn": dict(RNNS[rnn])}
+    backbone, rnn, own_height = NETWORKS[name]
+    return {"backbone": {**BACKBONES[backbone], "height": height or own_height}, "rnn": dict(RNNS[rnn])}
 
 
-def crnn(name: str, num_classes: int, in_channels: int = 1, height: int = 32) -> CRNN:
+def crnn(name: str, num_classes: int, in_channels: int = 1, height: int | None = None) -> CRNN:
     """A named network, untrained: ``paper`` (Shi et al.'s, 8.3 M parameters), ``light`` (the shipped models'),
-    ``medium``."""
+    ``medium``, ``ppocr_v6_small`` and ``ppocr_v6_tiny`` (PP-OCRv6's recognizers: 3 channels, height 48)."""
     records = network_records(name, height)
     return build_model(records["backbone"], records["rnn"], num_classes, in_channels)
 
@@ -95,3 +121,13 @@ def crnn_light(num_classes: int, in_channels: int = 1) -> CRNN:
 def crnn_medium(num_classes: int, in_channels: int = 1) -> CRNN:
     """The mid-size network: VGG 48-…-256, BN after every conv, + 2 × BiLSTM-256."""
     return crnn("medium", num_classes, in_channels)
+
+
+def ppocr_v6_small(num_classes: int, in_channels: int = 3) -> CRNN:
+    """PP-OCRv6 small's recognizer: PPLCNetV4 (small) + the light SVTR neck, input 3×48×W."""
+    return crnn("ppocr_v6_small", num_classes, in_channels)
+
+
+def ppocr_v6_tiny(num_classes: int, in_channels: int = 3) -> CRNN:
+    """PP-OCRv6 tiny's recognizer: PPLCNetV4 (tiny) + its conv mixer neck, input 3×48×W."""
+    return crnn("ppocr_v6_tiny", num_classes, in_channels)

@@ -38,9 +38,13 @@ class CRNN(nn.Module):
 
     def output_length_spec(self) -> dict:
         """The frame-count formula, for code that runs the exported model without ours."""
-        spec = {"formula": "T = floor(W / stride) + offset", "stride": self.backbone.width_stride,
-                "offset": self.backbone.width_offset}
         rectified = self.transform.output_width(0)  # a fixed-size TPS: every input becomes this wide
+        width = "rectified_width" if rectified else "W"
+        pad = getattr(self.backbone, "width_pad", 0)  # written only when set: every earlier backbone's spec stays as it was
+        spec = {"formula": f"T = floor({f'({width} + pad)' if pad else width} / stride) + offset",
+                "stride": self.backbone.width_stride, "offset": self.backbone.width_offset}
+        if pad:
+            spec["pad"] = pad
         if rectified:
-            spec |= {"formula": "T = floor(rectified_width / stride) + offset", "rectified_width": rectified}
+            spec["rectified_width"] = rectified
         return spec

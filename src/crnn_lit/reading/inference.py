@@ -119,6 +119,7 @@ class OnnxBackend:
             self.preprocess = Preprocess.from_record(sidecar["preprocess"])
             spec = sidecar["output_length"]
             self._stride, self._offset = int(spec["stride"]), int(spec["offset"])
+            self._pad = int(spec.get("pad", 0))  # written by backbones whose strided convs round up (PPLCNetV4)
             self._rectified = spec.get("rectified_width")  # a fixed-size TPS stage: T no longer follows the input
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"{sidecar_path} is not a crnn_lit export sidecar ({type(err).__name__}: "
@@ -127,7 +128,7 @@ class OnnxBackend:
 
     def output_length(self, width: int) -> int:
         """Frames for an input ``width``, from the sidecar's formula (written from the model at export)."""
-        return (self._rectified or width) // self._stride + self._offset
+        return ((self._rectified or width) + self._pad) // self._stride + self._offset
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         (out,) = self.session.run(None, {self.input_name: images.numpy().astype(np.float32)})

@@ -162,8 +162,8 @@ class LineComposer:
         self.p_upper, self.p_double_space, self.p_tight = p_upper, p_double_space, p_tight
         # (kind, weight): single values are the commonest receipt lines (median SROIE line: 7 characters)
         self.kinds: tuple[tuple[Callable[[random.Random], str], float], ...] = (
-            (self._words, 0.16), (self._money, 0.14), (self._keyed, 0.16), (self._item, 0.14), (self._value, 0.14),
-            (self._address, 0.08), (self._datetime, 0.05), (self._company, 0.05), (self._banner, 0.04),
+            (self._words, 0.16), (self._money, 0.12), (self._keyed, 0.15), (self._item, 0.12), (self._value, 0.22),
+            (self._address, 0.07), (self._datetime, 0.05), (self._company, 0.04), (self._banner, 0.03),
             (self._contact, 0.04),
         )
         total = sum(w for _, w in self.kinds)
@@ -187,11 +187,12 @@ class LineComposer:
 
     # ---- line kinds (capitals: keys; case is settled for the whole line in compose) ----
     def _words(self, r: random.Random) -> str:
-        text = self._phrase(r, 1, 6, shop=0.4)
+        text = self._phrase(r, 1, 5, shop=0.4)
         return text + pick(r, ("", "", "", ".", ",", "!", ":", " -", "*"))
 
     def _money(self, r: random.Random) -> str:
-        return pick(r, MONEY_KEYS) + self._colon(r) + " " + price(r)
+        key = pick(r, MONEY_KEYS) + self._colon(r)
+        return key if r.random() < 0.25 else key + " " + price(r)  # a key alone: its value in another column
 
     def _keyed(self, r: random.Random) -> str:
         k = below(r, 4)

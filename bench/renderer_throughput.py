@@ -1,7 +1,11 @@
 """Throughput of the embedded synthetic word renderer, single process, one thread.
 
-    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--renderer default|v1]
-        [--samples docs/renderer_samples.png [--real ../shared/data/real_train/iiit5k]]
+    python bench/renderer_throughput.py [--n 3000] [--channels 1] [--renderer default|v1|lines]
+        [--samples docs/renderer_samples.png [--real ../shared/data/real_train/iiit5k]] [--set KEY=VALUE ...]
+
+``--renderer lines`` renders text lines at their own width (``preprocess.max_width=null``, unless ``--set`` says
+otherwise) and writes bench/results/renderer_lines.json; ``--set`` passes more config overrides
+(``--set preprocess=ppocr``).
 
 Renders a cold pass (indices 0..n-1, font/glyph caches filling up), ``--warmup`` more renders (the face cache
 holds every font × size, 199 × 19 for renderer=default: a few thousand renders do not fill it), then a warm pass
@@ -72,7 +76,8 @@ def main() -> None:
     ap.add_argument("--renderer", default="default", help="renderer config (conf/renderer/<name>.yaml)")
     ap.add_argument("--train-rate", type=float, default=178.0,
                     help="images/s the fastest training set-up consumes (light CRNN, make train: 150-178)")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/renderer.json"))
+    ap.add_argument("--out", default=None, help="default: bench/results/renderer.json (renderer_lines.json for lines)")
+    ap.add_argument("--set", nargs="*", default=[], help="more config overrides, e.g. preprocess.height=48")
     ap.add_argument("--samples", default=None, help="also save a 24-image PNG grid here")
     ap.add_argument("--real", default=None, help="with --samples: a labels.tsv folder shown beside the renders")
     args = ap.parse_args()
@@ -80,7 +85,9 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    cfg = compose_config([f"renderer={args.renderer}", f"preprocess.channels={args.channels}"])
+    lines = args.renderer == "lines"
+    overrides = [f"renderer={args.renderer}", f"preprocess.channels={args.channels}"]
+    cfg = compose_config(overrides + (["preprocess.max_width=null"] if lines else []) + args.set)
     renderer = WordRenderer.from_spec(cfg.renderer, instantiate(cfg.preprocess), seed=args.seed)
     init_s = time.perf_counter() - t0
 
@@ -112,6 +119,9 @@ def main() -> None:
         "renderer": args.renderer,
         "train_images_per_s": args.train_rate,
         "renderer_over_training": round(n / warm_s / args.train_rate, 2),  # issue #11: keep >= 3
+        "content": renderer.content,
+        "mean_label_chars": round(float(np.mean([len(renderer.label(i)) for i in warm])), 1),
+        "overrides": args.set,
         "mean_width": round(float(np.mean(widths)), 1),
         "max_width": int(np.max(widths)),
         "width_us_per_call": round(width_us, 2),
@@ -122,7 +132,8 @@ def main() -> None:
         "channels": renderer.preprocess.channels,
         "cv2_threads": cv2.getNumThreads(),
     }
-    write(args.out, result)
+    out = args.out or str(ROOT / f"bench/results/renderer{'_lines' if lines else ''}.json")
+    write(out, result)
     if args.samples:
         save_grid(renderer, Path(args.samples), n=24, real=Path(args.real) if args.real else None)
         print(f"saved samples to {args.samples}")

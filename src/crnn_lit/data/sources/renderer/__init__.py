@@ -14,8 +14,9 @@ Contrast is guaranteed: the luminance of the text colour differs from every back
 noise) by at least ``min_contrast`` (0..1 scale), and borders/shadows always sit on the background's side.
 
 Parts: ``fonts`` (faces, metrics, glyph bitmaps), ``style`` (the knobs, filled from ``conf/renderer``), ``plan``
-(the plan of one sample), ``planner`` (every random decision: what to draw), ``painter`` (the pixels: how to draw
-it), ``backgrounds`` (photos, gradients, noise, border steps), ``degrade`` (blur, low resolution, noise, JPEG) and
+(the plan of one sample), ``lines`` (the text of a line: ``content="lines"`` draws receipt and label lines instead
+of words), ``planner`` (every random decision: what to draw), ``painter`` (the pixels: how to draw it),
+``backgrounds`` (photos, gradients, noise, border steps), ``degrade`` (blur, low resolution, noise, JPEG) and
 ``core`` (the renderer, a planner and a painter, and its dataset).
 """
 

@@ -38,6 +38,11 @@ class WordRenderer:
         frequency_file: ``word<TAB>zipf`` lines (``data/words/frequency/english_frequency.tsv``): the words drawn
             by frequency (``style.p_frequent``); None: none.
         style: how the images look (:class:`RenderStyle`, or a mapping of its fields); None: its defaults.
+        content: ``words`` (one word per image) or ``lines`` (a line of a receipt or a label: several words with
+            the face's own spaces, numbers, prices, dates, times, phone numbers, codes and punctuation;
+            :mod:`~crnn_lit.data.sources.renderer.lines`). A line's label is its text with every whitespace run
+            made one space; ``max_word_len`` caps its characters (``preprocess.max_width`` null: any width).
+        line_words_file: receipt vocabulary for lines (``data/words/receipt.txt``), beside ``words_file``.
 
     A :class:`WordPlanner` (``planner``) takes every random decision and knows widths without drawing; a
     :class:`WordPainter` (``painter``) turns its plans into pixels. Pickles small for loader workers: the glyph
@@ -57,6 +62,8 @@ class WordRenderer:
         frequency_file: str | None = None,
         style: RenderStyle | Mapping | None = None,
         palette_file: str | None = None,
+        content: str = "words",
+        line_words_file: str | None = None,
     ):
         style = style if isinstance(style, RenderStyle) else RenderStyle(**(style or {}))
         self.textures_dir = None if textures_dir is None else str(textures_dir)
@@ -64,7 +71,8 @@ class WordRenderer:
         if style.p_photo > 0 and not self.textures:
             raise FileNotFoundError(f"p_photo > 0 but no textures in {textures_dir!r}")
         self.planner = WordPlanner(words_file, fonts_dir, preprocess, seed, max_word_len, charset_chars,
-                                   extra_words_files, frequency_file, style, palette_file, len(self.textures))
+                                   extra_words_files, frequency_file, style, palette_file, len(self.textures),
+                                   content, line_words_file)
         self.painter = WordPainter(self.planner.faces, self.textures, preprocess, seed)
 
     @classmethod
@@ -89,6 +97,10 @@ class WordRenderer:
     @property
     def max_word_len(self) -> int:
         return self.planner.max_word_len
+
+    @property
+    def content(self) -> str:
+        return self.planner.content
 
     @property
     def words(self) -> list[str]:
@@ -119,7 +131,7 @@ class WordRenderer:
 
 
 class SyntheticWords(torch.utils.data.Dataset):
-    """Map-style dataset over a virtual index space of rendered words.
+    """Map-style dataset over a virtual index space of rendered words (or lines: the renderer's ``content``).
 
     ``dataset[i]`` is ``renderer.render(i)``; ``dataset.width(i)`` is its width without rendering. Training
     uses a huge ``length`` and samples random indices; validation a small fixed ``length`` and another seed.
@@ -136,7 +148,7 @@ class SyntheticWords(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         r = self.renderer
-        return f"SyntheticWords(seed {r.seed}, {len(r.words):,} words, {len(r.fonts)} fonts)"
+        return f"SyntheticWords(seed {r.seed}, {r.content}, {len(r.words):,} words, {len(r.fonts)} fonts)"
 
     def _check(self, i: int) -> int:
         i = int(i)

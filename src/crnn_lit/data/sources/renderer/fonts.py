@@ -143,16 +143,23 @@ class Faces:
         return {"fonts": self.fonts, "_cache": {}}
 
 
-def pen_positions(face: FontAtSize, text: str, spacing: float) -> tuple[list[int], tuple[int, int, int, int]]:
-    """Pen x of each character and the ink box (x0, top, x1, bottom) relative to the pen origin/baseline."""
+def pen_positions(face: FontAtSize, text: str, spacing: float, word_space: float = 1.0
+                  ) -> tuple[list[int], tuple[int, int, int, int]]:
+    """Pen x of each character and the ink box (x0, top, x1, bottom) relative to the pen origin/baseline.
+
+    ``spacing``: extra advance after every character (px); ``word_space``: a space advances this many times the
+    face's own space advance (a space has no ink: the box spans the visible glyphs only)."""
     pen, xs = 0.0, []
     x0, x1, top, bottom = math.inf, -math.inf, math.inf, -math.inf
     for ch in text:
         adv, left, t, right, b = face.metric(ch)
         x = round(pen)
         xs.append(x)
-        x0, x1 = min(x0, x + left), max(x1, x + right)
-        top, bottom = min(top, t), max(bottom, b)
+        if ch == " ":
+            adv *= word_space
+        else:
+            x0, x1 = min(x0, x + left), max(x1, x + right)
+            top, bottom = min(top, t), max(bottom, b)
         pen += adv + spacing
     return xs, (x0, top, x1, bottom)
 

@@ -39,7 +39,7 @@ class WordPainter:
         """Coverage of the word (and its neighbours) and the canvas origin's offset from the word canvas's."""
         face = self.faces(lay.font, lay.size)
         x0, top, x1, bottom = lay.ink
-        runs = [(lay.label, 0, 0, lay.xs, lay.ys)]
+        runs = [(lay.text, 0, 0, lay.xs, lay.ys)]
         ex0, ey0, ex1, ey1 = x0, top, x1, bottom  # canvas extent in pen coordinates, grown for the neighbours
         for word, ox, oy in lay.neighbours:
             xs, (nx0, ntop, nx1, nbottom) = pen_positions(face, word, 0.0)
@@ -50,6 +50,8 @@ class WordPainter:
         text = np.zeros((ey1 - ey0 + 2 * PAD, ex1 - ex0 + 2 * PAD), np.uint8)
         for word, ox, oy, xs, ys in runs:
             for ch, x, y in zip(word, xs, ys):
+                if ch == " ":  # no ink
+                    continue
                 _, left, t, _, _ = face.metric(ch)
                 bmp = face.bitmap(ch)
                 gx, gy = PAD + ox + x + left - ex0, PAD + oy + y + t - ey0

@@ -15,10 +15,11 @@ PAD = 4  # blank pixels around the glyph canvas (room for borders and shadows): 
 class Layout:
     """The part of a plan the image width depends on: what is written, in which face, and where."""
 
-    label: str
+    text: str  # as drawn (a line's gaps may be two spaces wide)
+    label: str  # the text with every whitespace run made one space (a word: the text itself)
     font: int  # index into WordRenderer.fonts
     size: int  # font size in px
-    xs: list[int]  # pen x of each character (glyph-canvas coordinates, before PAD)
+    xs: list[int]  # pen x of each character of text (glyph-canvas coordinates, before PAD)
     ys: list[int]  # baseline offset of each character (canvas px, down; all 0 unless the baseline is curved)
     ink: tuple[int, int, int, int]  # x0, y0 (=font top, relative to baseline), x1, y1 of the text box
     matrix: tuple[float, ...]  # 3x3 row-major homography: glyph canvas -> output pixels (edge coords)

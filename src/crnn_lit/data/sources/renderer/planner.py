@@ -18,6 +18,7 @@ from crnn_lit.data.sources.renderer.fonts import (
     font_cdf,
     pen_positions,
 )
+from crnn_lit.data.sources.renderer.lines import LineComposer
 from crnn_lit.data.sources.renderer.palette import draw_pair, load_palette
 from crnn_lit.data.sources.renderer.plan import (
     MASK64,
@@ -39,7 +40,8 @@ class WordPlanner:
 
     Knows each image's exact width without rasterising it, which is what width-bucketed batching asks of every
     index. Arguments as :class:`~crnn_lit.data.sources.renderer.WordRenderer`'s, which owns their defaults;
-    ``n_textures``: how many background photographs a plan may pick from.
+    ``n_textures``: how many background photographs a plan may pick from. ``content="lines"``: a
+    :class:`~crnn_lit.data.sources.renderer.lines.LineComposer` writes the text (words keep their stream as it was).
     """
 
     def __init__(
@@ -55,6 +57,8 @@ class WordPlanner:
         style: RenderStyle,
         palette_file: str | None,
         n_textures: int,
+        content: str = "words",
+        line_words_file: str | None = None,
     ):
         self.style = style
         self.words_file = str(words_file)
@@ -82,6 +86,15 @@ class WordPlanner:
         self._allowed = allowed
         self.extra_words_files = tuple(str(f) for f in extra_words_files)
         self.words = load_words(words_file, self.extra_words_files, self.max_word_len, allowed)
+        if content not in ("words", "lines"):
+            raise ValueError(f"renderer content must be 'words' or 'lines', got {content!r}")
+        self.content = content
+        self.line_words_file = None if line_words_file is None else str(line_words_file)
+        self.lines = None
+        if content == "lines":  # case is the line's to decide: the charset's own fold settles the label's later
+            shop = load_words(line_words_file, (), self.max_word_len, None) if line_words_file else []
+            self.lines = LineComposer(self.words, shop, self.max_word_len, self.style.p_line_upper,
+                                      self.style.p_double_space, self.style.p_tight_punct)
         self.frequency_file = None if frequency_file is None else str(frequency_file)
         self._frequent, self._frequent_cdf = ([], None) if frequency_file is None else load_frequencies(
             frequency_file, self.style.frequency_power, self.max_word_len, allowed)
@@ -126,22 +139,38 @@ class WordPlanner:
             cand = text if self._allowed is None or set(text) <= self._allowed else cand
         return cand
 
+    def _line(self, r: random.Random) -> tuple[str, str, float]:
+        """A line: (text as drawn, label, space width as a multiple of the face's space advance)."""
+        text = self.lines.compose(r)
+        if self._allowed is not None:  # characters no case of which the charset holds are not drawn
+            ok = self._allowed
+            text = "".join(c for c in text if c == " " or c in ok or c.upper() in ok or c.lower() in ok).strip()
+            text = text or self._random_digits[0]
+        return text, " ".join(text.split()), uniform(r, self.style.word_space)
+
+    def _text(self, r: random.Random) -> tuple[str, str, float]:
+        """(text as drawn, label, space width): a word is its own label."""
+        if self.lines is not None:
+            return self._line(r)
+        label = self._label(r)
+        return label, label, 1.0
+
     # ---- plan ----
     def _layout(self, r: random.Random) -> Layout:
-        """First part of a plan: label, font and geometry (everything the width depends on)."""
+        """First part of a plan: text, font and geometry (everything the width depends on)."""
         rand = r.random
-        label = self._label(r)
+        text, label, word_space = self._text(r)
         font = below(r, len(self.fonts)) if self._font_cdf is None else bisect.bisect_right(self._font_cdf, r.random())
         size = self.style.font_size[0] + below(r, self.style.font_size[1] - self.style.font_size[0] + 1)
         face = self.faces(font, size)
 
         spacing = size * uniform(r, self.style.char_spacing) if rand() < self.style.p_spacing else 0.0
-        xs, (x0, top, x1, bottom) = pen_positions(face, label, spacing)
-        ys = [0] * len(label)
+        xs, (x0, top, x1, bottom) = pen_positions(face, text, spacing, word_space)
+        ys = [0] * len(text)
         if self.style.p_curve > 0 and rand() < self.style.p_curve:  # (no draw at 0, as p_frequent)
-            ys = arc_offsets(face, label, xs, size * self.style.max_curve * (2.0 * rand() - 1.0))
-            top = min(face.metric(ch)[2] + y for ch, y in zip(label, ys))
-            bottom = max(face.metric(ch)[4] + y for ch, y in zip(label, ys))
+            ys = arc_offsets(face, text, xs, size * self.style.max_curve * (2.0 * rand() - 1.0))
+            top = min(face.metric(ch)[2] + y for ch, y in zip(text, ys))
+            bottom = max(face.metric(ch)[4] + y for ch, y in zip(text, ys))
         if rand() >= self.style.p_tight_y:  # the face's full extent: all words of a face share one scale
             top, bottom = min(top, face.top + min(ys, default=0)), max(bottom, face.bottom + max(ys, default=0))
 
@@ -175,7 +204,7 @@ class WordPlanner:
         # crop with random margins, then normalise the height
         ml, mr = size * uniform(r, self.style.margin_x), size * uniform(r, self.style.margin_x)
         mt, mb = size * uniform(r, self.style.margin_y), size * uniform(r, self.style.margin_y)
-        neighbours = self._neighbours(r, face, label, xs, (x0 - ext, top - ext, x1 + ext, bottom + ext),
+        neighbours = self._neighbours(r, face, text, xs, (x0 - ext, top - ext, x1 + ext, bottom + ext),
                                       (ml, mt, mr, mb))
         cx0, cy0 = qx0 - ml, qy0 - mt
         crop_w, crop_h = qx1 + mr - cx0, qy1 + mb - cy0
@@ -198,7 +227,7 @@ class WordPlanner:
             (p0, p1, 1.0),
         )
         matrix = tuple(v for r0, r1, r2 in rows for v in (r0, r1, r2 - r0 * ccx - r1 * ccy))
-        return Layout(label, font, size, xs, ys, (x0, top, x1, bottom), matrix, width, border, shadow, bold,
+        return Layout(text, label, font, size, xs, ys, (x0, top, x1, bottom), matrix, width, border, shadow, bold,
                       neighbours)
 
     def _neighbours(self, r: random.Random, face: FontAtSize, label: str, xs: list[int],
@@ -307,4 +336,4 @@ class WordPlanner:
 
     def label(self, index: int) -> str:
         """The label of ``render(index)`` without rasterising."""
-        return self._label(self._rng(index))
+        return self._text(self._rng(index))[1]

@@ -72,6 +72,12 @@ class RenderStyle:
     p_motion_blur: probability of linear motion blur (camera shake) in a random direction.
     motion_blur_len: (min, max) length of the motion blur in output pixels.
     jpeg_quality: (min, max) JPEG quality.
+
+    Lines only (``content: lines``; words ignore them):
+    p_line_upper: share of lines in capitals (receipt style); the others keep mixed case.
+    word_space: (min, max) width of a space, drawn per line, as a multiple of the face's own space advance.
+    p_double_space: probability that a gap between words is drawn two spaces wide (the label keeps one space).
+    p_tight_punct: probability that a key's colon hugs it (``CASH:``; else ``CASH :`` or no colon).
     """
 
     p_upper: float = 0.1
@@ -120,6 +126,10 @@ class RenderStyle:
     shade_depth: tuple[float, float] = (0.2, 0.5)
     p_motion_blur: float = 0.0
     motion_blur_len: tuple[float, float] = (2.0, 5.0)
+    p_line_upper: float = 0.6
+    word_space: tuple[float, float] = (0.9, 1.3)
+    p_double_space: float = 0.05
+    p_tight_punct: float = 0.6
 
     def __post_init__(self):
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):

@@ -21,6 +21,11 @@ Writes bench/results/scale.json:
 * ``checkpoint_overhead_fraction_at_10k``: a full-state save of the paper net (``backbone=vgg rnn=bilstm``, AdamW
   state included; ``trainer.save_checkpoint`` as ``LastCheckpoint`` calls it, atomic and fsynced, timed inside
   ``python -m crnn_lit.train``) ÷ the default ``last.ckpt`` interval at 10k images/s per GPU.
+* ``rank_balance``: ``useful_share_per_step`` {1, 8, 32}: real pixels ÷ processed pixels of one training epoch at that
+  world size, where every rank of a step waits for the step's largest batch (the gradient all-reduce), over an
+  epoch of ``--draws`` samples drawn from the resized widths of ../shared/data/real_train (batch 64, pool_batches
+  50); ``dealt_round_robin`` the same for the sampler before issue 33 (one rank's batch order dealt in turn);
+  ``real_train_once`` for one pass over the 6,725 crops themselves (at 32 ranks only 4 steps).
 * ``header``: CPU affinity, load before (``environment``, from bench/record.py, has the load after), the assumptions
   as sentences, and the details behind every figure.
 """
@@ -56,11 +61,13 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from record import write
 
 from crnn_lit.config import PROJECT_ROOT, compose_config, data_module
+from crnn_lit.data.batching import step_useful_share
 from crnn_lit.data.cli import convert
 from crnn_lit.data.datamodule import auto_num_workers
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.lmdb import close_env
 from crnn_lit.model.backbone import WidthPlan
+from crnn_lit.preprocess import Preprocess
 
 BENCH = Path(__file__).resolve().parent
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
@@ -144,6 +151,28 @@ def renderer_epoch_start(draws: int) -> dict:
     first, second = first_batch_s(loader, 0), first_batch_s(loader, 1)  # the second with the font caches warm
     return {"draws": draws, "cpu_s_per_million_draws": {"first_epoch": round(first["cpu"] * 1e6 / draws, 1),
                                                         "second_epoch": round(second["cpu"] * 1e6 / draws, 1)}}
+
+
+# --- ranks of one step ------------------------------------------------------------------------------------------
+WORLD_SIZES = (1, 8, 32)
+
+
+def real_train_widths() -> np.ndarray:
+    """The resized widths (default input spec) of the real_train crops."""
+    sizes = []
+    for name in REAL_SETS:
+        ds = FolderDataset(SHARED / "real_train" / name)
+        sizes += [ds.size(i) for i in range(len(ds))]
+    return Preprocess().resize.widths_for(np.array(sizes))
+
+
+def rank_balance(widths: np.ndarray, draws: int, batch: int = 64) -> dict:
+    epoch = np.random.default_rng(0).choice(widths, draws)
+
+    def shares(w, grouped):
+        return {str(n): round(step_useful_share(w, batch, n, grouped=grouped), 4) for n in WORLD_SIZES}
+    return {"useful_share_per_step": shares(epoch, True), "dealt_round_robin": shares(epoch, False),
+            "real_train_once": shares(widths, True), "draws": draws, "batch_size": batch}
 
 
 # --- loader throughput -----------------------------------------------------------------------------------------
@@ -257,6 +286,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="throughput passes per loader (median)")
     ap.add_argument("--renderer-warmup", type=int, default=8000, help="renders before the renderer is timed")
     ap.add_argument("--ckpt-steps", type=int, default=4, help="training steps of the paper net (one save each)")
+    ap.add_argument("--draws", type=int, default=1_000_000, help="epoch of the rank-balance figure")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "scale.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -270,6 +300,8 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     details: dict = {}
+    balance = rank_balance(real_train_widths(), args.draws)
+    print(f"rank balance: {balance}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="crnn_lit_scale_") as tmp:
         tmp = Path(tmp)
@@ -309,6 +341,7 @@ def main() -> None:
         "workers_needed_per_gpu_at_10k": {k: math.ceil(TARGET_IMAGES_PER_S / v) for k, v in rates.items()},
         "default_workers_per_gpu": default_workers,
         "checkpoint_overhead_fraction_at_10k": round(ckpt["median_s"] / interval_s, 5),
+        "rank_balance": balance,
         "header": {  # besides record.py's ``environment`` (machine, versions, torch threads, load at the end)
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "opencv_threads": cv2.getNumThreads(),

@@ -26,6 +26,10 @@ Writes bench/results/scale.json:
   epoch of ``--draws`` samples drawn from the resized widths of ../shared/data/real_train (batch 64, pool_batches
   50); ``dealt_round_robin`` the same for the sampler before issue 33 (one rank's batch order dealt in turn);
   ``real_train_once`` for one pass over the 6,725 crops themselves (at 32 ranks only 4 steps).
+* ``host_syncs_per_step``: device reads (``.item()``, ``.tolist()``, ``.cpu()``, ``float(tensor)``, …) and logs
+  Lightning turns into one (a Python number, ``prog_bar=True``) inside ``training_step``, counted as calls in the
+  checkpoint run below (``tests/runtime_helpers.CountHostSyncs``; the once-a-second checkpoint decision of
+  ``LastCheckpoint`` runs after the step and is not counted).
 * ``header``: CPU affinity, load before (``environment``, from bench/record.py, has the load after), the assumptions
   as sentences, and the details behind every figure.
 """
@@ -262,21 +266,24 @@ class SaveTimer(L.Callback):
             f.write(json.dumps({"s": seconds, "bytes": Path(self.path).stat().st_size}) + "\n")
 
 
-def checkpoint_save_s(tmp: Path, steps: int) -> dict:
+def checkpoint_save_s(tmp: Path, steps: int) -> tuple[dict, dict]:
+    """Save times of the paper net's full state, and the host syncs counted inside its training steps in the same
+    run (``tests/runtime_helpers.CountHostSyncs``)."""
     run = tmp / "ckpt_run"
-    timings = tmp / "saves.jsonl"
+    timings, syncs = tmp / "saves.jsonl", tmp / "syncs.json"
     command = [sys.executable, "-m", "crnn_lit.train", f"hydra.run.dir={run}", "backbone=vgg", "rnn=bilstm",
                f"data.samples_per_epoch={16 * steps}", "data.batch_size=16", "data.eval_batch_size=32",
                "data.num_workers=0", "data.val.length=32", "logger=none", "trainer.max_epochs=1",
                "trainer.num_sanity_val_steps=0", "~callbacks.progress_bar",
                "+callbacks.save_timer._target_=scale.SaveTimer", f"+callbacks.save_timer.path={run}/timed.ckpt",
-               f"+callbacks.save_timer.out={timings}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH), str(PROJECT_ROOT / "src"),
+               f"+callbacks.save_timer.out={timings}", "+callbacks.syncs._target_=runtime_helpers.CountHostSyncs",
+               f"+callbacks.syncs.out={syncs}"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH), str(PROJECT_ROOT / "src"), str(PROJECT_ROOT / "tests"),
                                                         os.environ.get("PYTHONPATH", "")]), WANDB_MODE="disabled")
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=900)
     saves = [json.loads(line) for line in timings.read_text().splitlines()]
     return {"median_s": statistics.median(s["s"] for s in saves), "saves_s": [round(s["s"], 3) for s in saves],
-            "bytes": saves[-1]["bytes"]}
+            "bytes": saves[-1]["bytes"]}, json.loads(syncs.read_text())
 
 
 def main() -> None:
@@ -330,8 +337,8 @@ def main() -> None:
         print(f"images per CPU-second: {throughput}", file=sys.stderr)
         details["images_per_cpu_s_rounds"] = {k: v["rounds"] for k, v in throughput.items()}
 
-        ckpt = checkpoint_save_s(tmp, args.ckpt_steps)
-        details["checkpoint_save"] = ckpt
+        ckpt, syncs = checkpoint_save_s(tmp, args.ckpt_steps)
+        details["checkpoint_save"], details["host_syncs"] = ckpt, syncs
         print(f"checkpoint: {ckpt}", file=sys.stderr)
 
     rates = {k: v["median"] for k, v in throughput.items()}
@@ -342,6 +349,7 @@ def main() -> None:
         "default_workers_per_gpu": default_workers,
         "checkpoint_overhead_fraction_at_10k": round(ckpt["median_s"] / interval_s, 5),
         "rank_balance": balance,
+        "host_syncs_per_step": round(syncs["syncs"] / max(syncs["steps"], 1), 3),
         "header": {  # besides record.py's ``environment`` (machine, versions, torch threads, load at the end)
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "opencv_threads": cv2.getNumThreads(),

@@ -152,3 +152,40 @@ def test_auto_num_workers_arithmetic(monkeypatch, cpus, devices, environment, sl
     assert auto_num_workers(SimpleNamespace(num_devices=devices, strategy=strategy)) == workers
     if environment is None:
         assert auto_num_workers(None) == workers
+
+
+# --- no host sync inside the training step ------------------------------------------------------------------------
+def test_the_training_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch):
+    """Counted inside training_step (runtime_helpers.CountHostSyncs): no .item()/.tolist()/.cpu()/float(tensor), no
+    Python number logged, no prog_bar metric (Lightning reads those every step) — and the counter does see them:
+    the step as it was before issue 33 (prog_bar loss, a float learning rate) counts 2 per step."""
+    def run(name):
+        out = tmp_path / f"{name}.json"
+        cfg = compose_train([*FAST, "callbacks=none", "+callbacks.syncs._target_=runtime_helpers.CountHostSyncs",
+                             f"+callbacks.syncs.out={out}"], tmp_path / name)
+        train(cfg)
+        return json.loads(out.read_text())
+
+    now = run("now")
+    assert now["steps"] == 4 and now["syncs"] == 0, now
+
+    def old_step(self, batch, batch_idx):
+        loss = self.loss(self(batch.images), batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch))
+        return loss
+    monkeypatch.setattr(CRNNSystem, "training_step", old_step)
+    before = run("before")
+    assert before["syncs"] == 2 * before["steps"] == 8, before
+
+
+def test_a_batch_moved_to_a_device_keeps_its_lengths_on_the_cpu():
+    """Lightning moves a Batch through Batch.to: images and targets go to the device, the CTC lengths (which
+    torch's ctc_loss reads on the host) and widths stay ('meta' stands in for a GPU)."""
+    batch = _batch(lambda w: w // 4 + 1)
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    moved = move_data_to_device(batch, torch.device("meta"))
+    assert moved.images.device.type == moved.targets.device.type == "meta"
+    assert {moved.input_lengths.device.type, moved.target_lengths.device.type, moved.widths.device.type} == {"cpu"}
+    assert moved.labels == batch.labels and moved.input_lengths.tolist() == batch.input_lengths.tolist()

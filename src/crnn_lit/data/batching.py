@@ -197,6 +197,7 @@ class Batch:
     images: torch.Tensor  # (N, C, H, W_max), right-padded
     widths: torch.Tensor  # (N,) true widths before padding
     input_lengths: torch.Tensor  # (N,) frames T of each image's own width — padding never reaches the loss/decoder
+    # (widths and both lengths stay on the CPU when the batch moves to a GPU: ``to``)
     targets: torch.Tensor  # (sum of label lengths,) concatenated class indices
     target_lengths: torch.Tensor  # (N,)
     labels: list[str]
@@ -208,6 +209,18 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def to(self, device: torch.device | str, non_blocking: bool | None = None) -> Batch:
+        """This batch with the network's inputs on ``device``: the images and the targets move, the widths and the
+        CTC lengths stay on the CPU. torch's ``ctc_loss`` wants the lengths on the host (it turns them into a host
+        array, ``IntArrayRef``, before its CUDA kernel), so lengths on the GPU cost a device-to-host read, a host
+        sync, every step. Lightning moves a batch through this method (it moves any object with ``to``); copies
+        to a GPU are asynchronous (the pinned batches of ``pin_memory``)."""
+        device = torch.device(device)
+        if non_blocking is None:
+            non_blocking = device.type == "cuda"
+        return replace(self, images=self.images.to(device, non_blocking=non_blocking),
+                       targets=self.targets.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> Batch:
         """A copy whose tensors are in page-locked memory. The DataLoader calls it (``pin_memory=True``) in its

@@ -5,6 +5,7 @@ Wired through ``conf/callbacks/default.yaml`` (``LogConfig``, which needs the re
 
 * ``TotalSteps``: one-cycle's ``total_steps`` from the trainer's step estimate.
 * ``EpochStats``: ``train/images_per_sec``, ``data/padding_waste``, ``data/rejected_<reason>`` once per epoch.
+* ``ProgressBar``: Lightning's, with the training loss read only when it refreshes.
 * ``ValSampleTable``: W&B ``val/sample_images`` (label → prediction) and the ``val/samples`` table.
 * ``LearningCurve``: validation metrics against training images, wall-clock and CPU hours, across resumes.
 * exact resume: ``LastCheckpoint`` (``last.ckpt`` every N minutes, after validation, at the end, on preemption),
@@ -28,6 +29,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -92,6 +94,19 @@ class EpochStats(L.Callback):
         if rejected:
             summary = ", ".join(f"{r}={c}" for r, c in sorted(rejected.items()))
             pl_module.print(f"epoch {trainer.current_epoch}: skipped training samples: {summary}")
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, showing the training loss as ``loss`` when it refreshes (every ``refresh_rate``
+    steps). ``CRNNSystem`` logs ``train/loss`` without ``prog_bar``, which Lightning would read from the device
+    (``.item()``, a host sync) every step."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = trainer.callback_metrics.get("train/loss")
+        if trainer.training and loss is not None:
+            metrics["loss"] = f"{float(loss):.3g}"
+        return metrics
 
 
 class ValSampleTable(L.Callback):

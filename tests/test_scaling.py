@@ -112,10 +112,10 @@ def test_ddp_trains_on_when_a_rank_gets_a_batch_of_rejected_samples(tmp_path):
 
 def test_trainer_ddp_config_trains_on_cpu_with_only_the_accelerator_overridden(tmp_path):
     """conf/trainer/ddp.yaml as GPUs run it (bf16-mixed, DDP options) on two CPU processes: only the accelerator,
-    the device count (-1 = all GPUs), the backend and SyncBN (GPU-only) changed."""
+    the device count (-1 = all GPUs) and the backend changed (SyncBN, GPU-only, is off by default)."""
     out = tmp_path / "precision"
     proc = run_cli(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                    "trainer.strategy.process_group_backend=gloo", "trainer.sync_batchnorm=false", "rnn.num_layers=1",
+                    "trainer.strategy.process_group_backend=gloo", "rnn.num_layers=1",
                     *TINY, "+callbacks.precision._target_=runtime_helpers.RecordPrecision",
                     f"+callbacks.precision.out_dir={out}"], tmp_path)
     for rank in (0, 1):  # 64 samples / (16 per batch × 2 ranks) = 2 steps, each in bf16

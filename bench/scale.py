@@ -26,6 +26,9 @@ Writes bench/results/scale.json:
   epoch of ``--draws`` samples drawn from the resized widths of ../shared/data/real_train (batch 64, pool_batches
   50); ``dealt_round_robin`` the same for the sampler before issue 33 (one rank's batch order dealt in turn);
   ``real_train_once`` for one pass over the 6,725 crops themselves (at 32 ranks only 4 steps).
+* ``input_shapes_per_epoch``: distinct (batch size, padded width) shapes of one rank's training batches over the
+  same epoch, and the real share of their pixels, with the padded widths as they come (``pad_multiple_1``, CPU)
+  and rounded to 8 px (``data.pad_multiple`` auto on a GPU, where ``cudnn.benchmark`` tunes each shape once).
 * ``host_syncs_per_step``: device reads (``.item()``, ``.tolist()``, ``.cpu()``, ``float(tensor)``, …) and logs
   Lightning turns into one (a Python number, ``prog_bar=True``) inside ``training_step``, counted as calls in the
   checkpoint run below (``tests/runtime_helpers.CountHostSyncs``; the once-a-second checkpoint decision of
@@ -65,9 +68,9 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from record import write
 
 from crnn_lit.config import PROJECT_ROOT, compose_config, data_module
-from crnn_lit.data.batching import step_useful_share
+from crnn_lit.data.batching import EpochSampler, WidthBatchSampler, padded_width, step_useful_share
 from crnn_lit.data.cli import convert
-from crnn_lit.data.datamodule import auto_num_workers
+from crnn_lit.data.datamodule import GPU_PAD_MULTIPLE, auto_num_workers
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.data.sources.lmdb import close_env
 from crnn_lit.model.backbone import WidthPlan
@@ -177,6 +180,24 @@ def rank_balance(widths: np.ndarray, draws: int, batch: int = 64) -> dict:
         return {str(n): round(step_useful_share(w, batch, n, grouped=grouped), 4) for n in WORLD_SIZES}
     return {"useful_share_per_step": shares(epoch, True), "dealt_round_robin": shares(epoch, False),
             "real_train_once": shares(widths, True), "draws": draws, "batch_size": batch}
+
+
+def input_shapes(widths: np.ndarray, draws: int, batch: int = 64) -> dict:
+    """Distinct (batch size, padded width) shapes of the training batches of one epoch (one rank), and the share of
+    real pixels, with the padded width as it comes and rounded to ``GPU_PAD_MULTIPLE`` (data.pad_multiple auto on a
+    GPU)."""
+    epoch = np.random.default_rng(0).choice(widths, draws)
+    indices, spans = WidthBatchSampler(EpochSampler(draws, shuffle=True), batch, epoch.__getitem__)._batches()
+    result = {}
+    for multiple in (1, GPU_PAD_MULTIPLE):
+        shapes, used, padded = set(), 0, 0
+        for start, end in spans.tolist():
+            w = epoch[indices[start:end]]
+            width = padded_width(int(w.max()), multiple)
+            shapes.add((end - start, width))
+            used, padded = used + int(w.sum()), padded + (end - start) * width
+        result[f"pad_multiple_{multiple}"] = {"distinct_shapes": len(shapes), "useful_pixel_share": round(used / padded, 4)}
+    return result
 
 
 # --- loader throughput -----------------------------------------------------------------------------------------
@@ -307,8 +328,9 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     details: dict = {}
-    balance = rank_balance(real_train_widths(), args.draws)
-    print(f"rank balance: {balance}", file=sys.stderr)
+    widths = real_train_widths()
+    balance, shapes = rank_balance(widths, args.draws), input_shapes(widths, args.draws)
+    print(f"rank balance: {balance}; input shapes: {shapes}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="crnn_lit_scale_") as tmp:
         tmp = Path(tmp)
@@ -349,6 +371,7 @@ def main() -> None:
         "default_workers_per_gpu": default_workers,
         "checkpoint_overhead_fraction_at_10k": round(ckpt["median_s"] / interval_s, 5),
         "rank_balance": balance,
+        "input_shapes_per_epoch": shapes,
         "host_syncs_per_step": round(syncs["syncs"] / max(syncs["steps"], 1), 3),
         "header": {  # besides record.py's ``environment`` (machine, versions, torch threads, load at the end)
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -147,6 +147,27 @@ def test_slurm_launcher_composes_a_runnable_job_or_asks_for_the_devices(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_rendered_sbatch_script_gives_srun_the_cpus_per_task(tmp_path, monkeypatch):
+    """The sbatch script submitit writes for hydra/launcher=slurm (parameters handed over as the launcher hands
+    them): `#SBATCH --cpus-per-task=12` and the same on the srun line, which Slurm >= 22.05 no longer inherits."""
+    submitit = pytest.importorskip("submitit")
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is there"
+    cfg = compose_config(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8", "hydra.launcher.cpus_per_task=10"],
+                         return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    params.pop("_target_")
+    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path, slurm_max_num_timeout=params.pop("max_num_timeout"))
+    params.pop("submitit_folder")
+    base = set(OmegaConf.structured(BaseQueueConf).keys())  # SlurmLauncher.launch: non-base keys get "slurm_"
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m crnn_lit.train", "uid")
+    srun = [line for line in script.splitlines() if line.startswith("srun ")]
+    assert "#SBATCH --cpus-per-task=10" in script.splitlines()
+    assert len(srun) == 1 and " --cpus-per-task=10 " in srun[0], srun
+
+
 def test_ddp_child_command_is_this_job_not_the_sweep(monkeypatch):
     """What rank 1 is started with, for a job of an Optuna multirun (no GPU or second process needed)."""
     from hydra.core.hydra_config import HydraConfig

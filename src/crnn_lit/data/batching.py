@@ -192,6 +192,11 @@ def padding_waste(widths, batch_size: int, bucketed: bool, pool_batches: int = 5
     return 1.0 - step_useful_share(widths, batch_size, 1, bucketed=bucketed, pool_batches=pool_batches, seed=seed)
 
 
+def padded_width(width: int, multiple: int) -> int:
+    """``width`` rounded up to a multiple of ``multiple``: the width a training batch is padded to."""
+    return -(-width // multiple) * multiple
+
+
 @dataclass
 class Batch:
     images: torch.Tensor  # (N, C, H, W_max), right-padded
@@ -234,10 +239,13 @@ class Collate:
 
     Padding repeats each image's last column (its background) rather than a constant, so the padded
     region looks like more of the same background instead of a hard edge the network could misread.
+    ``pad_multiple`` rounds the padded width up (GPU training: a bounded set of input shapes, which
+    ``cudnn.benchmark`` tunes once each).
     """
 
-    def __init__(self, output_length):
+    def __init__(self, output_length, pad_multiple: int = 1):
         self.output_length = output_length
+        self.pad_multiple = pad_multiple  # the padded width rounded up to a multiple of this
 
     def __call__(self, items: list[Item | Rejected], width: int | None = None) -> Batch:
         """``width``: pad to at least this width (inference pads to a fixed multiple, whatever the batch)."""
@@ -248,7 +256,7 @@ class Collate:
             return Batch(torch.zeros(0, 1, 1, 1), empty, empty, empty, empty, [], [], dict(rejected))
         c, h = good[0].image.shape[:2]
         widths = [it.image.shape[2] for it in good]
-        padded = max(widths + [width or 0])
+        padded = padded_width(max(widths + [width or 0]), self.pad_multiple)
         images = torch.empty((len(good), c, h, padded))
         for i, it in enumerate(good):
             images[i, :, :, : widths[i]] = it.image

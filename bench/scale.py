@@ -10,6 +10,10 @@ Writes bench/results/scale.json:
   as JPEG, written with ``putmulti`` in key order: a million in seconds). cold = a first run (no size index: every
   image header is read, the index written); warm = a later epoch of the same run (median of 3); second_run = a new
   dataset over the same archive (the size index is read).
+* ``size_index_build_evicted_s_per_million`` {readahead, no_readahead} × {wall, cpu}: the first run's size-index
+  build over the same archive with its file evicted from the page cache first (``posix_fadvise(DONTNEED)``): a cold
+  disk, as a new archive meets it; the build's sequential pass with the OS readahead (now) and without (before).
+  Wall seconds: the read waits for the disk (this machine's virtual disk; network storage differs).
 * ``images_per_cpu_s`` {lmdb, lmdb_strong, renderer}: usable images one DataLoader worker process (one thread)
   delivers per CPU-second of its own: decode + label policy + resize + collate over the real training crops
   (../shared/data/real_train converted to LMDB), without augmentation and with ``augment=strong``, and the default
@@ -72,7 +76,7 @@ from crnn_lit.data.batching import EpochSampler, WidthBatchSampler, padded_width
 from crnn_lit.data.cli import convert
 from crnn_lit.data.datamodule import GPU_PAD_MULTIPLE, auto_num_workers
 from crnn_lit.data.sources.folder import FolderDataset
-from crnn_lit.data.sources.lmdb import close_env
+from crnn_lit.data.sources.lmdb import LmdbDataset, close_env
 from crnn_lit.model.backbone import WidthPlan
 from crnn_lit.preprocess import Preprocess
 
@@ -148,6 +152,33 @@ def epoch_start(root: Path, samples: int) -> tuple[dict, dict]:
     return {k: round(v * per_million, 4) for k, v in figures.items()}, {
         "seconds": json.loads(json.dumps(seconds), parse_float=lambda x: round(float(x), 4)),
         "size_index_bytes": index.stat().st_size if index.is_file() else None}
+
+
+def evict(path: Path) -> None:
+    """Drop ``path``'s pages from the page cache (``posix_fadvise(DONTNEED)``; clean pages only: the archive was
+    synced when written), so the next read comes from the disk, as on a first run."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cold_index_build(archive: Path, samples: int) -> dict:
+    """Wall and CPU seconds per million records of the size-index build of ``archive`` with its file out of the
+    page cache, the build's pass reading ahead (now) and not (before issue 33)."""
+    out = {}
+    for readahead in (False, True):
+        (archive / "crnn_lit_sizes.npz").unlink(missing_ok=True)
+        close_env(archive)
+        evict(archive / "data.mdb")
+        wall, cpu = time.perf_counter(), time.process_time()
+        with mock.patch.object(LmdbDataset, "BUILD_READAHEAD", readahead):
+            LmdbDataset(archive).index_sizes()
+        out["readahead" if readahead else "no_readahead"] = {
+            "wall": round((time.perf_counter() - wall) * 1e6 / samples, 2),
+            "cpu": round((time.process_time() - cpu) * 1e6 / samples, 2)}
+    return out
 
 
 def renderer_epoch_start(draws: int) -> dict:
@@ -340,6 +371,8 @@ def main() -> None:
         print(f"archive: {details['archive']}", file=sys.stderr)
         epoch, details["epoch_start"] = epoch_start(big, args.samples)
         print(f"epoch start (s per million): {epoch}", file=sys.stderr)
+        cold_index = cold_index_build((big / "training").resolve(), args.samples)
+        print(f"size index, page cache evicted (s per million): {cold_index}", file=sys.stderr)
         details["renderer_epoch_start"] = renderer_epoch_start(20_000)
         for part in ("training", "validation"):
             close_env(big / part)
@@ -366,6 +399,7 @@ def main() -> None:
     rates = {k: v["median"] for k, v in throughput.items()}
     result = {
         "epoch_start_s_per_million": epoch,
+        "size_index_build_evicted_s_per_million": cold_index,
         "images_per_cpu_s": rates,
         "workers_needed_per_gpu_at_10k": {k: math.ceil(TARGET_IMAGES_PER_S / v) for k, v in rates.items()},
         "default_workers_per_gpu": default_workers,

@@ -84,6 +84,22 @@ def test_ddp_cpu_two_ranks_train_on_different_samples_in_one_run_dir(tmp_path):
     assert (job / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_ddp_builds_the_size_index_of_each_archive_once(tmp_path):
+    """Two ranks over a new LMDB tree (DTRB layout, no size records, no index yet): each archive's size index is
+    built by one rank (rank 0, the other waits at a barrier and reads it), not by both at once."""
+    from corpus import write_lmdb_tree
+
+    root = write_lmdb_tree(tmp_path / "data", n=32)
+    proc = run_cli(["trainer=ddp_cpu", "rnn.num_layers=1", *[o for o in TINY if not o.startswith("data.val.")],
+                    "data=lmdb", f"data.root={root}", "data.samples_per_epoch=null", "data.batch_size=8",
+                    "logger=none", "hydra.job_logging.root.level=INFO"], tmp_path)
+    builds = re.findall(r"building the size index of (\S+) \(", proc.stdout + proc.stderr)
+    archives = ["training/MJ/MJ_train", "training/ST", "validation"]
+    assert sorted(builds) == sorted(str((root / a).resolve()) for a in archives), builds  # once each
+    assert all((root / a / "crnn_lit_sizes.npz").is_file() for a in archives)
+    assert "global step: 4" in proc.stdout  # 64 samples / (8 per batch × 2 ranks)
+
+
 def test_ddp_trains_on_when_a_rank_gets_a_batch_of_rejected_samples(tmp_path):
     """Tall narrow crops (16 px wide once resized: 5 CTC frames) labelled with 16 letters are all rejected, and
     bucketing groups them, so whole batches come out empty. With one rank holding such a batch while the other

@@ -19,7 +19,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.config import ConfigError
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
-from crnn_lit.data.sources.base import index_skips
+from crnn_lit.data.sources.base import index_sizes, index_skips
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.training.runtime import ResumableLoader, shielded_worker
 
@@ -130,6 +130,21 @@ class TextDataModule(L.LightningDataModule):
             raise ValueError(f"the training source has {len(self.train_set):,} samples: set data.samples_per_epoch "
                              "(one pass over a virtual or huge source is not an epoch)")
         log.info("data: train %r (%d), val %r (%d)", train, len(self.train_set), val, len(self.val_set))
+
+    def setup(self, stage: str) -> None:
+        """DDP: the size indexes of stored archives (LMDB) are built once, not by every rank at once. Global rank 0
+        reads or builds them while the other ranks wait at a barrier; then the first rank of each other node reads
+        them (or builds them, where the index lives in a node-local cache) while the rest wait again; the rest read
+        the stored index when their first epoch starts. Without this, 32 ranks read a whole new archive at once,
+        and the early ones wait at their first collective (whose timeout is 30 min)."""
+        trainer = getattr(self, "trainer", None)
+        if stage != "fit" or trainer is None or trainer.world_size < 2:
+            return  # one process: read or built when the first epoch starts
+        for first in (trainer.global_rank == 0, trainer.local_rank == 0):
+            if first:
+                for dataset in (self.train_set, self.val_set):
+                    index_sizes(dataset.source)
+            trainer.strategy.barrier("crnn_lit.size_index")
 
     def _rank(self) -> int:
         trainer = getattr(self, "trainer", None)

@@ -414,10 +414,55 @@ def test_optimized_metric_mistakes_are_named(compose_cfg):
 def test_sigterm_mid_epoch_saves_the_current_step_and_resumes_from_it(tmp_path):
     """SIGTERM (to the main process) during step 6 (last.ckpt otherwise only every 10 minutes): the run saves
     step 6, exits 0, and resume=auto continues from there. (To the whole process group: tests/test_preemption.py.)"""
-    common = [*TINY, "trainer.max_epochs=2", "logger=none", "hydra.run.dir=run"]
+    common = [*TINY, "trainer.max_epochs=2", "logger=csv", "trainer.log_every_n_steps=4", "hydra.run.dir=run"]
     run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermAt", "+callbacks.term.step=5"], tmp_path)
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 6
+    metrics = tmp_path / "run" / "csv" / "metrics.csv"
+
+    def train_rows():
+        with metrics.open() as f:
+            return [int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")]
+    assert train_rows() == [3, 5]  # the cadence's row (step 4), and the row of step 6, where the run stopped
     proc = run_cli([*common, "resume=auto"], tmp_path)
     assert "last.ckpt" in proc.stdout + proc.stderr
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8
+    assert train_rows() == [3, 5, 7]  # no step twice
 
+
+
+def test_sigterm_after_fit_exits_0_and_resume_auto_finishes_the_run(tmp_path):
+    """SIGTERM while the best checkpoint is validated after training: exit 0 (was 143), no result.json yet;
+    resume=auto then resumes at the end, validates and writes it."""
+    common = [*TINY, "logger=none", "hydra.run.dir=run"]
+    proc = run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermInValidate"], tmp_path)  # asserts 0
+    assert "SIGTERM after training" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "result.json").exists()
+    run_cli([*common, "resume=auto"], tmp_path)
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["best_checkpoint"]
+
+
+def test_lr_scaled_with_the_global_batch_and_printed(compose_cfg, capsys):
+    """lr_scaling=linear from lr_reference_batch=8 at a global batch of 16 (one process): twice optimizer.lr, for the
+    optimizer and one-cycle's peak alike; the line at start says how it was computed."""
+    cfg = compose_cfg([*FAST, "lr_scaling=linear", "lr_reference_batch=8", "optimizer.lr=0.001"])
+    train(cfg)
+    assert "global batch 16 = 16 per device × 1 processes × 1 accumulated; learning rate 0.002 = 0.001 × (16 / 8)" \
+        in capsys.readouterr().out
+    state = _ckpt(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")["optimizer_states"][0]
+    assert state["param_groups"][0]["max_lr"] == pytest.approx(0.002)
+    with pytest.raises(ConfigError, match="lr_scaling must be null, linear or sqrt"):
+        train(compose_cfg([*FAST, "lr_scaling=cubic"]))
+
+
+def test_step_based_validation_and_checkpoints_as_the_cluster_recipe_sets_them(compose_cfg):
+    """experiment=cluster_mj_st counts in steps; its trainer settings on a CPU run of 4 steps per epoch: validation
+    (and last.ckpt after it) every 3 optimizer steps across epoch boundaries, the run ending at max_steps."""
+    recipe = compose_config(["experiment=cluster_mj_st", "trainer.devices=8", "data.root=/data"])
+    assert (recipe.trainer.max_epochs, recipe.trainer.check_val_every_n_epoch, recipe.lr_scaling) == (None, None, "sqrt")
+    assert recipe.trainer.val_check_interval < recipe.trainer.max_steps
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=null", "trainer.max_steps=6", "trainer.val_check_interval=3",
+                       "trainer.check_val_every_n_epoch=null", "~callbacks.progress_bar"])
+    train(cfg)
+    with (Path(cfg.paths.output_dir) / "learning_curve.csv").open() as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == [3, 6]
+    assert _ckpt(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")["global_step"] == 6

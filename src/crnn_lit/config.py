@@ -172,7 +172,7 @@ COUNT, SIZE = Knob(int, 0), Knob(int, 1)  # a count that may be 0; a size (batch
 # Every common knob of the entry points' configs (keys a config does not have are not checked): a typo such as
 # data.batch_size=abc fails in one line before anything is built, instead of deep inside a constructor.
 KNOBS: dict[str, Knob] = {
-    "seed": Knob(int),
+    "seed": Knob(int), "lr_reference_batch": SIZE,
     "batch_size": SIZE, "chunk_size": SIZE, "threads": Knob(int, 1, optional=True), "error_sheet": COUNT,
     "turn_tall": Knob(float, 1, optional=True), "opset": Knob(int, 7),
     "data.batch_size": SIZE, "data.eval_batch_size": SIZE, "data.num_workers": Knob(int, 0, words=("auto",)),

@@ -313,14 +313,27 @@ class LastCheckpoint(L.Callback):
             # the epoch's last step: stop as the next one starts, after the epoch's validation (which saves again)
             # — Lightning resumes a checkpoint of this step in the next epoch, leaving this one unvalidated
             self._pending = stop
-        elif stop:
-            self._stop(trainer, stop)
+        elif stop:  # Lightning logs this step's row after this hook: never, since the run stops here
+            self._stop(trainer, stop, logged=False)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self._pending:
-            self._stop(trainer, self._pending)
+        if self._pending:  # the step before was logged if it fell on the logging cadence
+            self._stop(trainer, self._pending, logged=trainer.global_step % trainer.log_every_n_steps == 0)
 
-    def _stop(self, trainer: L.Trainer, received: set[signal.Signals]) -> None:
+    @staticmethod
+    def _log_step(trainer: L.Trainer) -> None:
+        """The training metrics of the step reached, as the row Lightning would have logged for it (``step`` =
+        global step − 1, its convention), flushed: the loggers' last row is where the run stopped."""
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        if not metrics or not trainer.is_global_zero:
+            return
+        for lg in trainer.loggers:
+            lg.log_metrics(metrics, step=trainer.global_step - 1)
+            lg.save()
+
+    def _stop(self, trainer: L.Trainer, received: set[signal.Signals], logged: bool) -> None:
+        if not logged:
+            self._log_step(trainer)
         names = "+".join(sig.name for sig in sorted(received))
         if trainer.is_global_zero:
             log.warning("preempted by %s at step %d: saved %s; continue with resume=auto", names,

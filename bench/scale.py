@@ -10,6 +10,10 @@ Writes bench/results/scale.json:
   as JPEG, written with ``putmulti`` in key order: a million in seconds). cold = a first run (no size index: every
   image header is read, the index written); warm = a later epoch of the same run (median of 3); second_run = a new
   dataset over the same archive (the size index is read).
+* ``size_index_build_evicted_s_per_million`` {readahead, no_readahead} × {wall, cpu}: the first run's size-index
+  build over the same archive with its file evicted from the page cache first (``posix_fadvise(DONTNEED)``): a cold
+  disk, as a new archive meets it; the build's sequential pass with the OS readahead (now) and without (before).
+  Wall seconds: the read waits for the disk (this machine's virtual disk; network storage differs).
 * ``images_per_cpu_s`` {lmdb, lmdb_strong, renderer}: usable images one DataLoader worker process (one thread)
   delivers per CPU-second of its own: decode + label policy + resize + collate over the real training crops
   (../shared/data/real_train converted to LMDB), without augmentation and with ``augment=strong``, and the default
@@ -21,6 +25,18 @@ Writes bench/results/scale.json:
 * ``checkpoint_overhead_fraction_at_10k``: a full-state save of the paper net (``backbone=vgg rnn=bilstm``, AdamW
   state included; ``trainer.save_checkpoint`` as ``LastCheckpoint`` calls it, atomic and fsynced, timed inside
   ``python -m crnn_lit.train``) ÷ the default ``last.ckpt`` interval at 10k images/s per GPU.
+* ``rank_balance``: ``useful_share_per_step`` {1, 8, 32}: real pixels ÷ processed pixels of one training epoch at that
+  world size, where every rank of a step waits for the step's largest batch (the gradient all-reduce), over an
+  epoch of ``--draws`` samples drawn from the resized widths of ../shared/data/real_train (batch 64, pool_batches
+  50); ``dealt_round_robin`` the same for the sampler before issue 33 (one rank's batch order dealt in turn);
+  ``real_train_once`` for one pass over the 6,725 crops themselves (at 32 ranks only 4 steps).
+* ``input_shapes_per_epoch``: distinct (batch size, padded width) shapes of one rank's training batches over the
+  same epoch, and the real share of their pixels, with the padded widths as they come (``pad_multiple_1``, CPU)
+  and rounded to 8 px (``data.pad_multiple`` auto on a GPU, where ``cudnn.benchmark`` tunes each shape once).
+* ``host_syncs_per_step``: device reads (``.item()``, ``.tolist()``, ``.cpu()``, ``float(tensor)``, …) and logs
+  Lightning turns into one (a Python number, ``prog_bar=True``) inside ``training_step``, counted as calls in the
+  checkpoint run below (``tests/runtime_helpers.CountHostSyncs``; the once-a-second checkpoint decision of
+  ``LastCheckpoint`` runs after the step and is not counted).
 * ``header``: CPU affinity, load before (``environment``, from bench/record.py, has the load after), the assumptions
   as sentences, and the details behind every figure.
 """
@@ -56,11 +72,13 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from record import write
 
 from crnn_lit.config import PROJECT_ROOT, compose_config, data_module
+from crnn_lit.data.batching import EpochSampler, WidthBatchSampler, padded_width, step_useful_share
 from crnn_lit.data.cli import convert
-from crnn_lit.data.datamodule import auto_num_workers
+from crnn_lit.data.datamodule import GPU_PAD_MULTIPLE, auto_num_workers
 from crnn_lit.data.sources.folder import FolderDataset
-from crnn_lit.data.sources.lmdb import close_env
+from crnn_lit.data.sources.lmdb import LmdbDataset, close_env
 from crnn_lit.model.backbone import WidthPlan
+from crnn_lit.preprocess import Preprocess
 
 BENCH = Path(__file__).resolve().parent
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
@@ -136,6 +154,33 @@ def epoch_start(root: Path, samples: int) -> tuple[dict, dict]:
         "size_index_bytes": index.stat().st_size if index.is_file() else None}
 
 
+def evict(path: Path) -> None:
+    """Drop ``path``'s pages from the page cache (``posix_fadvise(DONTNEED)``; clean pages only: the archive was
+    synced when written), so the next read comes from the disk, as on a first run."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cold_index_build(archive: Path, samples: int) -> dict:
+    """Wall and CPU seconds per million records of the size-index build of ``archive`` with its file out of the
+    page cache, the build's pass reading ahead (now) and not (before issue 33)."""
+    out = {}
+    for readahead in (False, True):
+        (archive / "crnn_lit_sizes.npz").unlink(missing_ok=True)
+        close_env(archive)
+        evict(archive / "data.mdb")
+        wall, cpu = time.perf_counter(), time.process_time()
+        with mock.patch.object(LmdbDataset, "BUILD_READAHEAD", readahead):
+            LmdbDataset(archive).index_sizes()
+        out["readahead" if readahead else "no_readahead"] = {
+            "wall": round((time.perf_counter() - wall) * 1e6 / samples, 2),
+            "cpu": round((time.process_time() - cpu) * 1e6 / samples, 2)}
+    return out
+
+
 def renderer_epoch_start(draws: int) -> dict:
     """The same for ``data=synthetic`` (``draws`` = samples_per_epoch): the renderer has no stored sizes, it lays
     out every drawn word to know its width, in the process that builds the batches."""
@@ -144,6 +189,46 @@ def renderer_epoch_start(draws: int) -> dict:
     first, second = first_batch_s(loader, 0), first_batch_s(loader, 1)  # the second with the font caches warm
     return {"draws": draws, "cpu_s_per_million_draws": {"first_epoch": round(first["cpu"] * 1e6 / draws, 1),
                                                         "second_epoch": round(second["cpu"] * 1e6 / draws, 1)}}
+
+
+# --- ranks of one step ------------------------------------------------------------------------------------------
+WORLD_SIZES = (1, 8, 32)
+
+
+def real_train_widths() -> np.ndarray:
+    """The resized widths (default input spec) of the real_train crops."""
+    sizes = []
+    for name in REAL_SETS:
+        ds = FolderDataset(SHARED / "real_train" / name)
+        sizes += [ds.size(i) for i in range(len(ds))]
+    return Preprocess().resize.widths_for(np.array(sizes))
+
+
+def rank_balance(widths: np.ndarray, draws: int, batch: int = 64) -> dict:
+    epoch = np.random.default_rng(0).choice(widths, draws)
+
+    def shares(w, grouped):
+        return {str(n): round(step_useful_share(w, batch, n, grouped=grouped), 4) for n in WORLD_SIZES}
+    return {"useful_share_per_step": shares(epoch, True), "dealt_round_robin": shares(epoch, False),
+            "real_train_once": shares(widths, True), "draws": draws, "batch_size": batch}
+
+
+def input_shapes(widths: np.ndarray, draws: int, batch: int = 64) -> dict:
+    """Distinct (batch size, padded width) shapes of the training batches of one epoch (one rank), and the share of
+    real pixels, with the padded width as it comes and rounded to ``GPU_PAD_MULTIPLE`` (data.pad_multiple auto on a
+    GPU)."""
+    epoch = np.random.default_rng(0).choice(widths, draws)
+    indices, spans = WidthBatchSampler(EpochSampler(draws, shuffle=True), batch, epoch.__getitem__)._batches()
+    result = {}
+    for multiple in (1, GPU_PAD_MULTIPLE):
+        shapes, used, padded = set(), 0, 0
+        for start, end in spans.tolist():
+            w = epoch[indices[start:end]]
+            width = padded_width(int(w.max()), multiple)
+            shapes.add((end - start, width))
+            used, padded = used + int(w.sum()), padded + (end - start) * width
+        result[f"pad_multiple_{multiple}"] = {"distinct_shapes": len(shapes), "useful_pixel_share": round(used / padded, 4)}
+    return result
 
 
 # --- loader throughput -----------------------------------------------------------------------------------------
@@ -233,21 +318,24 @@ class SaveTimer(L.Callback):
             f.write(json.dumps({"s": seconds, "bytes": Path(self.path).stat().st_size}) + "\n")
 
 
-def checkpoint_save_s(tmp: Path, steps: int) -> dict:
+def checkpoint_save_s(tmp: Path, steps: int) -> tuple[dict, dict]:
+    """Save times of the paper net's full state, and the host syncs counted inside its training steps in the same
+    run (``tests/runtime_helpers.CountHostSyncs``)."""
     run = tmp / "ckpt_run"
-    timings = tmp / "saves.jsonl"
+    timings, syncs = tmp / "saves.jsonl", tmp / "syncs.json"
     command = [sys.executable, "-m", "crnn_lit.train", f"hydra.run.dir={run}", "backbone=vgg", "rnn=bilstm",
                f"data.samples_per_epoch={16 * steps}", "data.batch_size=16", "data.eval_batch_size=32",
                "data.num_workers=0", "data.val.length=32", "logger=none", "trainer.max_epochs=1",
                "trainer.num_sanity_val_steps=0", "~callbacks.progress_bar",
                "+callbacks.save_timer._target_=scale.SaveTimer", f"+callbacks.save_timer.path={run}/timed.ckpt",
-               f"+callbacks.save_timer.out={timings}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH), str(PROJECT_ROOT / "src"),
+               f"+callbacks.save_timer.out={timings}", "+callbacks.syncs._target_=runtime_helpers.CountHostSyncs",
+               f"+callbacks.syncs.out={syncs}"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH), str(PROJECT_ROOT / "src"), str(PROJECT_ROOT / "tests"),
                                                         os.environ.get("PYTHONPATH", "")]), WANDB_MODE="disabled")
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=900)
     saves = [json.loads(line) for line in timings.read_text().splitlines()]
     return {"median_s": statistics.median(s["s"] for s in saves), "saves_s": [round(s["s"], 3) for s in saves],
-            "bytes": saves[-1]["bytes"]}
+            "bytes": saves[-1]["bytes"]}, json.loads(syncs.read_text())
 
 
 def main() -> None:
@@ -257,6 +345,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="throughput passes per loader (median)")
     ap.add_argument("--renderer-warmup", type=int, default=8000, help="renders before the renderer is timed")
     ap.add_argument("--ckpt-steps", type=int, default=4, help="training steps of the paper net (one save each)")
+    ap.add_argument("--draws", type=int, default=1_000_000, help="epoch of the rank-balance figure")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "scale.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -270,6 +359,9 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     details: dict = {}
+    widths = real_train_widths()
+    balance, shapes = rank_balance(widths, args.draws), input_shapes(widths, args.draws)
+    print(f"rank balance: {balance}; input shapes: {shapes}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="crnn_lit_scale_") as tmp:
         tmp = Path(tmp)
@@ -279,6 +371,8 @@ def main() -> None:
         print(f"archive: {details['archive']}", file=sys.stderr)
         epoch, details["epoch_start"] = epoch_start(big, args.samples)
         print(f"epoch start (s per million): {epoch}", file=sys.stderr)
+        cold_index = cold_index_build((big / "training").resolve(), args.samples)
+        print(f"size index, page cache evicted (s per million): {cold_index}", file=sys.stderr)
         details["renderer_epoch_start"] = renderer_epoch_start(20_000)
         for part in ("training", "validation"):
             close_env(big / part)
@@ -298,17 +392,21 @@ def main() -> None:
         print(f"images per CPU-second: {throughput}", file=sys.stderr)
         details["images_per_cpu_s_rounds"] = {k: v["rounds"] for k, v in throughput.items()}
 
-        ckpt = checkpoint_save_s(tmp, args.ckpt_steps)
-        details["checkpoint_save"] = ckpt
+        ckpt, syncs = checkpoint_save_s(tmp, args.ckpt_steps)
+        details["checkpoint_save"], details["host_syncs"] = ckpt, syncs
         print(f"checkpoint: {ckpt}", file=sys.stderr)
 
     rates = {k: v["median"] for k, v in throughput.items()}
     result = {
         "epoch_start_s_per_million": epoch,
+        "size_index_build_evicted_s_per_million": cold_index,
         "images_per_cpu_s": rates,
         "workers_needed_per_gpu_at_10k": {k: math.ceil(TARGET_IMAGES_PER_S / v) for k, v in rates.items()},
         "default_workers_per_gpu": default_workers,
         "checkpoint_overhead_fraction_at_10k": round(ckpt["median_s"] / interval_s, 5),
+        "rank_balance": balance,
+        "input_shapes_per_epoch": shapes,
+        "host_syncs_per_step": round(syncs["syncs"] / max(syncs["steps"], 1), 3),
         "header": {  # besides record.py's ``environment`` (machine, versions, torch threads, load at the end)
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "opencv_threads": cv2.getNumThreads(),

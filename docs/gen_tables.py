@@ -301,8 +301,24 @@ def scale() -> str:
     """The cluster arithmetic of ``bench/scale.py``: epoch start, loader workers per GPU, checkpoint overhead."""
     rec = _json("scale.json")
     start, rate, need = rec["epoch_start_s_per_million"], rec["images_per_cpu_s"], rec["workers_needed_per_gpu_at_10k"]
-    rows = [["epoch start, CPU s per million samples", (f"cold {start['cold']:.1f}, warm {start['warm']:.3f}, "
-             f"second run {start['second_run']:.3f}")]]
+    rows = [["epoch start, CPU s per million samples (archive in the page cache)",
+             (f"first run {start['cold']:.1f}, warm {start['warm']:.3f}, second run {start['second_run']:.3f}")]]
+    cold = rec.get("size_index_build_evicted_s_per_million")
+    if cold:
+        rows.append(["first run on an archive out of the page cache, wall s per million (size index build)",
+                     f"{cold['readahead']['wall']:.0f} with readahead (was {cold['no_readahead']['wall']:.0f} without)"])
+    balance = rec.get("rank_balance")
+    if balance:
+        share, before = balance["useful_share_per_step"], balance["dealt_round_robin"]
+        rows.append(["real pixels per processed pixel, per step at 1 / 8 / 32 ranks (real_train widths, batch 64)",
+                     " / ".join(f"{share[n]:.3f}" for n in ("1", "8", "32")) + " (round-robin: "
+                     + " / ".join(f"{before[n]:.3f}" for n in ("1", "8", "32")) + ")"])
+    shapes = rec.get("input_shapes_per_epoch")
+    if shapes:
+        rows.append(["input shapes per epoch, widths as they come → rounded to 8 px (GPU)",
+                     f"{shapes['pad_multiple_1']['distinct_shapes']} → {shapes['pad_multiple_8']['distinct_shapes']}"])
+    if "host_syncs_per_step" in rec:
+        rows.append(["host syncs inside `training_step`", f"{rec['host_syncs_per_step']:g} per step"])
     names = {"lmdb": "LMDB", "lmdb_strong": "LMDB + `augment=strong`", "renderer": "renderer (`data=synthetic`)"}
     rows += [[f"one loader worker, {label}", (f"{rate[k]:,.0f} images per CPU-second → **{need[k]}** workers per GPU "
               "at 10k images/s")] for k, label in names.items()]

@@ -23,13 +23,14 @@ class LinearScan(CandidateIndex):
 
 def per_sample_batches(sampler, width, batch_size: int, pool_batches: int, drop_last: bool, rank: int,
                        world: int) -> list[list[int]]:
-    """``WidthBatchSampler``'s batches for ``rank`` of ``world`` as the per-sample version built them: ``sampler``
-    an ``EpochSampler``, ``width(i)`` one sample's width (None: no bucketing)."""
+    """``WidthBatchSampler``'s batches for ``rank`` of ``world`` as the per-sample version built them (with the
+    step grouping of issue 33): ``sampler`` an ``EpochSampler``, ``width(i)`` one sample's width (None: no
+    bucketing)."""
     indices = sampler.indices()
     bs = batch_size
     if width is not None:
         widths = np.fromiter((width(int(i)) for i in indices), dtype=np.int64, count=len(indices))
-        pool = bs * pool_batches if sampler.shuffle else len(indices)
+        pool = bs * pool_batches * world if sampler.shuffle else len(indices)  # pool_batches steps' worth
         chunks = []
         for start in range(0, len(indices), pool):
             order = np.argsort(widths[start:start + pool], kind="stable")
@@ -38,12 +39,14 @@ def per_sample_batches(sampler, width, batch_size: int, pool_batches: int, drop_
     batches = [indices[i:i + bs].tolist() for i in range(0, len(indices), bs)]
     if drop_last and batches and len(batches[-1]) < bs:
         batches.pop()
-    if sampler.shuffle:
-        sampler.rng(1).shuffle(batches)
-    if world > 1:
+    if world > 1:  # halve the last of the largest batches until every rank gets as many
         while len(batches) % world and max(map(len, batches), default=0) > 1:
-            k = max(range(len(batches)), key=lambda i: len(batches[i]))
+            k = max(reversed(range(len(batches))), key=lambda i: len(batches[i]))
             big = batches[k]
             batches[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
+    if sampler.shuffle:  # steps (runs of world neighbouring batches) shuffled as wholes
+        steps = [batches[i:i + world] for i in range(0, len(batches) - len(batches) % world, world)]
+        sampler.rng(1).shuffle(steps)
+        batches = [b for step in steps for b in step]
     usable = len(batches) - len(batches) % world
     return batches[rank:usable:world]

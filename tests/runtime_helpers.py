@@ -154,3 +154,64 @@ class EpochAsMetric(L.Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.state.fn == "fit":  # the final validate of the best checkpoint keeps fit's value
             pl_module.log("val/epoch", float(trainer.current_epoch + 1))
+
+
+class CountHostSyncs(L.Callback):
+    """Counts, inside ``training_step`` (the step's own code and what Lightning does in its ``self.log``), the calls
+    that read a tensor back to the host — ``.item()``, ``.tolist()``, ``.cpu()``, ``.numpy()``, ``float()``/``int()``/
+    ``bool()`` of a tensor — and the logs Lightning turns into one: a Python number (copied to the device) or
+    ``prog_bar=True`` (read with ``.item()`` every step). On a GPU each is a host sync; here they are counted as
+    calls, so no GPU is needed. Writes ``{"steps", "syncs", "calls"}`` to ``out`` when training ends."""
+
+    READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
+
+    def __init__(self, out: str):
+        import torch
+
+        self.torch, self.out = torch, Path(out)
+        self.calls: dict[str, int] = {}
+        self.steps, self.inside, self._saved = 0, False, {}
+
+    def _count(self, what: str) -> None:
+        if self.inside:
+            self.calls[what] = self.calls.get(what, 0) + 1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        tensor = self.torch.Tensor
+        for name in self.READS:
+            original = self._saved[name] = getattr(tensor, name)
+
+            def read(t, *args, _name=name, _original=original, **kwargs):
+                self._count(f".{_name}")
+                return _original(t, *args, **kwargs)
+            setattr(tensor, name, read)
+        step, log = pl_module.training_step, pl_module.log
+
+        def training_step(*args, **kwargs):
+            self.inside, self.steps = True, self.steps + 1
+            try:
+                return step(*args, **kwargs)
+            finally:
+                self.inside = False
+
+        def logged(name, value, *args, prog_bar=False, **kwargs):
+            if isinstance(value, (int, float)):
+                self._count("log of a Python number")
+            if prog_bar and kwargs.get("on_step", True) is not False:
+                self._count("log with prog_bar (read every step)")
+            return log(name, value, *args, prog_bar=prog_bar, **kwargs)  # its reads count too
+        pl_module.training_step, pl_module.log = training_step, logged
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        for name, original in self._saved.items():
+            setattr(self.torch.Tensor, name, original)
+        del pl_module.training_step, pl_module.log
+        self.out.write_text(json.dumps({"steps": self.steps, "syncs": sum(self.calls.values()), "calls": self.calls}))
+
+
+class SigtermInValidate(L.Callback):
+    """Sends this process SIGTERM when the validation of the best checkpoint after ``fit`` starts."""
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":
+            os.kill(os.getpid(), signal.SIGTERM)

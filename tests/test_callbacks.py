@@ -76,8 +76,8 @@ def _trainer(rank: int = 0, world_size: int = 1, reduce=None) -> SimpleNamespace
     """What LastCheckpoint reads of a Trainer; ``saved`` lists the step of every save."""
     trainer = SimpleNamespace(global_step=0, global_rank=rank, world_size=world_size, is_global_zero=rank == 0,
                               fast_dev_run=False, sanity_checking=False, state=SimpleNamespace(fn="fit"), saved=[],
-                              callbacks=[],
-                              num_training_batches=float("inf"),
+                              callbacks=[], num_training_batches=float("inf"), log_every_n_steps=50,
+                              callback_metrics={}, loggers=[],
                               strategy=SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce))
     trainer.save_checkpoint = lambda path, weights_only: trainer.saved.append(trainer.global_step)
     return trainer

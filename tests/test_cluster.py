@@ -127,8 +127,12 @@ def test_loaders_resolve_auto_workers_and_pin_only_for_cuda(two_cpus):
         module.trainer = SimpleNamespace(num_devices=1, global_rank=0,
                                          strategy=SimpleNamespace(root_device=torch.device(device)))
         loaders[device] = module.val_dataloader()
+        loaders[device, "train"] = module.train_dataloader()
     assert loaders["cpu"].num_workers == 1  # this 2-core machine: one worker, as the CPU quickstart always had
     assert not loaders["cpu"].pin_memory and loaders["cuda"].pin_memory
+    # training batches rounded to 8 px on a GPU (bounded shapes for cudnn.benchmark), never on CPU or in validation
+    assert [loaders[d, "train"].collate_fn.pad_multiple for d in ("cpu", "cuda")] == [1, 8]
+    assert [loaders[d].collate_fn.pad_multiple for d in ("cpu", "cuda")] == [1, 1]
     with pytest.raises(ValueError, match="num_workers must be auto or a number"):
         TextDataModule(words, words, CHARSET, lambda w: w // 4 + 1, preprocess=PREPROCESS, batch_size=4,
                        eval_batch_size=4, num_workers="many", samples_per_epoch=None, seed=0)
@@ -142,8 +146,13 @@ def test_loaders_resolve_auto_workers_and_pin_only_for_cuda(two_cpus):
     (12, 8, SLURMEnvironment, "12", 11),  # a SLURM task bound to its 12 CPUs
     (96, 8, SLURMEnvironment, "12", 11),  # a SLURM task that sees the node's CPUs: its share is still 12
     (96, 8, LightningEnvironment, "96", 11),  # salloc -c 96, Lightning starts the 8 processes: they share the 96
+    (224, 1, None, None, 12),  # a big machine, one process: capped (not 223)
+    (224, 1, SLURMEnvironment, "32", 31),  # a SLURM task keeps every CPU it reserved
 ])
 def test_auto_num_workers_arithmetic(monkeypatch, cpus, devices, environment, slurm_cpus, workers):
+    from crnn_lit.data.datamodule import eval_workers
+
+    assert [eval_workers(n) for n in (0, 1, 2, 11, 12)] == [0, 1, 1, 2, 3]  # validation: a quarter, at least 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     if slurm_cpus:
@@ -152,3 +161,48 @@ def test_auto_num_workers_arithmetic(monkeypatch, cpus, devices, environment, sl
     assert auto_num_workers(SimpleNamespace(num_devices=devices, strategy=strategy)) == workers
     if environment is None:
         assert auto_num_workers(None) == workers
+
+
+def test_collate_rounds_the_padded_width_up_to_its_multiple():
+    items = [Item(torch.zeros(1, 32, w), CHARSET.encode("ab"), "ab", str(w)) for w in (41, 43)]
+    batch = Collate(lambda w: w // 4 + 1, pad_multiple=8)(items)
+    assert batch.images.shape[-1] == 48 and batch.input_lengths.tolist() == [11, 11]  # each keeps its own frames
+    assert batch.padding_waste == pytest.approx(1 - 84 / 96)
+    assert Collate(lambda w: w // 4 + 1)(items).images.shape[-1] == 43
+
+
+# --- no host sync inside the training step ------------------------------------------------------------------------
+def test_the_training_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch):
+    """Counted inside training_step (runtime_helpers.CountHostSyncs): no .item()/.tolist()/.cpu()/float(tensor), no
+    Python number logged, no prog_bar metric (Lightning reads those every step) — and the counter does see them:
+    the step as it was before issue 33 (prog_bar loss, a float learning rate) counts 2 per step."""
+    def run(name):
+        out = tmp_path / f"{name}.json"
+        cfg = compose_train([*FAST, "callbacks=none", "+callbacks.syncs._target_=runtime_helpers.CountHostSyncs",
+                             f"+callbacks.syncs.out={out}"], tmp_path / name)
+        train(cfg)
+        return json.loads(out.read_text())
+
+    now = run("now")
+    assert now["steps"] == 4 and now["syncs"] == 0, now
+
+    def old_step(self, batch, batch_idx):
+        loss = self.loss(self(batch.images), batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch))
+        return loss
+    monkeypatch.setattr(CRNNSystem, "training_step", old_step)
+    before = run("before")
+    assert before["syncs"] == 2 * before["steps"] == 8, before
+
+
+def test_a_batch_moved_to_a_device_keeps_its_lengths_on_the_cpu():
+    """Lightning moves a Batch through Batch.to: images and targets go to the device, the CTC lengths (which
+    torch's ctc_loss reads on the host) and widths stay ('meta' stands in for a GPU)."""
+    batch = _batch(lambda w: w // 4 + 1)
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    moved = move_data_to_device(batch, torch.device("meta"))
+    assert moved.images.device.type == moved.targets.device.type == "meta"
+    assert {moved.input_lengths.device.type, moved.target_lengths.device.type, moved.widths.device.type} == {"cpu"}
+    assert moved.labels == batch.labels and moved.input_lengths.tolist() == batch.input_lengths.tolist()

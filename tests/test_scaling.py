@@ -85,6 +85,22 @@ def test_ddp_cpu_two_ranks_train_on_different_samples_in_one_run_dir(tmp_path):
     assert (job / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_ddp_builds_the_size_index_of_each_archive_once(tmp_path):
+    """Two ranks over a new LMDB tree (DTRB layout, no size records, no index yet): each archive's size index is
+    built by one rank (rank 0, the other waits at a barrier and reads it), not by both at once."""
+    from corpus import write_lmdb_tree
+
+    root = write_lmdb_tree(tmp_path / "data", n=32)
+    proc = run_cli(["trainer=ddp_cpu", "rnn.num_layers=1", *[o for o in TINY if not o.startswith("data.val.")],
+                    "data=lmdb", f"data.root={root}", "data.samples_per_epoch=null", "data.batch_size=8",
+                    "logger=none", "hydra.job_logging.root.level=INFO"], tmp_path)
+    builds = re.findall(r"building the size index of (\S+) \(", proc.stdout + proc.stderr)
+    archives = ["training/MJ/MJ_train", "training/ST", "validation"]
+    assert sorted(builds) == sorted(str((root / a).resolve()) for a in archives), builds  # once each
+    assert all((root / a / "crnn_lit_sizes.npz").is_file() for a in archives)
+    assert "global step: 4" in proc.stdout  # 64 samples / (8 per batch × 2 ranks)
+
+
 def test_ddp_trains_on_when_a_rank_gets_a_batch_of_rejected_samples(tmp_path):
     """Tall narrow crops (16 px wide once resized: 5 CTC frames) labelled with 16 letters are all rejected, and
     bucketing groups them, so whole batches come out empty. With one rank holding such a batch while the other
@@ -143,10 +159,10 @@ def test_ddp_validation_ends_when_every_validation_sample_of_a_rank_is_rejected(
 
 def test_trainer_ddp_config_trains_on_cpu_with_only_the_accelerator_overridden(tmp_path):
     """conf/trainer/ddp.yaml as GPUs run it (bf16-mixed, DDP options) on two CPU processes: only the accelerator,
-    the device count (-1 = all GPUs), the backend and SyncBN (GPU-only) changed."""
+    the device count (-1 = all GPUs) and the backend changed (SyncBN, GPU-only, is off by default)."""
     out = tmp_path / "precision"
     proc = run_cli(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                    "trainer.strategy.process_group_backend=gloo", "trainer.sync_batchnorm=false", "rnn.num_layers=1",
+                    "trainer.strategy.process_group_backend=gloo", "rnn.num_layers=1",
                     *TINY, "+callbacks.precision._target_=runtime_helpers.RecordPrecision",
                     f"+callbacks.precision.out_dir={out}"], tmp_path)
     for rank in (0, 1):  # 64 samples / (16 per batch × 2 ranks) = 2 steps, each in bf16
@@ -176,6 +192,27 @@ def test_slurm_launcher_composes_a_runnable_job_or_asks_for_the_devices(tmp_path
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stderr.splitlines()) == (2, [f"crnn_lit: error: {message}"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_rendered_sbatch_script_gives_srun_the_cpus_per_task(tmp_path, monkeypatch):
+    """The sbatch script submitit writes for hydra/launcher=slurm (parameters handed over as the launcher hands
+    them): `#SBATCH --cpus-per-task=12` and the same on the srun line, which Slurm >= 22.05 no longer inherits."""
+    submitit = pytest.importorskip("submitit")
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is there"
+    cfg = compose_config(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8", "hydra.launcher.cpus_per_task=10"],
+                         return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    params.pop("_target_")
+    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path, slurm_max_num_timeout=params.pop("max_num_timeout"))
+    params.pop("submitit_folder")
+    base = set(OmegaConf.structured(BaseQueueConf).keys())  # SlurmLauncher.launch: non-base keys get "slurm_"
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m crnn_lit.train", "uid")
+    srun = [line for line in script.splitlines() if line.startswith("srun ")]
+    assert "#SBATCH --cpus-per-task=10" in script.splitlines()
+    assert len(srun) == 1 and " --cpus-per-task=10 " in srun[0], srun
 
 
 def test_ddp_child_command_is_this_job_not_the_sweep(monkeypatch):
@@ -461,10 +498,55 @@ def test_optimized_metric_mistakes_are_named(compose_cfg):
 def test_sigterm_mid_epoch_saves_the_current_step_and_resumes_from_it(tmp_path):
     """SIGTERM (to the main process) during step 6 (last.ckpt otherwise only every 10 minutes): the run saves
     step 6, exits 0, and resume=auto continues from there. (To the whole process group: tests/test_preemption.py.)"""
-    common = [*TINY, "trainer.max_epochs=2", "logger=none", "hydra.run.dir=run"]
+    common = [*TINY, "trainer.max_epochs=2", "logger=csv", "trainer.log_every_n_steps=4", "hydra.run.dir=run"]
     run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermAt", "+callbacks.term.step=5"], tmp_path)
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 6
+    metrics = tmp_path / "run" / "csv" / "metrics.csv"
+
+    def train_rows():
+        with metrics.open() as f:
+            return [int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")]
+    assert train_rows() == [3, 5]  # the cadence's row (step 4), and the row of step 6, where the run stopped
     proc = run_cli([*common, "resume=auto"], tmp_path)
     assert "last.ckpt" in proc.stdout + proc.stderr
     assert _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8
+    assert train_rows() == [3, 5, 7]  # no step twice
 
+
+
+def test_sigterm_after_fit_exits_0_and_resume_auto_finishes_the_run(tmp_path):
+    """SIGTERM while the best checkpoint is validated after training: exit 0 (was 143), no result.json yet;
+    resume=auto then resumes at the end, validates and writes it."""
+    common = [*TINY, "logger=none", "hydra.run.dir=run"]
+    proc = run_cli([*common, "+callbacks.term._target_=runtime_helpers.SigtermInValidate"], tmp_path)  # asserts 0
+    assert "SIGTERM after training" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "result.json").exists()
+    run_cli([*common, "resume=auto"], tmp_path)
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["best_checkpoint"]
+
+
+def test_lr_scaled_with_the_global_batch_and_printed(compose_cfg, capsys):
+    """lr_scaling=linear from lr_reference_batch=8 at a global batch of 16 (one process): twice optimizer.lr, for the
+    optimizer and one-cycle's peak alike; the line at start says how it was computed."""
+    cfg = compose_cfg([*FAST, "lr_scaling=linear", "lr_reference_batch=8", "optimizer.lr=0.001"])
+    train(cfg)
+    assert "global batch 16 = 16 per device × 1 processes × 1 accumulated; learning rate 0.002 = 0.001 × (16 / 8)" \
+        in capsys.readouterr().out
+    state = _ckpt(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")["optimizer_states"][0]
+    assert state["param_groups"][0]["max_lr"] == pytest.approx(0.002)
+    with pytest.raises(ConfigError, match="lr_scaling must be null, linear or sqrt"):
+        train(compose_cfg([*FAST, "lr_scaling=cubic"]))
+
+
+def test_step_based_validation_and_checkpoints_as_the_cluster_recipe_sets_them(compose_cfg):
+    """experiment=cluster_mj_st counts in steps; its trainer settings on a CPU run of 4 steps per epoch: validation
+    (and last.ckpt after it) every 3 optimizer steps across epoch boundaries, the run ending at max_steps."""
+    recipe = compose_config(["experiment=cluster_mj_st", "trainer.devices=8", "data.root=/data"])
+    assert (recipe.trainer.max_epochs, recipe.trainer.check_val_every_n_epoch, recipe.lr_scaling) == (None, None, "sqrt")
+    assert recipe.trainer.val_check_interval < recipe.trainer.max_steps
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=null", "trainer.max_steps=6", "trainer.val_check_interval=3",
+                       "trainer.check_val_every_n_epoch=null", "~callbacks.progress_bar"])
+    train(cfg)
+    with (Path(cfg.paths.output_dir) / "learning_curve.csv").open() as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == [3, 6]
+    assert _ckpt(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")["global_step"] == 6

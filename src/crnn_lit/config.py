@@ -95,6 +95,24 @@ def register_python_configs() -> None:
     reading = inspect.signature(Recognizer.from_pretrained).parameters
     store.store(group="crnn_lit", name="reading", node={"pretrained": reading["name"].default,
                                                         **{k: reading[k].default for k in READING}})
+    register_slurm_schema(store)
+
+
+def register_slurm_schema(store) -> None:
+    """``hydra/launcher/crnn_lit_slurm``: the submitit launcher's schema plus ``srun_args`` (extra arguments of the
+    ``srun`` line of the sbatch script). The launcher hands every key to submitit, which has ``srun_args``, but its
+    schema (hydra-submitit-launcher 1.2) lacks the key, and the srun line must get ``--cpus-per-task``: since
+    Slurm 22.05 srun no longer inherits it from sbatch, and a task bound to one CPU gets no loader workers.
+    Only when the launcher plugin is installed (the ``slurm`` extra)."""
+    from dataclasses import field, make_dataclass
+
+    try:
+        from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+    except ImportError:
+        return
+    schema = make_dataclass("CrnnLitSlurmQueueConf", [("srun_args", list[str], field(default_factory=list))],
+                            bases=(SlurmQueueConf,))
+    store.store(group="hydra/launcher", name="crnn_lit_slurm", node=schema, provider="crnn_lit")
 
 
 
@@ -162,11 +180,12 @@ COUNT, SIZE = Knob(int, 0), Knob(int, 1)  # a count that may be 0; a size (batch
 # Every common knob of the entry points' configs (keys a config does not have are not checked): a typo such as
 # data.batch_size=abc fails in one line before anything is built, instead of deep inside a constructor.
 KNOBS: dict[str, Knob] = {
-    "seed": Knob(int),
+    "seed": Knob(int), "lr_reference_batch": SIZE,
     "batch_size": SIZE, "chunk_size": SIZE, "threads": Knob(int, 1, optional=True), "error_sheet": COUNT,
     "turn_tall": Knob(float, 1, optional=True), "window": Knob(int, 1, optional=True), "opset": Knob(int, 7),
     "data.batch_size": SIZE, "data.eval_batch_size": SIZE, "data.num_workers": Knob(int, 0, words=("auto",)),
     "data.samples_per_epoch": Knob(int, 1, optional=True), "data.pool_batches": SIZE,
+    "data.pad_multiple": Knob(int, 1, words=("auto",)),
     "data.mix.holdout": Knob(float, 0, 1, above=True),
     "optimizer.lr": Knob(float, 0, above=True), "optimizer.weight_decay": Knob(float, 0),
     "scheduler.pct_start": Knob(float, 0, 1),

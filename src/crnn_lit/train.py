@@ -15,7 +15,8 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from crnn_lit.checkpoint import init_from
 from crnn_lit.config import ConfigError, check_required, data_module, model_config
@@ -24,8 +25,10 @@ from crnn_lit.task import task
 from crnn_lit.training.callbacks import LastCheckpoint, LearningCurve, LogConfig
 from crnn_lit.training.runtime import (
     AtomicCheckpointIO,
+    ExitOnSigterm,
     resolve_checkpoint,
     route_ddp_children_to_this_job,
+    scaled_lr,
     slurm_plugins,
 )
 from crnn_lit.training.sweep import RESULT_FILE
@@ -73,9 +76,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if fine_tune:
         initialized = init_from(model, charset, cfg.init_from, log)
     datamodule = data_module(cfg.data, charset=charset, output_length=model.output_length)
-    system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
-                        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                        model_config=spec, channels_last=cfg.channels_last, case_fold=cfg.case_fold)
     loggers = _instantiate_dict(cfg.get("logger"))
     # last.ckpt after the best-checkpoint bookkeeping, whatever order the config merged them in (LastCheckpoint)
     callbacks = sorted(_instantiate_dict(cfg.get("callbacks")), key=lambda cb: isinstance(cb, LastCheckpoint))
@@ -83,11 +83,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for cb in callbacks:
             if isinstance(cb, LearningCurve):
                 cb.continue_from(initialized.training)
-    if loggers:
-        callbacks.append(LogConfig(OmegaConf.to_container(cfg, resolve=True)))
     route_ddp_children_to_this_job()
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                      plugins=[AtomicCheckpointIO(), *slurm_plugins()])
+    scale_lr(cfg, trainer)  # the world size is known once the trainer is
+    if loggers:
+        trainer.callbacks.append(LogConfig(OmegaConf.to_container(cfg, resolve=True)))
+    system = CRNNSystem(model, charset, optimizer=instantiate(cfg.optimizer),
+                        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+                        model_config=spec, channels_last=cfg.channels_last, case_fold=cfg.case_fold)
 
     try:
         trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -99,8 +103,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = next((cb.best_model_path for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), "")
     if best:  # report the checkpoint we keep, not whatever the last epoch happened to be
-        for result in trainer.validate(system, datamodule=datamodule, ckpt_path=best, verbose=False):
-            metrics.update({k: float(v) for k, v in result.items()})
+        with ExitOnSigterm():
+            for result in trainer.validate(system, datamodule=datamodule, ckpt_path=best, verbose=False):
+                metrics.update({k: float(v) for k, v in result.items()})
         log_best_checkpoint(loggers, best, metrics)
     if cfg.optimized_metric and cfg.optimized_metric not in metrics and not cfg.trainer.get("fast_dev_run"):
         raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} was never logged; logged: {sorted(metrics)}")
@@ -112,6 +117,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"best checkpoint: {best or '(none saved)'}")
         print(f"run directory: {cfg.paths.output_dir}")
     return metrics
+
+
+def scale_lr(cfg: DictConfig, trainer: L.Trainer) -> None:
+    """``optimizer.lr`` (and one-cycle's ``max_lr``, which interpolates it) for the global batch of one optimizer
+    step, by ``lr_scaling`` from ``lr_reference_batch``; printed at start (rank 0) whatever the rule."""
+    base = cfg.optimizer.get("lr")
+    if base is None:
+        return
+    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+    rule, reference = cfg.get("lr_scaling"), cfg.get("lr_reference_batch", 64)
+    lr = scaled_lr(float(base), global_batch, rule, reference)
+    with open_dict(cfg):
+        cfg.optimizer.lr = lr
+    if rank_zero_only.rank == 0:
+        how = (f"{base:g} × {'√' if rule == 'sqrt' else ''}({global_batch} / {reference})" if rule
+               else f"{base:g} (lr_scaling=null)")
+        print(f"global batch {global_batch} = {cfg.data.batch_size} per device × {trainer.world_size} processes × "
+              f"{trainer.accumulate_grad_batches} accumulated; learning rate {lr:.4g} = {how}")
 
 
 def write_result(cfg: DictConfig, metrics: dict[str, float], best: str) -> None:

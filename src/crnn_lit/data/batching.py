@@ -5,11 +5,16 @@ sorts each pool by width and slices it into batches, then shuffles the batch ord
 have similar widths, so right-padding to the widest one wastes little compute (measured ≈ 1.9× faster than
 padding everything to one width), while pools keep the batches random across epochs.
 
-Distributed runs: every rank builds the same batch list (same seed and epoch) and takes every
-``world_size``-th batch, so ranks never see the same sample. All ranks must run the same number of steps, so
-when the batch count is not a multiple of ``world_size`` the largest batches are halved until it is: every
-sample of the epoch is used exactly once, on one rank (no padding with duplicates, no trimming). DataLoader
-workers receive whole batches from the main process, so they cannot duplicate or lose samples either.
+Distributed runs: every rank builds the same batch list (same seed and epoch), and one step's ``world_size``
+batches are neighbours in width: a pool holds ``pool_batches`` *global* batches (``world_size`` × as many
+samples), is sorted and sliced, and runs of ``world_size`` consecutive batches are shuffled as groups; rank r
+takes batch r of each group. Every rank waits for the slowest at the gradient all-reduce, so a step costs what
+its widest batch costs: dealt at random (as before), 32 ranks processed 30 % real pixels on real crop widths,
+grouped 94 % (``step_useful_share``, bench/scale.py). Ranks never see the same sample. All ranks must run the same
+number of steps, so when the batch count is not a multiple of ``world_size`` the largest batches (the last of
+them: the last pool, so the groups before it stay neighbours) are halved until it is: every sample of the epoch
+is used exactly once, on one rank (no padding with duplicates, no trimming). DataLoader workers receive whole
+batches from the main process, so they cannot duplicate or lose samples either.
 
 Cost: the epoch is built with array operations over its indices (widths looked up in one call, pools sorted,
 batches kept as offsets into the sorted indices and shuffled as such); only this rank's batches become lists,
@@ -97,16 +102,17 @@ class WidthBatchSampler(Sampler[list[int]]):
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
-    def _batches(self) -> tuple[np.ndarray, np.ndarray]:
+    def _batches(self, world: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The epoch's indices, width-sorted within each pool, and its batches in training order as ``(start,
-        end)`` rows of offsets into them."""
+        end)`` rows of offsets into them: rows ``s·world … s·world + world − 1`` are the batches of step ``s`` (one
+        per rank), neighbours in width."""
         indices = np.asarray(self.sampler.indices(), dtype=np.int64)
         n, bs = len(indices), self.batch_size
         if self.widths is not None and n:
             widths = np.asarray(self.widths(indices))
             if widths.max() < 1 << 15 and widths.min() >= 0:
                 widths = widths.astype(np.int16)  # numpy sorts 16-bit keys by radix: ~10× faster, same stable order
-            pool = bs * self.pool_batches if self.sampler.shuffle else n
+            pool = bs * self.pool_batches * world if self.sampler.shuffle else n  # pool_batches steps' worth
             order = np.empty(n, dtype=np.int64)
             for start in range(0, n, pool):  # a stable sort per pool: equal widths keep the sampler's order
                 order[start:start + pool] = start + np.argsort(widths[start:start + pool], kind="stable")
@@ -115,17 +121,21 @@ class WidthBatchSampler(Sampler[list[int]]):
         spans = np.stack([starts, np.minimum(starts + bs, n)], axis=1)
         if self.drop_last and len(spans) and spans[-1, 1] - spans[-1, 0] < bs:
             spans = spans[:-1]
-        if self.sampler.shuffle:
-            spans = spans[self.sampler.rng(1).permutation(len(spans))]  # the order Generator.shuffle gives a list
+        if world > 1:
+            spans = self._balance(spans, world)
+        if self.sampler.shuffle:  # whole steps shuffled: a step's batches stay neighbours
+            steps = len(spans) // world  # (only trims when there are fewer samples than ranks)
+            order = self.sampler.rng(1).permutation(steps)  # the order Generator.shuffle gives a list
+            spans = spans[:steps * world].reshape(steps, world, 2)[order].reshape(-1, 2)
         return indices, spans
 
     @staticmethod
     def _balance(spans: np.ndarray, world: int) -> np.ndarray:
-        """Halve the largest batch (the first of them) until the count is a multiple of ``world`` (if there are
+        """Halve the largest batch (the last of them) until the count is a multiple of ``world`` (if there are
         enough samples)."""
         while len(spans) % world:
             sizes = spans[:, 1] - spans[:, 0]
-            k = int(np.argmax(sizes))
+            k = len(sizes) - 1 - int(np.argmax(sizes[::-1]))
             if sizes[k] < 2:
                 break
             start, end = spans[k]
@@ -135,9 +145,7 @@ class WidthBatchSampler(Sampler[list[int]]):
 
     def __iter__(self):
         rank, world = self._world()
-        indices, spans = self._batches()
-        if world > 1:
-            spans = self._balance(spans, world)
+        indices, spans = self._batches(world)
         usable = len(spans) - len(spans) % world  # only trims when there are fewer samples than ranks
         mine = spans[rank:usable:world]
         # two lists of ints, not one small list per batch: thousands of new containers would wake the garbage
@@ -156,17 +164,37 @@ class WidthBatchSampler(Sampler[list[int]]):
         return batches // world
 
 
-def padding_waste(widths, batch_size: int, bucketed: bool, pool_batches: int = 50, seed: int = 0) -> float:
-    """Padded share of the pixels of one shuffled training epoch over samples of the given (resized) widths."""
+def step_useful_share(widths, batch_size: int, world: int = 1, *, bucketed: bool = True, grouped: bool = True,
+                      pool_batches: int = 50, seed: int = 0) -> float:
+    """Real pixels ÷ processed pixels of one shuffled training epoch over samples of the given (resized) widths,
+    at ``world`` ranks. The ranks meet at every step's gradient all-reduce, so each waits for the step's largest
+    batch: a step processes ``world`` × that batch's padded pixels. ``grouped=False`` deals the batches of one rank's
+    order round-robin to the ranks (the sampler before issue 33), for comparison."""
     widths = np.asarray(widths, dtype=np.int64)
     sampler = WidthBatchSampler(EpochSampler(len(widths), shuffle=True, seed=seed), batch_size,
                                 widths.__getitem__ if bucketed else None, pool_batches)
-    indices, spans = sampler._batches()
-    used = padded = 0
-    for start, end in spans.tolist():
-        w = widths[indices[start:end]]
-        used, padded = used + int(w.sum()), padded + len(w) * int(w.max())
-    return 1.0 - used / max(padded, 1)
+    indices, spans = sampler._batches(world if grouped else 1)
+    if not grouped and world > 1:
+        spans = sampler._balance(spans, world)
+    used = processed = 0
+    spans = spans[:len(spans) - len(spans) % world].tolist()
+    for step in range(0, len(spans), world):
+        largest = 0
+        for start, end in spans[step:step + world]:
+            w = widths[indices[start:end]]
+            used, largest = used + int(w.sum()), max(largest, len(w) * int(w.max()))
+        processed += world * largest
+    return used / max(processed, 1)
+
+
+def padding_waste(widths, batch_size: int, bucketed: bool, pool_batches: int = 50, seed: int = 0) -> float:
+    """Padded share of the pixels of one shuffled training epoch over samples of the given (resized) widths."""
+    return 1.0 - step_useful_share(widths, batch_size, 1, bucketed=bucketed, pool_batches=pool_batches, seed=seed)
+
+
+def padded_width(width: int, multiple: int) -> int:
+    """``width`` rounded up to a multiple of ``multiple``: the width a training batch is padded to."""
+    return -(-width // multiple) * multiple
 
 
 @dataclass
@@ -174,6 +202,7 @@ class Batch:
     images: torch.Tensor  # (N, C, H, W_max), right-padded
     widths: torch.Tensor  # (N,) true widths before padding
     input_lengths: torch.Tensor  # (N,) frames T of each image's own width — padding never reaches the loss/decoder
+    # (widths and both lengths stay on the CPU when the batch moves to a GPU: ``to``)
     targets: torch.Tensor  # (sum of label lengths,) concatenated class indices
     target_lengths: torch.Tensor  # (N,)
     labels: list[str]
@@ -185,6 +214,18 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def to(self, device: torch.device | str, non_blocking: bool | None = None) -> Batch:
+        """This batch with the network's inputs on ``device``: the images and the targets move, the widths and the
+        CTC lengths stay on the CPU. torch's ``ctc_loss`` wants the lengths on the host (it turns them into a host
+        array, ``IntArrayRef``, before its CUDA kernel), so lengths on the GPU cost a device-to-host read, a host
+        sync, every step. Lightning moves a batch through this method (it moves any object with ``to``); copies
+        to a GPU are asynchronous (the pinned batches of ``pin_memory``)."""
+        device = torch.device(device)
+        if non_blocking is None:
+            non_blocking = device.type == "cuda"
+        return replace(self, images=self.images.to(device, non_blocking=non_blocking),
+                       targets=self.targets.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> Batch:
         """A copy whose tensors are in page-locked memory. The DataLoader calls it (``pin_memory=True``) in its
@@ -198,10 +239,13 @@ class Collate:
 
     Padding repeats each image's last column (its background) rather than a constant, so the padded
     region looks like more of the same background instead of a hard edge the network could misread.
+    ``pad_multiple`` rounds the padded width up (GPU training: a bounded set of input shapes, which
+    ``cudnn.benchmark`` tunes once each).
     """
 
-    def __init__(self, output_length):
+    def __init__(self, output_length, pad_multiple: int = 1):
         self.output_length = output_length
+        self.pad_multiple = pad_multiple  # the padded width rounded up to a multiple of this
 
     def __call__(self, items: list[Item | Rejected], width: int | None = None) -> Batch:
         """``width``: pad to at least this width (inference pads to a fixed multiple, whatever the batch)."""
@@ -212,7 +256,7 @@ class Collate:
             return Batch(torch.zeros(0, 1, 1, 1), empty, empty, empty, empty, [], [], dict(rejected))
         c, h = good[0].image.shape[:2]
         widths = [it.image.shape[2] for it in good]
-        padded = max(widths + [width or 0])
+        padded = padded_width(max(widths + [width or 0]), self.pad_multiple)
         images = torch.empty((len(good), c, h, padded))
         for i, it in enumerate(good):
             images[i, :, :, : widths[i]] = it.image

@@ -5,6 +5,7 @@ Wired through ``conf/callbacks/default.yaml`` (``LogConfig``, which needs the re
 
 * ``TotalSteps``: one-cycle's ``total_steps`` from the trainer's step estimate.
 * ``EpochStats``: ``train/images_per_sec``, ``data/padding_waste``, ``data/rejected_<reason>`` once per epoch.
+* ``ProgressBar``: Lightning's, with the training loss read only when it refreshes.
 * ``ValSampleTable``: W&B ``val/sample_images`` (label → prediction) and the ``val/samples`` table.
 * ``LearningCurve``: validation metrics against training images, wall-clock and CPU hours, across resumes.
 * exact resume: ``LastCheckpoint`` (``last.ckpt`` every N minutes, after validation, at the end, on preemption),
@@ -28,7 +29,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -94,6 +95,19 @@ class EpochStats(L.Callback):
         if rejected:
             summary = ", ".join(f"{r}={c}" for r, c in sorted(rejected.items()))
             pl_module.print(f"epoch {trainer.current_epoch}: skipped training samples: {summary}")
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, showing the training loss as ``loss`` when it refreshes (every ``refresh_rate``
+    steps). ``CRNNSystem`` logs ``train/loss`` without ``prog_bar``, which Lightning would read from the device
+    (``.item()``, a host sync) every step."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = trainer.callback_metrics.get("train/loss")
+        if trainer.training and loss is not None:
+            metrics["loss"] = f"{float(loss):.3g}"
+        return metrics
 
 
 class ValSampleTable(L.Callback):
@@ -311,14 +325,27 @@ class LastCheckpoint(Checkpoint):
             # the epoch's last step: stop as the next one starts, after the epoch's validation (which saves again)
             # — Lightning resumes a checkpoint of this step in the next epoch, leaving this one unvalidated
             self._pending = stop
-        elif stop:
-            self._stop(trainer, stop)
+        elif stop:  # Lightning logs this step's row after this hook: never, since the run stops here
+            self._stop(trainer, stop, logged=False)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self._pending:
-            self._stop(trainer, self._pending)
+        if self._pending:  # the step before was logged if it fell on the logging cadence
+            self._stop(trainer, self._pending, logged=trainer.global_step % trainer.log_every_n_steps == 0)
 
-    def _stop(self, trainer: L.Trainer, received: set[signal.Signals]) -> None:
+    @staticmethod
+    def _log_step(trainer: L.Trainer) -> None:
+        """The training metrics of the step reached, as the row Lightning would have logged for it (``step`` =
+        global step − 1, its convention), flushed: the loggers' last row is where the run stopped."""
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        if not metrics or not trainer.is_global_zero:
+            return
+        for lg in trainer.loggers:
+            lg.log_metrics(metrics, step=trainer.global_step - 1)
+            lg.save()
+
+    def _stop(self, trainer: L.Trainer, received: set[signal.Signals], logged: bool) -> None:
+        if not logged:
+            self._log_step(trainer)
         names = "+".join(sig.name for sig in sorted(received))
         if trainer.is_global_zero:
             log.warning("preempted by %s at step %d: saved %s; continue with resume=auto", names,

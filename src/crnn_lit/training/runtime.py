@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,12 +151,49 @@ class ResumableLoader(DataLoader):
             sampler.set_epoch(int(state["epoch"]))
 
 
+# --- the learning rate of a global batch -----------------------------------------------------------------------
+LR_SCALING = (None, "linear", "sqrt")
+
+
+def scaled_lr(lr: float, global_batch: int, rule: str | None, reference_batch: int) -> float:
+    """``lr`` for ``global_batch`` samples per optimizer step when ``lr`` was tuned at ``reference_batch``: the
+    linear rule (Goyal et al. 2017, with warm-up: one-cycle's) multiplies by global / reference, the square-root
+    rule (the safer start for AdamW and Adadelta) by its square root; None keeps ``lr``."""
+    if rule not in LR_SCALING:
+        raise ConfigError(f"lr_scaling must be null, linear or sqrt, got {rule!r}")
+    ratio = global_batch / reference_batch
+    return lr if rule is None else lr * (ratio if rule == "linear" else ratio ** 0.5)
+
+
 # --- preemption ----------------------------------------------------------------------------------------------
 # Sent to every process of a job (`timeout`, SLURM's step signalling, submitit's time-limit notice): the main
 # process saves and stops (LastCheckpoint); a DataLoader worker killed by one would crash the run instead
 # ("DataLoader worker (pid …) is killed by signal"). A worker still ends when the loader shuts it down or its
 # parent is gone (torch's worker watchdog).
 WORKER_IGNORED_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+class ExitOnSigterm:
+    """While the evaluation after ``fit`` runs (training done, ``last.ckpt`` saved), a SIGTERM ends the process with
+    status 0 and one line, instead of the default 143: a preemption then, like one during training, is a normal
+    end for the scheduler, and ``resume=auto`` finishes the run (it resumes at the end, validates the best
+    checkpoint and writes result.json). Main thread only (where signal handlers live)."""
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._exit)
+        return self
+
+    @staticmethod
+    def _exit(signum, frame) -> None:
+        log.warning("SIGTERM after training: last.ckpt holds the finished run; result.json is written by a "
+                    "rerun with resume=auto")
+        sys.exit(0)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def shielded_worker(worker_id: int, init: Callable[[int], None] | None = None) -> None:

@@ -51,8 +51,11 @@ class CRNNSystem(L.LightningModule):
         if not len(batch):  # every sample of this batch was rejected (EpochStats counts them)
             return self.no_sample_loss()
         loss = self.loss(self(batch.images), batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch))
+        # No host sync in the step: a loss shown with prog_bar=True is read (.item()) every step, so the bar shows it
+        # only when it refreshes (callbacks.ProgressBar); the learning rate, a Python float that Lightning would
+        # copy to the device, is logged as a CPU tensor.
+        self.log("train/loss", loss, batch_size=len(batch))
+        self.log("train/lr", torch.tensor(self.optimizers().param_groups[0]["lr"]), batch_size=len(batch))
         return loss
 
     def no_sample_loss(self) -> torch.Tensor:

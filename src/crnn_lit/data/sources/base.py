@@ -107,6 +107,16 @@ def index_skips(source) -> str:
     return "; ".join(parts + [s for s in (index_skips(i) for i in inner if i is not None) if s])
 
 
+def index_sizes(source) -> None:
+    """Read or build now the stored size indexes of ``source`` and of the sources inside it (``index_sizes`` of an
+    LMDB archive; hold-out splits and mixtures pass it on; other sources have none)."""
+    if hasattr(source, "index_sizes"):
+        source.index_sizes()
+    for inner in [getattr(source, "source", None), *getattr(source, "sources", [])]:
+        if inner is not None:
+            index_sizes(inner)
+
+
 class SizeCache:
     """(width, height) per index, computed on first use and kept (the sampler asks again every epoch).
 

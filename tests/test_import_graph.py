@@ -101,6 +101,14 @@ def test_reading_needs_nothing_from_training():
         assert not {m for m in reachable(graph, module) if m.startswith("crnn_lit.training")}, module
 
 
+def test_data_needs_nothing_from_training():
+    """Floors point one way: the data pipeline (loaders included) is below training, which imports it."""
+    graph = import_graph()
+    assert "crnn_lit.data.loader" in reachable(graph, "crnn_lit.data.datamodule")  # the walk works
+    for module in (m for m in graph if m.startswith("crnn_lit.data")):
+        assert not {m for m in reachable(graph, module) if m.startswith("crnn_lit.training")}, module
+
+
 def test_learning_curve_state_key_is_the_one_checkpoint_reads(tmp_path):
     """checkpoint.py names LearningCurve's checkpoint key instead of importing callbacks (which would close the
     cycle checkpoint → callbacks → tracking → task → checkpoint)."""

@@ -16,12 +16,12 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, get_worker_info
 
 from crnn_lit.charset import Charset
-from crnn_lit.config import ConfigError
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
+from crnn_lit.data.loader import ResumableLoader, shielded_worker
 from crnn_lit.data.sources.base import index_sizes, index_skips
+from crnn_lit.paths import ConfigError
 from crnn_lit.preprocess import Preprocess
-from crnn_lit.training.runtime import ResumableLoader, shielded_worker
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, TQDMProgres
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from crnn_lit.data.loader import ResumableLoader
 from crnn_lit.preprocess import to_pixels
-from crnn_lit.training.runtime import ResumableLoader
 from crnn_lit.training.tracking import AppendingCSVLogger, cpu_seconds, wandb_loggers
 
 log = logging.getLogger("crnn_lit.train")

@@ -272,6 +272,27 @@ def predict_speed() -> str:
                 "images/s", "images/s, first read of the process"], rows)
 
 
+def reading_threads() -> str:
+    """Wall time of the default reading beside busy work, by thread setting (bench/predict_speed.py --threads)."""
+    rec = _json("reading_threads.json")
+    names = {"1": "`threads=1`", "auto": "`threads=None` (the default)"}
+    columns = list(rec["settings"])
+    rows = []
+    for setting in next(iter(rec["settings"].values())):
+        name = names.get(setting, f"`threads={setting}`" + (" (torch's default)" if setting ==
+                                                            str(rec["torch_default_threads"]) else ""))
+        cells = []
+        for column in columns:
+            row = rec["settings"][column][setting]
+            rounds = sorted(row["rounds"], key=lambda r: r["wall_s"])
+            median = rounds[len(rounds) // 2]
+            cells.append(f"{median['wall_s']:.1f} s ({median['cpu_s']:.1f} CPU-s), ×{row['wall_vs_one_thread']:.2f}")
+        rows.append([name, *cells])
+    header = [f"{rec['images']} crops, {rec['cores']} cores: median wall (CPU) of {len(rounds)} rounds, vs 1 thread",
+              *(f"beside {c.rsplit('_', 1)[-1]} busy process(es)" for c in columns)]
+    return _md(header, rows)
+
+
 def fault() -> str:
     kills = _json("fault_resume.json")["kills"]
     rows = [[i, f"{k['killed_after_step']} (epoch {k['epoch_at_kill']}, batch {k['step_in_epoch_at_kill']})",
@@ -357,7 +378,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
     "scale": scale, "tps-ablation": tps_ablation, "transforms": transforms, "holdout-decoding": holdout_decoding,
-    "predict-speed": predict_speed,
+    "predict-speed": predict_speed, "reading-threads": reading_threads,
 }
 
 

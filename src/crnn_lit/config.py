@@ -62,7 +62,7 @@ def register_resolvers() -> None:
     register_python_configs()
 
 
-READING = ("batch_size", "chunk_size", "turn_tall")  # Recognizer's reading settings predict and evaluate expose
+READING = ("batch_size", "chunk_size", "turn_tall", "threads", "device")  # Recognizer's reading settings predict and evaluate expose
 
 
 def register_python_configs() -> None:

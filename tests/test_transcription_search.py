@@ -258,8 +258,8 @@ def test_lexicon_decoder_respects_per_sample_lengths():
 def test_out_of_charset_words_are_dropped_and_counted(tmp_path):
     cs = Charset("abcdefghijklmnopqrstuvwxyz0123456789")
     lexicon = Lexicon(words=["Hello", "HELLO", "héllo", "a-b", "world", "ｗｏｒｌｄ"]).normalized(cs)
-    assert lexicon.words == ["hello", "world"]  # case folded, NFKC (full width), duplicates merged
-    assert lexicon.dropped == 2 and lexicon.dropped_examples == ["a-b", "héllo"]
+    assert lexicon.words == ["hello", "world"]  # case folded, NFKC (full width), accents folded, duplicates merged
+    assert lexicon.dropped == 1 and lexicon.dropped_examples == ["a-b"]
 
     (tmp_path / "words.txt").write_text("THE\nCAFÉ\n\nparis\n", encoding="utf-8")
     (tmp_path / "lex.tsv").write_text("images/a.png\tTHE,CAFÉ,DOOR\nimages/b.png\tO'NEIL,BAR\n", encoding="utf-8")

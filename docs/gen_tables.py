@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -273,24 +274,26 @@ def predict_speed() -> str:
 
 
 def reading_threads() -> str:
-    """Wall time of the default reading beside busy work, by thread setting (bench/predict_speed.py --threads)."""
-    rec = _json("reading_threads.json")
-    names = {"1": "`threads=1`", "auto": "`threads=None` (the default)"}
-    columns = list(rec["settings"])
+    """Wall time of the default reading beside busy work, by thread setting (bench/predict_speed.py --threads):
+    on a machine otherwise near idle (reading_threads_idle.json) and on one shared with other work
+    (reading_threads.json, the settings taking turns round by round)."""
+    records = [("near-idle machine", _json("reading_threads_idle.json")), ("machine shared (load 4-5)",
+                                                                          _json("reading_threads.json"))]
+    columns = [(f"{where}, {'+ 1 busy loop' if busy.endswith('_1') else 'no busy loop'}", rec["settings"][busy])
+               for where, rec in records for busy in sorted(rec["settings"])]
+    default = str(records[0][1]["torch_default_threads"])
+    names = {"1": "`threads=1`", default: f"`threads={default}` (torch's default)", "auto": "`threads=None` (ours)"}
     rows = []
-    for setting in next(iter(rec["settings"].values())):
-        name = names.get(setting, f"`threads={setting}`" + (" (torch's default)" if setting ==
-                                                            str(rec["torch_default_threads"]) else ""))
+    for setting, name in names.items():
         cells = []
-        for column in columns:
-            row = rec["settings"][column][setting]
-            rounds = sorted(row["rounds"], key=lambda r: r["wall_s"])
-            median = rounds[len(rounds) // 2]
-            cells.append(f"{median['wall_s']:.1f} s ({median['cpu_s']:.1f} CPU-s), ×{row['wall_vs_one_thread']:.2f}")
+        for _, settings in columns:
+            row = settings[setting]
+            wall, one = median([r["wall_s"] for r in row["rounds"]]), median([r["wall_s"] for r in settings["1"]["rounds"]])
+            chosen = ", ".join(f"{n} thread(s) ×{k}" for n, k in row.get("threads_chosen", {}).items())
+            cells.append(f"{wall:.1f} s, ×{wall / one:.2f}" + (f" ({chosen})" if chosen else ""))
         rows.append([name, *cells])
-    header = [f"{rec['images']} crops, {rec['cores']} cores: median wall (CPU) of {len(rounds)} rounds, vs 1 thread",
-              *(f"beside {c.rsplit('_', 1)[-1]} busy process(es)" for c in columns)]
-    return _md(header, rows)
+    images = records[0][1]["images"]
+    return _md([f"{images} IIIT5K crops, default reading: median wall, vs 1 thread", *(c for c, _ in columns)], rows)
 
 
 def fault() -> str:

@@ -338,3 +338,30 @@ def test_device_cpu_reads_and_cuda_without_a_gpu_is_one_line(shipped, folder, tm
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert proc.stderr.startswith("crnn_lit.predict: error: device=cuda but torch sees no CUDA GPU here")
+
+
+def test_each_character_has_a_confidence_and_a_position(shipped):
+    """Per character: a confidence in (0, 1] and its x in the input image, near where it was drawn; a beam's
+    alternatives with their probabilities, the reading first; greedy has none."""
+    font = ImageFont.truetype(str(ROOT / "data/fonts/dejavu/DejaVuSans-Bold.ttf"), 40)
+    word = "station"
+    image = draw(word)
+    (p,) = shipped.read(image)
+    assert p.text == word and "".join(c.char for c in p.chars) == word and p.alternatives == ()
+    drawn = [10 + (font.getlength(word[:i]) + font.getlength(word[:i + 1])) / 2 for i in range(len(word))]
+    for c, x in zip(p.chars, drawn):
+        assert 0 < c.confidence <= 1 and 0 <= c.left < c.x < c.right <= image.width
+    # where CTC spikes: within 10 px of each glyph's centre (a glyph is 15-27 px wide here), except the first
+    # character, which this model emits at the first frame (Char's docstring)
+    assert all(abs(c.x - x) < 10 for c, x in zip(p.chars[1:], drawn[1:])), list(zip(p.chars, drawn))
+    assert [c.x for c in p.chars] == sorted(c.x for c in p.chars) and p.chars[0].x < drawn[0]
+    wide = Image.new("L", (image.width * 2, image.height), 235)
+    wide.paste(image.resize((image.width * 2, image.height)), (0, 0))  # stretched: positions follow the pixels
+    (stretched,) = shipped.read(wide)
+    if stretched.text == word:
+        assert all(abs(a.x * 2 - b.x) < 12 for a, b in zip(p.chars, stretched.chars))
+    beam = Recognizer.from_pretrained("cpu_scene_text", threads=1)  # beam + LM, the default
+    (read,) = beam.read(image)
+    assert read.text == word and read.alternatives[0] == (read.text, read.confidence)
+    assert 1 < len(read.alternatives) <= 10 and all(0 <= q <= 1 for _, q in read.alternatives)
+    assert len({t for t, _ in read.alternatives}) == len(read.alternatives)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from crnn_lit.reading.inference import (
     width_batches,
 )
 from crnn_lit.transcription import Decoder
+from crnn_lit.transcription.ctc import forced_alignment
 from crnn_lit.transcription.lexicon import Lexicon
 from crnn_lit.transcription.presets import decoder as named_decoder
 
@@ -53,15 +55,47 @@ DecoderSpec = str | Callable[..., Decoder]
 
 
 @dataclass(frozen=True)
+class Char:
+    """One character of a reading: where it is and how sure the network is of it. From the most probable CTC
+    path that reads the returned text (``transcription.ctc.forced_alignment``; for greedy decoding, the best path
+    itself): ``confidence`` is the highest probability the network gives this character in any of the frames the
+    path spends on it; ``left``/``right`` are those frames' extent (frame t covers ``[t, t + 1) × stride`` network
+    pixels), scaled to the input image's pixels, and ``x`` their centre. Along the image as read (a tall crop that
+    ``turn_tall`` read turned: along the turned image). CTC places a character where its probability spikes,
+    usually within a glyph of its centre, not at its edges: on clean printed words the shipped model's spikes were
+    within 10 px of each glyph's centre at 56 px height except the first character's, which it emits at the first
+    frame (tests/test_recognizer.py). Use them to order, highlight or roughly locate characters, not to crop."""
+
+    char: str
+    confidence: float
+    x: float
+    left: float
+    right: float
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """What was read in one image; an unreadable one has ``error`` set (then text "" and confidence 0)."""
+    """What was read in one image; an unreadable one has ``error`` set (then text "" and confidence 0).
+
+    ``confidence`` is the decoder's probability of the returned text given the image, p(text|y) under the
+    network's frame posteriors, not a calibrated chance of being right: greedy, the best path's probability
+    (the product of each frame's top probability); beam and beam + LM, p(text|y) summed over the alignments the
+    search kept (a lower bound of the exact sum; the LM ranks the beam but is not in this number); lexicon,
+    p(word|y) by the CTC forward algorithm (or the lexicon-free reading's, when the open test keeps that). It
+    ranks readings well (the most confident are the most often right) but its value is not a frequency of
+    success: with beam + LM, readings at 0.01–0.1 were right 42 % of the time (issue 34).
+    ``chars``: each character's confidence and position (:class:`Char`), empty when unread or when the text
+    cannot be aligned in the image's frames. ``alternatives``: a beam decoder's final beam, the returned text
+    first, ``(text, p(text|y))`` each, in the search's order (LM included); empty for other decoders."""
 
     text: str
-    confidence: float  # probability of the returned labelling (as the decoder's), in [0, 1]
+    confidence: float  # p(text | image) under the decoder, in [0, 1] (see above)
     # which input: a file's path (as given; a folder's files as <folder>/<path inside it>; a glob's as matched), or
     # "#<i>" for an in-memory image, i its position in the list (keyed_inputs)
     image: str = ""
     error: str | None = None
+    chars: tuple[Char, ...] = ()
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 class Recognizer:
@@ -165,6 +199,7 @@ class Recognizer:
     def _read_chunk(self, inputs: list[tuple[str, Any]]) -> list[Prediction]:
         # images are tracked by position, not by key: the same input given twice is read (and returned) twice
         tensors, positions, predictions = [], [], [None] * len(inputs)
+        scale: dict[str, float] = {}  # input pixels per network pixel, along the width
         for i, (key, image) in enumerate(inputs):
             try:
                 array = decode_image(image, key) if isinstance(image, Path) else image_array(image, key)
@@ -173,6 +208,7 @@ class Recognizer:
                     raise BadSample("too_narrow", key, narrow)
                 tensors.append(self.prepare(array))
                 positions.append(str(i))
+                scale[str(i)] = self._scale(array.shape[:2], tensors[-1].shape[-2:])
             except BadSample as err:
                 detail = f"{err.reason} ({err.detail})" if err.detail else err.reason
                 predictions[i] = Prediction("", 0.0, key, detail)
@@ -180,9 +216,33 @@ class Recognizer:
         for r in self.recognize(tensors, positions):
             keys = [inputs[int(i)][0] for i in r.keys]
             lexicons = self._per_image.lists_for(keys) if self._per_image is not None else None
-            for i, p in zip(r.keys, self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):
-                predictions[int(i)] = Prediction(p.text, float(p.confidence), inputs[int(i)][0])
+            decoded = self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)
+            spans = forced_alignment(r.log_probs, r.lengths, [self._classes(p.text) for p in decoded])
+            for i, p, span in zip(r.keys, decoded, spans):
+                chars = () if span is None else tuple(self._char(c, *s, scale[i]) for c, s in zip(p.text, span))
+                predictions[int(i)] = Prediction(p.text, float(p.confidence), inputs[int(i)][0], chars=chars,
+                                                 alternatives=p.alternatives)
         return predictions  # input order, not width order
+
+    def _scale(self, size: tuple[int, int], net: tuple[int, int]) -> float:
+        """Input pixels per network pixel along the read direction: the width's, or the height's for a crop
+        ``turn_tall`` read turned (its network input is as long as its height, not its width)."""
+        (h, w), (net_h, net_w) = size, net
+        if self._turn_tall and h >= self._turn_tall * w:
+            aspect = math.log(net_w / net_h)
+            if abs(aspect - math.log(h / w)) < abs(aspect - math.log(w / h)):
+                return h / net_w
+        return w / net_w
+
+    def _classes(self, text: str) -> list[int]:
+        try:
+            return self.charset.encode(text)
+        except ValueError:  # a decoder's word outside the charset (cannot happen with ours): no positions
+            return []
+
+    def _char(self, char: str, first: int, last: int, log_prob: float, scale: float) -> Char:
+        left, right = first * self._frame * scale, (last + 1) * self._frame * scale
+        return Char(char, math.exp(log_prob), (left + right) / 2, left, right)
 
     def recognize(self, images: Sequence[torch.Tensor], keys: Sequence[str], labels: Sequence[str] | None = None,
                   timing: Timing | None = None) -> Iterator[Recognized]:

@@ -157,17 +157,19 @@ class OnnxBackend(Exported):
         if threads is None:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
-        kind = torch.device(device or "cpu").type
-        if kind == "cuda":
+        try:
+            parsed = torch.device(device or "cpu")
+        except RuntimeError as err:
+            raise CheckpointError(f"device={device!r} is not a device ({err}); use cpu, cuda or cuda:<i>") from None
+        if parsed.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise CheckpointError(f"device={device} but onnxruntime has no CUDA provider here (providers: "
                                       f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu, or "
                                       "use device=cpu")
-            index = torch.device(device).index or 0
-            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-        elif kind != "cpu":
+            providers = [("CUDAExecutionProvider", {"device_id": parsed.index or 0}), "CPUExecutionProvider"]
+        elif parsed.type != "cpu":
             raise CheckpointError(f"device={device}: reading runs on cpu or cuda")
-        self.device = kind
+        self.device = parsed.type
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:  # noqa: BLE001 — onnxruntime's own types (InvalidProtobuf, Fail, …)

@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    reader = Recognizer.from_checkpoint(args.ckpt, args.decoder, batch_size=args.batch_size)
+    reader = Recognizer.from_checkpoint(args.ckpt, args.decoder, batch_size=args.batch_size, threads=args.threads)
     source = holdout_source() if args.holdout else FolderDataset(args.data, limit=args.limit)
     start = time.perf_counter()
     images, keys, labels, _ = reader.prepare_source(source)

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -280,6 +281,29 @@ def line_windows() -> str:
                 "height"), "exact %", "CER %"], rows)
 
 
+def reading_threads() -> str:
+    """Wall time of the default reading beside busy work, by thread setting (bench/predict_speed.py --threads):
+    on a machine otherwise near idle (reading_threads_idle.json) and on one shared with other work
+    (reading_threads.json, the settings taking turns round by round)."""
+    records = [("near-idle machine", _json("reading_threads_idle.json")), ("machine shared (load 4-5)",
+                                                                          _json("reading_threads.json"))]
+    columns = [(f"{where}, {'+ 1 busy loop' if busy.endswith('_1') else 'no busy loop'}", rec["settings"][busy])
+               for where, rec in records for busy in sorted(rec["settings"])]
+    default = str(records[0][1]["torch_default_threads"])
+    names = {"1": "`threads=1`", default: f"`threads={default}` (torch's default)", "auto": "`threads=None` (ours)"}
+    rows = []
+    for setting, name in names.items():
+        cells = []
+        for _, settings in columns:
+            row = settings[setting]
+            wall, one = median([r["wall_s"] for r in row["rounds"]]), median([r["wall_s"] for r in settings["1"]["rounds"]])
+            chosen = ", ".join(f"{n} thread(s) ×{k}" for n, k in row.get("threads_chosen", {}).items())
+            cells.append(f"{wall:.1f} s, ×{wall / one:.2f}" + (f" ({chosen})" if chosen else ""))
+        rows.append([name, *cells])
+    images = records[0][1]["images"]
+    return _md([f"{images} IIIT5K crops, default reading: median wall, vs 1 thread", *(c for c, _ in columns)], rows)
+
+
 def fault() -> str:
     kills = _json("fault_resume.json")["kills"]
     rows = [[i, f"{k['killed_after_step']} (epoch {k['epoch_at_kill']}, batch {k['step_in_epoch_at_kill']})",
@@ -382,7 +406,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
     "scale": scale, "tps-ablation": tps_ablation, "transforms": transforms, "holdout-decoding": holdout_decoding,
-    "predict-speed": predict_speed,
+    "predict-speed": predict_speed, "reading-threads": reading_threads,
 }
 
 

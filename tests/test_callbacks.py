@@ -41,6 +41,24 @@ def test_epoch_stats_counts_images_waste_and_rejections():
     assert stats.images == 124
 
 
+def test_epoch_stats_counts_validation_rejections_once_per_validation():
+    """Validation samples the label policy rejects are not in val/acc: logged and printed once per validation (not
+    for the sanity check), counted afresh each time."""
+    logged, printed = {}, []
+    module = SimpleNamespace(log=lambda name, value, **kw: logged.__setitem__(name, value), print=printed.append)
+    stats = EpochStats()
+    for sanity, epoch, batches in ((True, 0, [{"too_long": 9}]), (False, 0, [{"out_of_charset": 3}, {"too_long": 2}]),
+                                   (False, 1, [{"out_of_charset": 1}, {}])):
+        trainer = SimpleNamespace(current_epoch=epoch, world_size=1, sanity_checking=sanity)
+        stats.on_validation_epoch_start(trainer, module)
+        for rejected in batches:
+            stats.on_validation_batch_start(trainer, module, FakeBatch(8, 0.1, rejected), 0)
+        stats.on_validation_epoch_end(trainer, module)
+    assert printed == ["validation at epoch 0: skipped validation samples (not in val/acc): out_of_charset=3, too_long=2",
+                       "validation at epoch 1: skipped validation samples (not in val/acc): out_of_charset=1"]
+    assert logged == {"data/val_rejected_out_of_charset": 1.0, "data/val_rejected_too_long": 2.0}
+
+
 def test_total_steps_goes_only_to_schedulers_that_take_it():
     trainer = SimpleNamespace(estimated_stepping_batches=1234.0)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)

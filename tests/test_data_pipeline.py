@@ -126,7 +126,7 @@ def test_one_training_epoch_over_the_broken_corpus(tmp_path, compose_cfg):
     assert np.isfinite(metrics["train/loss"]) and np.isfinite(metrics["val/loss"])
     rejected = {k.removeprefix("data/rejected_"): v for k, v in metrics.items() if k.startswith("data/rejected_")}
     train_side = HoldoutSplit(FolderDataset(root), "train", 0.25)
-    # charset=lowercase removes out-of-charset characters (oov: remove): 'äöü!' is left empty, an empty_label
+    # charset=lowercase removes out-of-charset characters (oov: remove): 'ßø!' is left empty, an empty_label
     reasons = {**BROKEN_EXPECTED, "bad/oov.png": "empty_label"}
     expected = Counter(reasons.get(train_side.key(i), "ok") for i in range(len(train_side)))
     del expected["ok"]

@@ -58,11 +58,12 @@ def test_predict_same_text_from_onnx_and_torch_and_survives_a_corrupt_image(requ
 
     torch_rows = predict(compose_predict([f"ckpt={ckpt}", f"inputs={folder}", f"output={tmp_path / 'p.json'}"]))
     onnx_rows = predict(compose_predict([f"ckpt={onnx}", f"inputs={folder}"]))
-    assert [r["image"] for r in torch_rows] == ["img0.png", "img1.png", "img2.png", "broken.png"]
+    assert [r["image"] for r in torch_rows] == [str(folder / n) for n in ("img0.png", "img1.png", "img2.png",
+                                                                          "broken.png")]
     assert [r.get("text") for r in torch_rows] == [r.get("text") for r in onnx_rows]
     assert "unreadable" in torch_rows[-1]["error"]
     written = json.loads((tmp_path / "p.json").read_text())
-    assert len(written["predictions"]) == 3 and written["unreadable"][0]["image"] == "broken.png"
+    assert len(written["predictions"]) == 3 and written["unreadable"][0]["image"] == str(folder / "broken.png")
 
 
 def test_fine_tuning_with_another_charset_rebuilds_the_head_by_character(tiny_ckpt):
@@ -128,7 +129,8 @@ def test_allowed_chars_read_a_number(compose_predict, tmp_path):
 
 
 def test_predict_takes_a_list_of_inputs(compose_predict, tmp_path):
-    """`inputs=[a.png,folder]` on the Hydra command line: every image once, keyed by its path, in the order given."""
+    """`inputs=[a.png,folder]` on the Hydra command line: every image as often as it is given, named by its path, in
+    the order given."""
     from crnn_lit.predict import predict
 
     folder = tmp_path / "more"
@@ -137,7 +139,7 @@ def test_predict_takes_a_list_of_inputs(compose_predict, tmp_path):
         Image.fromarray(np.full((32, 60), 200, np.uint8)).save(where / name)
     a = tmp_path / "a.png"
     rows = predict(compose_predict([f"inputs=[{a},{folder},{folder / 'b.png'}]"]))
-    assert [r["image"] for r in rows] == [str(a), str(folder / "b.png"), str(folder / "c.png")]
+    assert [r["image"] for r in rows] == [str(a), str(folder / "b.png"), str(folder / "c.png"), str(folder / "b.png")]
     assert all(isinstance(r["text"], str) for r in rows)
 
 

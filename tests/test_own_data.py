@@ -3,6 +3,7 @@ the inspector, the converter and evaluate; data=lmdb takes train/val roots alone
 with one line saying what was skipped."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -144,3 +145,71 @@ def test_data_variables_reach_the_sources_not_the_module(compose_cfg, tmp_path):
     cfg = compose_cfg([*FAST, "data=folder", f"data.root={root}", "+data.batch_sise=8"])
     with pytest.raises(Exception, match="batch_sise"):
         data_module(cfg.data, charset=instantiate(cfg.charset), output_length=lambda w: w // 4 + 1)
+
+
+def sideways_jpeg(path, word: str = "SALE"):
+    """A clean printed word stored as a phone stores it: pixels turned a quarter, EXIF Orientation=6 (turn it
+    90° clockwise to show it). Returns the upright image."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(ROOT / "data/fonts/dejavu/DejaVuSans-Bold.ttf"), 40)
+    upright = Image.new("RGB", (int(font.getlength(word)) + 20, 56), (235, 235, 235))
+    ImageDraw.Draw(upright).text((10, 4), word, font=font, fill=(20, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.rotate(90, expand=True).save(path, quality=95, exif=exif)
+    return upright
+
+
+def test_exif_orientation_is_applied_wherever_an_image_is_read(tmp_path, capsys):
+    """A JPEG stored sideways with Orientation=6 is read upright: decoding, header sizes, in-memory PIL images, a
+    folder dataset, the converter's LMDB, and what the shipped model reads."""
+    from crnn_lit import Recognizer
+    from crnn_lit.data.sources.image_io import decode_image, image_array, image_size
+    from crnn_lit.data.sources.lmdb import LmdbDataset
+
+    (tmp_path / "set").mkdir()
+    path = tmp_path / "set" / "sale.jpg"
+    upright = sideways_jpeg(path)
+    with Image.open(path) as stored:
+        assert stored.size == upright.size[::-1]  # stored sideways
+        in_memory = image_array(stored, "mem")
+    decoded = decode_image(path, "sale.jpg")
+    assert decoded.shape[:2] == (upright.height, upright.width) == in_memory.shape[:2]
+    assert np.abs(decoded.astype(int) - np.asarray(upright, dtype=int)).mean() < 3  # upright, not mirrored
+    assert image_size(path) == upright.size
+    (tmp_path / "set" / "gt.txt").write_text("sale.jpg\tSALE\n", encoding="utf-8")
+    folder = FolderDataset(tmp_path / "set")
+    assert folder.size(0) == upright.size and folder[0].image.shape[:2] == decoded.shape[:2]
+    assert cli.main(["convert", "--input", str(tmp_path / "set"), "--output", str(tmp_path / "db"),
+                     "--workers", "1"]) == 0
+    lmdb = LmdbDataset(tmp_path / "db")
+    assert lmdb.size(0) == upright.size and lmdb[0].image.shape[:2] == decoded.shape[:2]
+    reader = Recognizer.from_pretrained(decoder="greedy")
+    assert [p.text for p in reader.read([str(path), Image.open(path)])] == ["sale", "sale"]
+
+
+def test_unlabelled_images_are_counted_by_inspect_and_at_training_start(tmp_path, capsys, caplog):
+    root = crops(tmp_path / "set", ["Hello", "York", "Sale"], "gt.txt")
+    for name in ("images/extra.png", "loose.jpg"):
+        Image.fromarray(word_image("Extra", 7)).save(root / name)
+    (root / "notes.md").write_text("not an image")
+    with caplog.at_level("WARNING"):
+        folder = FolderDataset(root)  # what the data module builds when training starts
+    assert len(folder) == 3 and folder.skipped.counts == {"unlabelled": 2}
+    assert "skipped 2: unlabelled=2 (e.g. images/extra.png; loose.jpg)" in caplog.text
+    assert FolderDataset(root, limit=2).skipped.counts == {}  # a limited read leaves images out on purpose
+    assert cli.main(["inspect", str(root)]) == 0
+    assert "skipped while reading the index: unlabelled=2 (e.g. images/extra.png; loose.jpg)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("encoding", "named"), [("utf-16", "UTF-16LE"), ("utf-16-le", "UTF-16LE (no byte-order mark)"),
+                                                 ("utf-16-be", "UTF-16BE (no byte-order mark)")])
+def test_a_labels_file_in_utf16_names_its_encoding_and_the_fix(tmp_path, capsys, encoding, named):
+    root = crops(tmp_path / "set", ["Hello", "York"], "gt.txt")
+    (root / "gt.txt").write_bytes("images/0.png\tHello\nimages/1.png\tYork\n".encode(encoding))
+    with pytest.raises(ConfigError, match=rf"gt.txt is {re.escape(named)}, not UTF-8: convert it, e.g. `iconv -f"):
+        FolderDataset(root)
+    assert cli.main(["inspect", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"is {named}, not UTF-8" in err and "-t UTF-8" in err

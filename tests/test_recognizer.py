@@ -2,8 +2,10 @@
 
 import json
 import logging
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -41,7 +43,7 @@ def test_reads_what_predict_reads(shipped, folder, compose_predict):
 
     got = shipped.read(folder)
     assert [p.text for p in got] == WORDS
-    assert [p.image for p in got] == ["0.png", "1.png", "2.png", "3.png"]
+    assert [p.image for p in got] == [str(folder / f"{i}.png") for i in range(4)]  # <folder>/<path inside it>
     assert all(0.5 < p.confidence <= 1 for p in got)
     rows = predict(compose_predict([f"inputs={folder}", "decoder=greedy"]))
     assert [(r["image"], r["text"], r["confidence"]) for r in rows] == \
@@ -114,16 +116,24 @@ def test_decoder_by_config_name_with_overrides():
     assert lexicon.read(draw("hote1")).pop().text == "hotel"
 
 
-def test_onnx_reads_the_same_as_the_checkpoint(tmp_path, folder):
+def test_exports_read_the_same_as_the_checkpoint(tmp_path, folder):
+    """An .onnx and a TorchScript export (each with its sidecar) read what the checkpoint reads; a TorchScript file
+    without its sidecar is refused in one line saying what is missing."""
+    from crnn_lit.checkpoint import CheckpointError
     from crnn_lit.export import export
 
     ckpt = ROOT / "data/pretrained/cpu_scene_text.pt"
     onnx = export(str(ckpt), "onnx", tmp_path / "model.onnx")
-    from_onnx = Recognizer.from_checkpoint(onnx).read(folder)
+    script = export(str(ckpt), "torchscript", tmp_path / "model_ts.pt")
     from_torch = Recognizer.from_checkpoint(ckpt).read(folder)
-    assert [p.text for p in from_onnx] == [p.text for p in from_torch] == WORDS
-    assert np.allclose([p.confidence for p in from_onnx], [p.confidence for p in from_torch], atol=1e-3)
+    for exported in (onnx, script):
+        read = Recognizer.from_checkpoint(exported, threads=1).read(folder)
+        assert [p.text for p in read] == [p.text for p in from_torch] == WORDS
+        assert np.allclose([p.confidence for p in read], [p.confidence for p in from_torch], atol=1e-3)
     assert json.loads((tmp_path / "model.onnx.json").read_text())["preprocess"]["height"] == 32
+    (tmp_path / "model_ts.pt.json").unlink()
+    with pytest.raises(CheckpointError, match=r"model_ts.pt has no sidecar: expected .*model_ts.pt.json beside it"):
+        Recognizer.from_checkpoint(script)
 
 
 def test_missing_model_and_inputs_fail_with_one_clear_message(shipped, tmp_path):
@@ -204,3 +214,154 @@ def test_the_command_lines_read_with_the_recognizers_defaults(tool):
     override = compose_config(["inputs=x.png", "batch_size=8", "decoder=beam", "decoder.beam_width=3"],
                               config_name="predict")
     assert (override.batch_size, override.decoder.beam_width, override.decoder.lm) == (8, 3, None)
+
+
+def test_thread_policy_reads_with_the_cores_others_leave_free(monkeypatch):
+    """threads=None: one thread until a window is measured, then the cores other processes leave free, within
+    [1, torch's count]; a number is used as given; the caller's torch count is restored after each pass."""
+    import torch
+
+    from crnn_lit.reading import threads as policy
+
+    monkeypatch.setattr(policy, "available_cores", lambda: 2)
+    others = iter([0.05, 0.9, 0.2, 1.6])
+    monkeypatch.setattr(policy.OtherLoad, "cores", lambda self: next(others))
+    auto = policy.ThreadPolicy(window=0.0)
+    assert auto.threads(2) == 1  # nothing measured yet
+    assert [auto.threads(2) for _ in range(4)] == [2, 1, 2, 1]  # idle, one core busy, light noise, both busy
+    assert policy.ThreadPolicy(3).threads(2) == 3
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        policy.ThreadPolicy(0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with policy.ThreadPolicy(1).applied() as n:
+            assert n == 1 and torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_other_load_sees_a_busy_process():
+    """A competing busy loop counts as (nearly) one busy core."""
+    from crnn_lit.reading.threads import OtherLoad
+
+    load = OtherLoad()
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        load.cores()
+        time.sleep(0.5)
+        busy = load.cores()
+    finally:
+        loop.kill()
+        loop.wait()
+    assert busy >= 0.6
+
+
+def test_one_prediction_per_input_in_order_repeats_included(shipped, folder):
+    """Each input gives one Prediction, in order, even when the same image is given twice; `image` is the path as
+    given (a file), <folder>/<file> (a folder), or #<i> (in memory)."""
+    a, b = str(folder / "1.png"), str(folder / "3.png")
+    got = shipped.read([a, a, b, draw("hotel"), a])
+    assert [(p.image, p.text) for p in got] == [(a, "station"), (a, "station"), (b, "2024"), ("#3", "hotel"),
+                                                (a, "station")]
+    assert [p.image for p in shipped.read(a)] == [a]
+    chunked = list(shipped.iter_read([a, b, a], chunk_size=1))
+    assert [(p.image, p.text) for p in chunked] == [(a, "station"), (b, "2024"), (a, "station")]
+
+
+def test_a_per_image_lexicon_finds_an_image_by_the_end_of_its_path():
+    from crnn_lit.transcription.lexicon import Lexicon
+
+    lexicon = Lexicon(per_image={"img/1.png": ["hotel"], "2.png": ["motel"]})
+    assert lexicon.lists_for(["data/svt/img/1.png", "/abs/img/2.png", "img/1.png", "3.png"]) == \
+           [["hotel"], ["motel"], ["hotel"], None]
+
+
+def test_predict_refuses_what_it_cannot_do_before_reading(folder, tmp_path, compose_predict, monkeypatch):
+    """An output that cannot be written, or no image at all: one ConfigError, before the model is even loaded; a run
+    in which nothing could be read: an error too; predict says where it wrote."""
+    from crnn_lit.config import ConfigError
+    from crnn_lit.predict import predict
+
+    def no_model(cfg):
+        raise AssertionError("the model was loaded before the inputs and output were checked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Recognizer, "from_config", no_model)
+        (tmp_path / "a_file").write_text("x")
+        for output, message in [(tmp_path, "is a folder"), (tmp_path / "a_file" / "out.csv", "cannot be written")]:
+            with pytest.raises(ConfigError, match=message):
+                predict(compose_predict([f"inputs={folder}", f"output={output}"]))
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(ConfigError, match="no image file in it"):
+            predict(compose_predict([f"inputs={tmp_path / 'empty'}"]))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match="no image could be read: all 1 unreadable"):
+        predict(compose_predict([f"inputs={tmp_path / 'bad'}", "decoder=greedy"]))
+
+
+def test_predict_says_where_it_wrote(folder, tmp_path, compose_predict, capsys):
+    from crnn_lit.predict import predict
+
+    out = tmp_path / "sub" / "out.csv"
+    predict(compose_predict([f"inputs={folder}", f"output={out}", "decoder=greedy"]))
+    assert f"4 read, 0 unreadable; written to {out}" in capsys.readouterr().err
+    assert out.read_text().count("\n") == 5
+
+
+def test_device_cpu_reads_and_cuda_without_a_gpu_is_one_line(shipped, folder, tmp_path):
+    """device=cpu reads as the default does; device=cuda on a machine without CUDA (torch or onnxruntime) is one
+    CheckpointError line, and the same from predict's command line (exit 2)."""
+    import torch
+
+    from crnn_lit.checkpoint import CheckpointError
+    from crnn_lit.export import export
+
+    on_cpu = Recognizer.from_pretrained("cpu_scene_text", decoder="greedy", device="cpu").read(folder)
+    assert [(p.text, p.confidence) for p in on_cpu] == [(p.text, p.confidence) for p in shipped.read(folder)]
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    onnx = export(str(ROOT / "data/pretrained/cpu_scene_text.pt"), "onnx", tmp_path / "model.onnx")
+    for model, message in (("cpu_scene_text.pt", "torch sees no CUDA GPU here"),
+                           (onnx, "onnxruntime has no CUDA provider here")):
+        with pytest.raises(CheckpointError, match=message) as err:
+            Recognizer.from_checkpoint(ROOT / "data/pretrained" / model if isinstance(model, str) else model,
+                                       device="cuda", threads=1)
+        assert "\n" not in str(err.value) and "device=cpu" in str(err.value)
+    with pytest.raises(CheckpointError, match="is not a device torch knows"):
+        Recognizer.from_pretrained(device="gpu0")
+    proc = subprocess.run([sys.executable, "-m", "crnn_lit.predict", f"inputs={folder}", "device=cuda",
+                           f"hydra.run.dir={tmp_path / 'run'}"], check=False, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("crnn_lit.predict: error: device=cuda but torch sees no CUDA GPU here")
+
+
+def test_each_character_has_a_confidence_and_a_position(shipped):
+    """Per character: a confidence in (0, 1] and its x in the input image, near where it was drawn; a beam's
+    alternatives with their probabilities, the reading first; greedy has none."""
+    font = ImageFont.truetype(str(ROOT / "data/fonts/dejavu/DejaVuSans-Bold.ttf"), 40)
+    word = "station"
+    image = draw(word)
+    (p,) = shipped.read(image)
+    assert p.text == word and "".join(c.char for c in p.chars) == word and p.alternatives == ()
+    drawn = [10 + (font.getlength(word[:i]) + font.getlength(word[:i + 1])) / 2 for i in range(len(word))]
+    for c, x in zip(p.chars, drawn):
+        assert 0 < c.confidence <= 1 and 0 <= c.left < c.x < c.right <= image.width
+    # where CTC spikes: within 10 px of each glyph's centre (a glyph is 15-27 px wide here), except the first
+    # character, which this model emits at the first frame (Char's docstring)
+    assert all(abs(c.x - x) < 10 for c, x in zip(p.chars[1:], drawn[1:])), list(zip(p.chars, drawn))
+    assert [c.x for c in p.chars] == sorted(c.x for c in p.chars) and p.chars[0].x < drawn[0]
+    wide = Image.new("L", (image.width * 2, image.height), 235)
+    wide.paste(image.resize((image.width * 2, image.height)), (0, 0))  # stretched: positions follow the pixels
+    (stretched,) = shipped.read(wide)
+    if stretched.text == word:
+        assert all(abs(a.x * 2 - b.x) < 12 for a, b in zip(p.chars, stretched.chars))
+    beam = Recognizer.from_pretrained("cpu_scene_text", threads=1)  # beam + LM, the default
+    (read,) = beam.read(image)
+    assert read.text == word and read.alternatives[0] == (read.text, read.confidence)
+    assert 1 < len(read.alternatives) <= 10 and all(0 <= q <= 1 for _, q in read.alternatives)
+    assert len({t for t, _ in read.alternatives}) == len(read.alternatives)

@@ -3,6 +3,7 @@ that cannot run, the W&B run closed after every job, the task's return value pas
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -75,3 +76,25 @@ def test_entry_point_exit_status_and_message(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == ("crnn_lit.export: error: format must be one of "
                                                     "['onnx', 'torchscript'], got 'bogus'")
+
+
+@pytest.mark.parametrize(("override", "line"), [
+    ("opst=3", ("crnn_lit.export: error: opst: no such config key in export; did you mean opset? (a new key needs "
+               "+opst=…)")),
+    ("paths.output_dri=x", ("crnn_lit.export: error: paths.output_dri: no such config key in export; did you mean "
+                           "paths.output_dir or")),
+    ("hydra/launcher=slrum", "crnn_lit.export: error: hydra/launcher=slrum: no such option"),
+    ("format=[onnx", "crnn_lit.export: error: cannot read the command line:"),
+])
+def test_a_hydra_override_error_is_one_line_with_the_closest_keys_exit_2(hydra_app, capsys, monkeypatch, tmp_path,
+                                                                        override, line):
+    @task("export")
+    def main(cfg):
+        raise AssertionError("never run")
+
+    monkeypatch.setattr(sys, "argv", ["app", override, f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith(line), err
+    assert "HYDRA_FULL_ERROR" not in os.environ

@@ -116,3 +116,23 @@ def test_case_fold_scores_upper_case_labels_on_folded_posteriors_and_lower_case_
     assert got.item() < ctc_loss(logits, targets, frames, lengths).item()  # folding adds the other case's paths
     with pytest.raises(ValueError, match="both cases|upper- and lower-case"):
         CaseFold("abc0")
+
+
+def test_forced_alignment_of_the_best_path_is_the_best_path():
+    """Aligning the greedy reading gives each character the frames the best path spends on it and the best of
+    their probabilities; a labelling that cannot fit in an image's frames has no alignment."""
+    from crnn_lit.transcription.ctc import best_path, forced_alignment
+
+    torch.manual_seed(0)
+    log_probs = (3 * torch.randn(30, 4, 6)).log_softmax(2)
+    lengths = torch.tensor([30, 17, 9, 3])
+    sequences, _ = best_path(log_probs, lengths)
+    spans = forced_alignment(log_probs, lengths, sequences)
+    best = log_probs.argmax(2)
+    for n, (sequence, span) in enumerate(zip(sequences, spans)):
+        assert len(span) == len(sequence)
+        for c, (first, last, lp) in zip(sequence, span):
+            assert first <= last < lengths[n] and set(best[first:last + 1, n].tolist()) == {c}
+            assert lp == pytest.approx(float(log_probs[first:last + 1, n, c].max()))
+        assert [s[0] for s in span] == sorted(s[0] for s in span)
+    assert forced_alignment(log_probs, lengths, [[1, 1, 1, 1, 1]] * 4)[3] is None  # needs 9 frames, has 3

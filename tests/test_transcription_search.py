@@ -258,16 +258,16 @@ def test_lexicon_decoder_respects_per_sample_lengths():
 def test_out_of_charset_words_are_dropped_and_counted(tmp_path):
     cs = Charset("abcdefghijklmnopqrstuvwxyz0123456789")
     lexicon = Lexicon(words=["Hello", "HELLO", "héllo", "a-b", "world", "ｗｏｒｌｄ"]).normalized(cs)
-    assert lexicon.words == ["hello", "world"]  # case folded, NFKC (full width), duplicates merged
-    assert lexicon.dropped == 2 and lexicon.dropped_examples == ["a-b", "héllo"]
+    assert lexicon.words == ["hello", "world"]  # case folded, NFKC (full width), accents folded, duplicates merged
+    assert lexicon.dropped == 1 and lexicon.dropped_examples == ["a-b"]
 
     (tmp_path / "words.txt").write_text("THE\nCAFÉ\n\nparis\n", encoding="utf-8")
     (tmp_path / "lex.tsv").write_text("images/a.png\tTHE,CAFÉ,DOOR\nimages/b.png\tO'NEIL,BAR\n", encoding="utf-8")
     from_file = load_lexicon("file", str(tmp_path / "words.txt")).normalized(cs)
-    assert from_file.words == ["the", "paris"] and from_file.dropped == 1
+    assert from_file.words == ["the", "cafe", "paris"] and from_file.dropped == 0
     per_image = load_lexicon("per_image", str(tmp_path / "lex.tsv")).normalized(cs)
-    assert per_image.lists_for(["images/a.png", "images/b.png", "x.png"]) == [["the", "door"], ["bar"], None]
-    assert per_image.dropped == 2
+    assert per_image.lists_for(["images/a.png", "images/b.png", "x.png"]) == [["the", "cafe", "door"], ["bar"], None]
+    assert per_image.dropped == 1
     assert load_lexicon("none") is None
 
     # a charset that would *remove* unknown characters from labels still drops whole lexicon words

@@ -14,6 +14,16 @@ BLANK = 0
 OovPolicy = Literal["drop", "remove"]
 
 
+def fold_accents(text: str) -> str:
+    """The one accent-folding rule of training and scoring: NFKD, combining marks dropped (``café`` → ``cafe``,
+    ``ÉTÉ`` → ``ETE``). Scoring folds every label and reading this way (``metrics.protocol_normalize``); a charset
+    folds each character it lacks this way (``Charset.canonical``), so under lowercase36 ``café`` trains as ``cafe``
+    and scores as ``cafe``, while a charset holding ``é`` keeps it."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 class Charset:
     """Alphabet + label normalization.
 
@@ -71,8 +81,9 @@ class Charset:
     def normalize(self, label: str) -> str | None:
         """The label as the model should learn it, or ``None`` if the sample must be dropped.
 
-        Unicode is NFKC-normalized first (full-width forms, ligatures), then case-folded per charset; out-of-charset
-        characters are handled per ``oov``. An empty result is always ``None``.
+        Unicode is NFKC-normalized first (full-width forms, ligatures), then case-folded per charset, accented
+        letters the charset lacks folded to their base (:func:`fold_accents`); characters still out of the charset
+        are handled per ``oov``. An empty result is always ``None``.
         """
         text = self.canonical(label)
         if any(c not in self._index for c in text):
@@ -87,13 +98,21 @@ class Charset:
         return " " in self._index
 
     def canonical(self, label: str) -> str:
-        """``label`` NFKC-normalized, stripped and case-folded per charset: what ``normalize`` holds against the
-        charset, before any character is dropped. With a space in the charset, every run of whitespace (tabs,
-        newlines, double spaces) becomes one space: CTC cannot tell one space from two (a run of space frames is
-        one space), so a label must not ask for two."""
+        """``label`` NFKC-normalized, stripped and case-folded per charset, and each character the charset lacks
+        accent-folded (:func:`fold_accents`) when the charset holds what that gives: what ``normalize`` holds
+        against the charset, before any character is dropped. With a space in the charset, every run of whitespace
+        (tabs, newlines, double spaces) becomes one space: CTC cannot tell one space from two (a run of space
+        frames is one space), so a label must not ask for two."""
         text = unicodedata.normalize("NFKC", label)
         text = " ".join(text.split()) if self.has_space else text.strip()
-        return text.lower() if self.fold == "lower" else text.upper() if self.fold == "upper" else text
+        text = text.lower() if self.fold == "lower" else text.upper() if self.fold == "upper" else text
+        if all(c in self._index for c in text):
+            return text
+        return "".join(c if c in self._index else self._folded(c) for c in text)
+
+    def _folded(self, char: str) -> str:
+        folded = fold_accents(char)
+        return folded if folded and all(c in self._index for c in folded) else char
 
     def __contains__(self, char: str) -> bool:
         return char in self._index

@@ -64,7 +64,7 @@ def register_resolvers() -> None:
     register_python_configs()
 
 
-READING = ("batch_size", "chunk_size", "turn_tall", "window")  # Recognizer's reading settings predict and evaluate expose
+READING = ("batch_size", "chunk_size", "turn_tall", "window", "threads", "device")  # Recognizer's reading settings
 
 
 def register_python_configs() -> None:

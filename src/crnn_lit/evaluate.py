@@ -331,13 +331,11 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ConfigError(f"no benchmark found ({', '.join(selected[k].name for k in found)}) under benchmark_root="
                           f"{root}{'' if root.is_dir() else ', which does not exist'}: set benchmark_root=<folder "
                           f"holding iiit5k/, svt/, …> or {SHARED_DATA_ENV}=<shared data folder holding benchmarks/>")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     ckpt = resolve_ckpt(cfg)
     # the headline decoder reads; the columns' decoders decode the same frame posteriors (Recognizer.recognize)
     reader = Recognizer.from_checkpoint(ckpt, instantiate(cfg.decoder), batch_size=cfg.batch_size,
                                         chunk_size=cfg.chunk_size, turn_tall=cfg.turn_tall,
-                                        window=cfg.get("window"))
+                                        window=cfg.get("window"), threads=cfg.threads, device=cfg.device)
     charset, preprocess, prepare = reader.charset, reader.preprocess, reader.prepare
     _warn_case(cfg, charset)
     out_dir = Path(cfg.paths.output_dir)

@@ -1,7 +1,8 @@
 """Recognition metrics under the scene-text protocol (CRNN paper, DTRB, parseq).
 
-Standard protocol: lowercase both strings, keep only [0-9a-z], exact match. Accents are folded first (NFKD,
-combining marks dropped), so SVTP's ``café`` is compared as ``cafe``, not ``caf``. Word accuracy, CER
+Standard protocol: lowercase both strings, keep only [0-9a-z], exact match. Accents are folded first
+(``charset.fold_accents``: NFKD, combining marks dropped, the rule training uses), so SVTP's ``café`` is compared as
+``cafe``, not ``caf``. Word accuracy, CER
 (edits / reference characters, as torchmetrics' CharErrorRate) and 1-NED (mean of 1 − edits / max length)
 are accumulated in one pass with rapidfuzz's C++ Levenshtein, as torchmetrics states so they sync under DDP.
 
@@ -12,21 +13,22 @@ strip the ends, exact match; line accuracy and CER (edits / label characters, su
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 
 import torch
 from rapidfuzz.distance import Levenshtein
 from torchmetrics import Metric
 
+from crnn_lit.charset import fold_accents
+
 _NOT_ALNUM_LOWER = re.compile(r"[^0-9a-z]")
 _NOT_ALNUM = re.compile(r"[^0-9a-zA-Z]")
 
 
 def protocol_normalize(text: str, case_sensitive: bool = False) -> str:
-    """The standard STR comparison form: [0-9a-z] only (or [0-9a-zA-Z] with ``case_sensitive``), accents folded."""
-    if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    """The standard STR comparison form: [0-9a-z] only (or [0-9a-zA-Z] with ``case_sensitive``), accents folded
+    by the rule training folds them with (``charset.fold_accents``)."""
+    text = fold_accents(text)
     if case_sensitive:
         return _NOT_ALNUM.sub("", text)
     return _NOT_ALNUM_LOWER.sub("", text.lower())

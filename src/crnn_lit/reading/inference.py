@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby, islice
@@ -23,6 +24,7 @@ from crnn_lit.checkpoint import CheckpointError
 from crnn_lit.data.batching import Batch, Collate
 from crnn_lit.data.dataset import Item
 from crnn_lit.preprocess import Preprocess
+from crnn_lit.reading.threads import ThreadPolicy, probe_free_cores
 
 T = TypeVar("T")
 
@@ -81,34 +83,44 @@ def width_batches(images: Sequence[torch.Tensor], batch_size: int, keys: Sequenc
             yield collate([Item(images[j], [], labels[j], keys[j]) for j in same[start:start + batch_size]], width)
 
 
-class TorchBackend:
-    """Logits from a torch CRNN (eval mode, no grad)."""
+def torch_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch device (None: the CPU), or a one-line error when this machine has no such device."""
+    try:
+        device = torch.device(device or "cpu")
+    except RuntimeError as err:
+        raise CheckpointError(f"device={device!r} is not a device torch knows ({err}); use cpu, cuda or cuda:<i>") \
+            from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"device={device} but torch sees no CUDA GPU here (torch {torch.__version__}, "
+                              f"built {'with' if torch.version.cuda else 'without'} CUDA); use device=cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CheckpointError(f"device={device} but torch sees {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise CheckpointError(f"device={device}: reading runs on cpu or cuda")
+    return device
 
-    def __init__(self, model: torch.nn.Module):
-        self.model = model.eval()
+
+class TorchBackend:
+    """Logits from a torch CRNN (eval mode, no grad) on ``device``; on the CPU with ``threads`` intra-op threads
+    (None: :class:`~crnn_lit.reading.threads.ThreadPolicy`'s, the cores other processes leave free)."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None, threads: int | None = None):
+        self.device = torch_device(device)
+        self.model = model.eval().to(self.device)
         self.output_length = model.output_length
         self.frame_width = model.output_length_spec()["stride"]  # input pixels per frame (too_narrow)
+        self.threads = ThreadPolicy(threads)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model(images)
+        with torch.inference_mode(), self.threads.applied():
+            return self.model(images.to(self.device)).cpu()
 
 
-class OnnxBackend:
-    """Logits from an exported ONNX model (onnxruntime, CPU), with its sidecar's charset and preprocessing."""
+class Exported:
+    """What an exported model's sidecar (``<file>.json``, written by ``crnn_lit.export``) tells a reader: the
+    charset, the preprocessing and the frame count."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # noqa: BLE001 — onnxruntime's own types (InvalidProtobuf, Fail, …)
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"{path} is not a usable ONNX model: {reason}") from None
-        self.input_name = self.session.get_inputs()[0].name
+    def __init__(self, path: str | Path):
         sidecar_path = Path(str(path) + ".json")
         if not sidecar_path.is_file():
             raise CheckpointError(f"{path} has no sidecar: expected {sidecar_path} beside it (charset, preprocessing "
@@ -130,9 +142,74 @@ class OnnxBackend:
         """Frames for an input ``width``, from the sidecar's formula (written from the model at export)."""
         return ((self._rectified or width) + self._pad) // self._stride + self._offset
 
+
+class OnnxBackend(Exported):
+    """Logits from an exported ONNX model (onnxruntime), with its sidecar's charset and preprocessing; ``device``
+    cuda runs it with the CUDA execution provider (onnxruntime-gpu). A session's thread count is fixed when it is
+    made: ``threads`` None takes the cores other processes leave free then (one window of
+    :class:`~crnn_lit.reading.threads.ThreadPolicy`), and its threads sleep instead of spinning when idle, so a
+    machine that gets busier later slows it less."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or probe_free_cores()
+        if threads is None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = ["CPUExecutionProvider"]
+        try:
+            parsed = torch.device(device or "cpu")
+        except RuntimeError as err:
+            raise CheckpointError(f"device={device!r} is not a device ({err}); use cpu, cuda or cuda:<i>") from None
+        if parsed.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise CheckpointError(f"device={device} but onnxruntime has no CUDA provider here (providers: "
+                                      f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu, or "
+                                      "use device=cpu")
+            providers = [("CUDAExecutionProvider", {"device_id": parsed.index or 0}), "CPUExecutionProvider"]
+        elif parsed.type != "cpu":
+            raise CheckpointError(f"device={device}: reading runs on cpu or cuda")
+        self.device = parsed.type
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as err:  # noqa: BLE001 — onnxruntime's own types (InvalidProtobuf, Fail, …)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path} is not a usable ONNX model: {reason}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        super().__init__(path)
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         (out,) = self.session.run(None, {self.input_name: images.numpy().astype(np.float32)})
         return torch.from_numpy(out)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding the model's ``code/``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+class TorchScriptBackend(Exported):
+    """Logits from a TorchScript export (``crnn_lit.export format=torchscript``) and its sidecar, on ``device`` with
+    ``threads`` as :class:`TorchBackend`."""
+
+    def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None):
+        super().__init__(path)  # the sidecar first: without it the file cannot be read
+        self.device = torch_device(device)
+        try:
+            self.model = torch.jit.load(str(path), map_location=self.device).eval()
+        except RuntimeError as err:
+            raise CheckpointError(f"{path} is not a usable TorchScript model: {str(err).strip().splitlines()[0]}") \
+                from None
+        self.threads = ThreadPolicy(threads)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), self.threads.applied():
+            return self.model(images.to(self.device)).cpu()
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from PIL import Image
 from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.data.sample import BadSample
-from crnn_lit.data.sources.image_io import decode_image, image_array
+from crnn_lit.data.sources.image_io import IMAGE_SUFFIXES, decode_image, image_array
 from crnn_lit.paths import ConfigError, find_asset, resolve_ckpt
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.reading.inference import (
@@ -32,7 +33,9 @@ from crnn_lit.reading.inference import (
     Recognized,
     Timing,
     TorchBackend,
+    TorchScriptBackend,
     chunked,
+    is_torchscript,
     read_windowed,
     reading_preprocess,
     recognize,
@@ -42,11 +45,11 @@ from crnn_lit.reading.inference import (
     width_batches,
 )
 from crnn_lit.transcription import Decoder
+from crnn_lit.transcription.ctc import forced_alignment
 from crnn_lit.transcription.lexicon import Lexicon
 from crnn_lit.transcription.presets import decoder as named_decoder
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # an image file, a folder (recursive) or a glob; a PIL image; a uint8 H×W or H×W×{3,4} RGB(A) array
 ImageInput = str | Path | Image.Image | np.ndarray
 # a decoder by name (crnn_lit.transcription.presets: greedy, beam, beam_lm, lexicon), or what builds one for the
@@ -55,13 +58,47 @@ DecoderSpec = str | Callable[..., Decoder]
 
 
 @dataclass(frozen=True)
+class Char:
+    """One character of a reading: where it is and how sure the network is of it. From the most probable CTC
+    path that reads the returned text (``transcription.ctc.forced_alignment``; for greedy decoding, the best path
+    itself): ``confidence`` is the highest probability the network gives this character in any of the frames the
+    path spends on it; ``left``/``right`` are those frames' extent (frame t covers ``[t, t + 1) × stride`` network
+    pixels), scaled to the input image's pixels, and ``x`` their centre. Along the image as read (a tall crop that
+    ``turn_tall`` read turned: along the turned image). CTC places a character where its probability spikes,
+    usually within a glyph of its centre, not at its edges: on clean printed words the shipped model's spikes were
+    within 10 px of each glyph's centre at 56 px height except the first character's, which it emits at the first
+    frame (tests/test_recognizer.py). Use them to order, highlight or roughly locate characters, not to crop."""
+
+    char: str
+    confidence: float
+    x: float
+    left: float
+    right: float
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """What was read in one image; an unreadable one has ``error`` set (then text "" and confidence 0)."""
+    """What was read in one image; an unreadable one has ``error`` set (then text "" and confidence 0).
+
+    ``confidence`` is the decoder's probability of the returned text given the image, p(text|y) under the
+    network's frame posteriors, not a calibrated chance of being right: greedy, the best path's probability
+    (the product of each frame's top probability); beam and beam + LM, p(text|y) summed over the alignments the
+    search kept (a lower bound of the exact sum; the LM ranks the beam but is not in this number); lexicon,
+    p(word|y) by the CTC forward algorithm (or the lexicon-free reading's, when the open test keeps that). It
+    ranks readings well (the most confident are the most often right) but its value is not a frequency of
+    success: with beam + LM, readings at 0.01–0.1 were right 42 % of the time (issue 34).
+    ``chars``: each character's confidence and position (:class:`Char`), empty when unread or when the text
+    cannot be aligned in the image's frames. ``alternatives``: a beam decoder's final beam, the returned text
+    first, ``(text, p(text|y))`` each, in the search's order (LM included); empty for other decoders."""
 
     text: str
-    confidence: float  # probability of the returned labelling (as the decoder's), in [0, 1]
-    image: str = ""  # which input: its path (relative to the folder or glob given alone), or "#<i>" in a list
+    confidence: float  # p(text | image) under the decoder, in [0, 1] (see above)
+    # which input: a file's path (as given; a folder's files as <folder>/<path inside it>; a glob's as matched), or
+    # "#<i>" for an in-memory image, i its position in the list (keyed_inputs)
+    image: str = ""
     error: str | None = None
+    chars: tuple[Char, ...] = ()
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 class Recognizer:
@@ -95,9 +132,10 @@ class Recognizer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, decoder: DecoderSpec = "beam_lm",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
-                        chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None
-                        ) -> Recognizer:
-        """A crnn_lit checkpoint (``.pt``/``.ckpt``) or an exported ``.onnx`` (its ``.json`` sidecar beside it).
+                        chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None,
+                        threads: int | None = None, device: str | None = None) -> Recognizer:
+        """A crnn_lit checkpoint (``.pt``/``.ckpt``), or a model ``crnn_lit.export`` wrote (``.onnx``, read with
+        onnxruntime, or TorchScript), its ``.json`` sidecar beside it.
 
         ``decoder``: a name (greedy, beam, beam_lm — beam search with the shipped LM, the best on the real_train
         hold-out —, lexicon) or a callable building one for the model's charset; ``decoder_options`` replace its
@@ -106,16 +144,22 @@ class Recognizer:
         (:meth:`iter_read`); ``turn_tall``: a crop at least this many times taller than wide is also read turned
         ±90° and the most confident orientation kept (1.5 was chosen on the real_train hold-out; None: never);
         ``window``: network inputs wider than this many pixels are read in overlapping windows whose frame
-        posteriors are merged, a bound on memory (None: every crop whole, at its own width)."""
+        posteriors are merged, a bound on memory (None: every crop whole, at its own width);
+        ``threads``: CPU threads per forward pass (None: the cores other processes leave free, re-measured as it
+        reads, at most torch's count: ``crnn_lit.reading.threads``); ``device``: ``cpu`` (None) or ``cuda[:i]``
+        (torch; an ``.onnx`` runs with onnxruntime-gpu's CUDA provider)."""
         path = str(path)
         if path.endswith(".onnx"):
             if not Path(path).is_file():
                 raise CheckpointError(f"ONNX model not found: {path}")
-            backend = OnnxBackend(path)
+            backend = OnnxBackend(path, threads, device)
+            charset, preprocess = backend.charset, backend.preprocess
+        elif is_torchscript(path):
+            backend = TorchScriptBackend(path, device, threads)
             charset, preprocess = backend.charset, backend.preprocess
         else:
             loaded = load_model(path)
-            backend, charset = TorchBackend(loaded.model), loaded.charset
+            backend, charset = TorchBackend(loaded.model, device, threads), loaded.charset
             preprocess = Preprocess.from_record(loaded.config)
         options = dict(decoder_options or {})
         if isinstance(options.get("lexicon"), (str, Path, list, tuple)):  # a word list file, or the words themselves
@@ -128,24 +172,28 @@ class Recognizer:
     @classmethod
     def from_pretrained(cls, name: str = "cpu_scene_text", decoder: DecoderSpec = "beam_lm",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
-                        chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None
-                        ) -> Recognizer:
+                        chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None,
+                        threads: int | None = None, device: str | None = None) -> Recognizer:
         """A shipped model by name (``data/pretrained/<name>.pt``: cpu_scene_text, the real-text model, or
         quickstart_synthetic, real_finetune, synthetic_only); the rest as :meth:`from_checkpoint`."""
         path = find_asset(name, "pretrained", "pretrained model", suffixes=(".pt",))
-        return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall, window)
+        return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall, window, threads,
+                                   device)
 
     @classmethod
     def from_config(cls, cfg, decoder_options: Mapping[str, Any] | None = None) -> Recognizer:
         """From a composed conf/predict.yaml (``ckpt``/``pretrained``, the ``decoder`` node — conf/decoder or your
-        own —, ``batch_size``, ``chunk_size``, ``turn_tall``): the command line's way in."""
+        own —, ``batch_size``, ``chunk_size``, ``turn_tall``, ``threads``, ``device``): the command line's way
+        in."""
         from hydra.utils import instantiate
 
         return cls.from_checkpoint(resolve_ckpt(cfg), instantiate(cfg.decoder), decoder_options, cfg.batch_size,
-                                   cfg.chunk_size, cfg.get("turn_tall"), cfg.get("window"))
+                                   cfg.chunk_size, cfg.get("turn_tall"), cfg.get("window"), cfg.get("threads"),
+                                   cfg.get("device"))
 
     def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
-        """One ``Prediction`` per image, in input order (a folder's files sorted by path). Images are batched by
+        """One ``Prediction`` per image, in input order (a folder's files sorted by path), an image given twice read
+        twice; ``Prediction.image`` names it (:func:`keyed_inputs`). Images are batched by
         width; one that cannot be read (corrupt file, wrong array type, narrower than one CTC frame at the model's
         height) is logged and returned with ``error``."""
         return list(self.iter_read(images))
@@ -168,8 +216,10 @@ class Recognizer:
             yield from self._read_chunk(chunk)
 
     def _read_chunk(self, inputs: list[tuple[str, Any]]) -> list[Prediction]:
-        tensors, keys, failed, wide = [], [], {}, []
-        for key, image in inputs:
+        # images are tracked by position, not by key: the same input given twice is read (and returned) twice
+        tensors, positions, predictions, wide = [], [], [None] * len(inputs), []
+        scale: dict[str, float] = {}  # input pixels per network pixel, along the width
+        for i, (key, image) in enumerate(inputs):
             try:
                 array = decode_image(image, key) if isinstance(image, Path) else image_array(image, key)
                 narrow = too_narrow(array.shape[1], array.shape[0], self.preprocess, self._frame, self._turn_tall)
@@ -178,18 +228,44 @@ class Recognizer:
                 if squeezed(array.shape[1], array.shape[0], self.preprocess):
                     wide.append(key)
                 tensors.append(self.prepare(array))
-                keys.append(key)
+                positions.append(str(i))
+                scale[str(i)] = self._scale(array.shape[:2], tensors[-1].shape[-2:])
             except BadSample as err:
-                failed[key] = Prediction("", 0.0, key, f"{err.reason} ({err.detail})" if err.detail else err.reason)
+                detail = f"{err.reason} ({err.detail})" if err.detail else err.reason
+                predictions[i] = Prediction("", 0.0, key, detail)
                 log.warning("cannot read %s (%s); skipped", key, err.reason)
         if wide:
             log.warning(squeeze_warning(len(wide), len(inputs), self.preprocess, wide))
-        read = {}
-        for r in self.recognize(tensors, keys):
-            lexicons = self._per_image.lists_for(r.keys) if self._per_image is not None else None
-            for key, p in zip(r.keys, self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)):
-                read[key] = Prediction(p.text, float(p.confidence), key)
-        return [read[key] if key in read else failed[key] for key, _ in inputs]  # input order, not width order
+        for r in self.recognize(tensors, positions):
+            keys = [inputs[int(i)][0] for i in r.keys]
+            lexicons = self._per_image.lists_for(keys) if self._per_image is not None else None
+            decoded = self.decoder.decode(r.log_probs, r.lengths, lexicons=lexicons)
+            spans = forced_alignment(r.log_probs, r.lengths, [self._classes(p.text) for p in decoded])
+            for i, p, span in zip(r.keys, decoded, spans):
+                chars = () if span is None else tuple(self._char(c, *s, scale[i]) for c, s in zip(p.text, span))
+                predictions[int(i)] = Prediction(p.text, float(p.confidence), inputs[int(i)][0], chars=chars,
+                                                 alternatives=p.alternatives)
+        return predictions  # input order, not width order
+
+    def _scale(self, size: tuple[int, int], net: tuple[int, int]) -> float:
+        """Input pixels per network pixel along the read direction: the width's, or the height's for a crop
+        ``turn_tall`` read turned (its network input is as long as its height, not its width)."""
+        (h, w), (net_h, net_w) = size, net
+        if self._turn_tall and h >= self._turn_tall * w:
+            aspect = math.log(net_w / net_h)
+            if abs(aspect - math.log(h / w)) < abs(aspect - math.log(w / h)):
+                return h / net_w
+        return w / net_w
+
+    def _classes(self, text: str) -> list[int]:
+        try:
+            return self.charset.encode(text)
+        except ValueError:  # a decoder's word outside the charset (cannot happen with ours): no positions
+            return []
+
+    def _char(self, char: str, first: int, last: int, log_prob: float, scale: float) -> Char:
+        left, right = first * self._frame * scale, (last + 1) * self._frame * scale
+        return Char(char, math.exp(log_prob), (left + right) / 2, left, right)
 
     def recognize(self, images: Sequence[torch.Tensor], keys: Sequence[str], labels: Sequence[str] | None = None,
                   timing: Timing | None = None) -> Iterator[Recognized]:
@@ -232,36 +308,29 @@ class Recognizer:
 
 
 def keyed_inputs(images: ImageInput | Iterable[ImageInput]) -> Iterator[tuple[str, Any]]:
-    """(key, file path or in-memory image) of every input, lazily (an iterator of images is not held). One path
-    (file, folder searched recursively, glob): keys relative to it. A list (also ``inputs=[a.png,dir]`` from the
-    command line): files keyed by their path as found, each once, in the order given; in-memory images by their
-    position, ``#<i>``."""
-    if isinstance(images, (str, Path)):
-        yield from ((key, path) for path, key in find_images(str(images), relative=True))
-        return
-    if isinstance(images, (Image.Image, np.ndarray)):
-        yield "#0", images
-        return
-    seen: set[str] = set()
+    """(name, file path or in-memory image) of every input, lazily (an iterator of images is not held), each input
+    once per time it is given. The name (``Prediction.image``) is the file's path: the path as given for a file,
+    the folder's path joined with the file's path inside it for a folder (searched recursively, files sorted), the
+    matched path for a glob; ``#<i>`` for an in-memory image, ``i`` its position in the list (``#0`` alone)."""
+    if isinstance(images, (str, Path, Image.Image, np.ndarray)):
+        images = [images]
     for i, item in enumerate(images):
         if isinstance(item, (str, Path)):
-            for path, key in find_images(str(item), relative=False):
-                if key not in seen:
-                    seen.add(key)
-                    yield key, path
+            yield from ((key, path) for path, key in find_images(str(item)))
         else:
             yield f"#{i}", item
 
 
-def find_images(inputs: str, relative: bool) -> list[tuple[Path, str]]:
-    """(path, key) of the image files of a file, a folder (recursive) or a glob; keys relative to it or not."""
+def find_images(inputs: str) -> list[tuple[Path, str]]:
+    """(path, name) of the image files of a file (its name: ``inputs`` as given), a folder (recursive, sorted) or a
+    glob."""
     path = Path(inputs)
     if path.is_file():
-        files, base = [path], path.parent
-    elif path.is_dir():
-        files, base = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), path
+        return [(path, inputs)]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     else:
-        files, base = sorted(Path(p) for p in glob.glob(inputs, recursive=True) if Path(p).is_file()), Path(".")
+        files = sorted(Path(p) for p in glob.glob(inputs, recursive=True) if Path(p).is_file())
         if not files:
             raise ConfigError(f"inputs={inputs!r} is not a file, a folder or a glob that matches any file")
-    return [(p, str(p.relative_to(base)) if relative and p.is_relative_to(base) else str(p)) for p in files]
+    return [(p, str(p)) for p in files]

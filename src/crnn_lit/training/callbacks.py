@@ -4,7 +4,8 @@ Wired through ``conf/callbacks/default.yaml`` (``LogConfig``, which needs the re
 ``crnn_lit.train``):
 
 * ``TotalSteps``: one-cycle's ``total_steps`` from the trainer's step estimate.
-* ``EpochStats``: ``train/images_per_sec``, ``data/padding_waste``, ``data/rejected_<reason>`` once per epoch.
+* ``EpochStats``: ``train/images_per_sec``, ``data/padding_waste``, ``data/rejected_<reason>`` once per epoch;
+  ``data/val_rejected_<reason>`` once per validation.
 * ``ProgressBar``: Lightning's, with the training loss read only when it refreshes.
 * ``ValSampleTable``: W&B ``val/sample_images`` (label → prediction) and the ``val/samples`` table.
 * ``LearningCurve``: validation metrics against training images, wall-clock and CPU hours, across resumes.
@@ -53,10 +54,12 @@ class TotalSteps(L.Callback):
 
 class EpochStats(L.Callback):
     """Per training epoch: images/s and the samples the label policy rejected, by reason (summed over ranks; also
-    printed, so nothing is silently lost), and the mean padding waste of the batches."""
+    printed, so nothing is silently lost), and the mean padding waste of the batches. Per validation: the
+    validation samples rejected (``data/val_rejected_<reason>``, printed too), which ``val/acc`` does not count."""
 
     def __init__(self):
         self.rejected: Counter = Counter()
+        self.val_rejected: Counter = Counter()
         self.images, self.batches, self.steps, self.waste, self.start = 0, 0, 0, 0.0, 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -85,16 +88,31 @@ class EpochStats(L.Callback):
         # summed over ranks: the global rate (a DDP rank's own rate times the world size, roughly)
         pl_module.log("train/images_per_sec", self.images / elapsed, sync_dist=True, reduce_fx="sum")
         pl_module.log("data/padding_waste", self.waste / max(self.batches, 1), sync_dist=True)
-        rejected = self.rejected
-        if trainer.world_size > 1:  # every rank's counts (the reasons differ by rank: one small gather per epoch)
+        self._report(trainer, pl_module, self.rejected, "data/rejected",
+                     f"epoch {trainer.current_epoch}: skipped training samples")
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.val_rejected.clear()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self.val_rejected.update(batch.rejected)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:  # the sanity check reads a few batches: its counts would mislead
+            self._report(trainer, pl_module, self.val_rejected, "data/val_rejected",
+                         f"validation at epoch {trainer.current_epoch}: skipped validation samples (not in val/acc)")
+
+    @staticmethod
+    def _report(trainer, pl_module, rejected: Counter, key: str, title: str) -> None:
+        """Log each reason's count summed over ranks as ``<key>_<reason>``, and print them in one line."""
+        if trainer.world_size > 1:  # every rank's counts (the reasons differ by rank: one small gather)
             ranks = [None] * trainer.world_size
-            torch.distributed.all_gather_object(ranks, dict(self.rejected))
+            torch.distributed.all_gather_object(ranks, dict(rejected))
             rejected = sum(map(Counter, ranks), Counter())
         for reason, count in sorted(rejected.items()):
-            pl_module.log(f"data/rejected_{reason}", float(count))
+            pl_module.log(f"{key}_{reason}", float(count))
         if rejected:
-            summary = ", ".join(f"{r}={c}" for r, c in sorted(rejected.items()))
-            pl_module.print(f"epoch {trainer.current_epoch}: skipped training samples: {summary}")
+            pl_module.print(f"{title}: " + ", ".join(f"{r}={c}" for r, c in sorted(rejected.items())))
 
 
 class ProgressBar(TQDMProgressBar):

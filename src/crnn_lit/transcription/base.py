@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class Prediction:
     text: str
     confidence: float  # probability of the returned labelling (greedy: of its best path), in [0, 1]
+    # a beam's final prefixes, best (by the search's score, LM included) first: (text, p(text|y)) each
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 class Decoder:

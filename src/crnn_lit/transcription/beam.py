@@ -154,7 +154,9 @@ def _first(item):
 
 
 class BeamDecoder(Decoder):
-    """CTC prefix beam search; confidence = p(prefix | y) summed over the alignments kept by the search.
+    """CTC prefix beam search; confidence = p(prefix | y) summed over the alignments kept by the search. The
+    prediction's ``alternatives`` are the final beam (at most ``beam_width`` labellings, the returned one first),
+    ranked as the search ranks them (with the LM's fusion, when there is one), each with its p(l|y).
 
     Args:
         beam_width: prefixes kept after every frame (paper-style decoders use ~10).
@@ -196,6 +198,6 @@ class BeamDecoder(Decoder):
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:
         results = []
         for beam in self.beams(log_probs, lengths):
-            prefix, logp = beam[0]
-            results.append(Prediction(self.charset.decode(prefix), math.exp(logp)))
+            found = tuple((self.charset.decode(prefix), math.exp(logp)) for prefix, logp in beam)
+            results.append(Prediction(*found[0], alternatives=found))
         return results

@@ -180,3 +180,61 @@ def ctc_log_likelihoods_log_space(log_probs: np.ndarray, codes: np.ndarray, leng
     nll = F.ctc_loss(lp, targets, torch.full((k,), steps, dtype=torch.long), torch.from_numpy(lengths),
                      blank=BLANK, reduction="none", zero_infinity=False)
     return -nll.numpy()
+
+
+def forced_alignment(log_probs: torch.Tensor, lengths: torch.Tensor, targets: Sequence[Sequence[int]]
+                     ) -> list[list[tuple[int, int, float]] | None]:
+    """Where each character of a given labelling sits: per image, ``(first frame, last frame, log-prob)`` of each
+    character of ``targets[n]`` on the most probable path π with B(π) = the target (Viterbi over the CTC state
+    graph, vectorized over the batch), the log-prob being the best of its frames' for that character; None when no
+    path reads the target in the image's frames. For the greedy reading this is the best path itself.
+
+    ``log_probs`` (T, N, C), ``lengths`` (N,) valid frames per image."""
+    steps, batch, _ = log_probs.shape
+    longest = max((len(t) for t in targets), default=0)
+    states = 2 * longest + 1  # blank, c1, blank, c2, …, blank
+    ext = np.full((batch, states), BLANK, dtype=np.int64)
+    for n, target in enumerate(targets):
+        ext[n, 1:2 * len(target):2] = target
+    lp = log_probs.detach().float().cpu().numpy()
+    emit = np.take_along_axis(lp, np.broadcast_to(ext, (steps, batch, states)), axis=2)  # (T, N, S)
+    skip = np.zeros((batch, states), dtype=bool)  # s-2 → s: into a character unlike the one before it
+    skip[:, 2:] = (ext[:, 2:] != BLANK) & (ext[:, 2:] != ext[:, :-2])
+    lengths = lengths.detach().cpu().numpy().astype(np.int64)
+    delta = np.full((batch, states), -np.inf, dtype=np.float32)
+    delta[:, :2] = emit[0, :, :2]
+    back = np.zeros((steps, batch, states), dtype=np.int8)
+    moves = np.full((3, batch, states), -np.inf, dtype=np.float32)
+    for t in range(1, steps):
+        moves[0] = delta
+        moves[1, :, 1:] = delta[:, :-1]
+        moves[2, :, 2:] = np.where(skip[:, 2:], delta[:, :-2], -np.inf)
+        live = (t < lengths)[:, None]
+        delta = np.where(live, moves.max(0) + emit[t], delta)
+        back[t] = np.where(live, moves.argmax(0), 0)
+    # the path's state per frame, traced back for the whole batch at once
+    sizes = np.array([len(t) for t in targets], dtype=np.int64)
+    last = 2 * sizes
+    before = np.maximum(last - 1, 0)
+    rows = np.arange(batch)
+    state = np.where(delta[rows, before] > delta[rows, last], before, last)
+    score = delta[rows, state]
+    path = np.zeros((steps, batch), dtype=np.int64)
+    for t in range(steps - 1, -1, -1):
+        live = t < lengths
+        path[t] = np.where(live, state, 0)
+        state = np.where(live, state - back[t, rows, state], state)
+    out: list[list[tuple[int, int, float]] | None] = []
+    for n, target in enumerate(targets):
+        frames = int(lengths[n])
+        if frames < 1 or not np.isfinite(score[n]):
+            out.append(None)
+            continue
+        on = np.flatnonzero(path[:frames, n] % 2)  # frames the path spends on a character
+        index = path[on, n] // 2  # which character: non-decreasing along the frames
+        char_lp = lp[on, n, ext[n, path[on, n]]]
+        first = np.searchsorted(index, np.arange(len(target)))
+        ends = np.searchsorted(index, np.arange(len(target)), side="right") - 1
+        best = np.maximum.reduceat(char_lp, first) if len(target) else []
+        out.append([(int(on[a]), int(on[b]), float(v)) for a, b, v in zip(first, ends, best)])
+    return out

@@ -155,10 +155,16 @@ class Lexicon:
         return out
 
     def for_image(self, key: str) -> list[str] | None:
-        """The list of one image (``key`` as in the TSV, e.g. ``images/18_01_0.png``), None if it has none."""
+        """The list of one image, None if it has none: ``key`` as in the TSV (e.g. ``images/18_01_0.png``), or else
+        the longest trailing part of its path that is (``predict`` names an image by its path, e.g.
+        ``data/svt/images/18_01_0.png``)."""
         if self.per_image is None:
             return None
-        return self.per_image.get(key, self.per_image.get(Path(key).as_posix()))
+        if key in self.per_image:
+            return self.per_image[key]
+        parts = Path(key).parts
+        return next((self.per_image[k] for i in range(len(parts)) if (k := Path(*parts[i:]).as_posix())
+                     in self.per_image), None)
 
     def lists_for(self, keys: Sequence[str]) -> list[list[str] | None]:
         """``lexicons=`` argument of ``Decoder.decode`` for a batch of images."""

@@ -103,7 +103,8 @@ def test_ddp_builds_the_size_index_of_each_archive_once(tmp_path):
 def test_ddp_trains_on_when_a_rank_gets_a_batch_of_rejected_samples(tmp_path):
     """Tall narrow crops (16 px wide once resized: 5 CTC frames) labelled with 16 letters are all rejected, and
     bucketing groups them (and gives the ranks of a step neighbouring widths), so a whole batch comes out empty
-    while the other rank's batch of the step keeps a sample. With one rank holding such a batch while the other trains, both step on (a zero loss from zero images, CRNNSystem.no_sample_loss); before, rank 1 raised and rank 0
+    while the other rank's batch of the step keeps a sample. With one rank holding such a batch while the other
+    trains, both step on (a zero loss from zero images, CRNNSystem.no_sample_loss); before, rank 1 raised and rank 0
     died in gloo. The rejections of both ranks are counted."""
     rng = np.random.default_rng(0)
     narrow = [(f"narrow/n{i}.png", encode(rng.integers(0, 255, (64, 8), dtype=np.uint8)), "abcdefghijklmnop")

@@ -44,9 +44,10 @@ def per_sample_batches(sampler, width, batch_size: int, pool_batches: int, drop_
             k = max(reversed(range(len(batches))), key=lambda i: len(batches[i]))
             big = batches[k]
             batches[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
+        if batches:  # fewer samples than ranks: empty batches make up the last step
+            batches += [[] for _ in range(-len(batches) % world)]
     if sampler.shuffle:  # steps (runs of world neighbouring batches) shuffled as wholes
         steps = [batches[i:i + world] for i in range(0, len(batches) - len(batches) % world, world)]
         sampler.rng(1).shuffle(steps)
         batches = [b for step in steps for b in step]
-    usable = len(batches) - len(batches) % world
-    return batches[rank:usable:world]
+    return batches[rank::world]

@@ -253,3 +253,19 @@ def test_training_and_the_inspector_take_the_same_decisions():
     assert from_index["reasons"] == [*trained[:11], None, None, None, "out_of_charset", None]
     assert from_index["usable"] == 9 and from_index["filtered"] == {"empty_label": 1, "out_of_charset": 3,
                                                                   "too_long": 3}
+
+
+def test_fewer_samples_than_ranks_give_the_other_ranks_empty_batches_and_drop_nothing():
+    """Every rank runs as many batches (their collectives meet), and no sample is lost: with 3 samples at 4 ranks,
+    three ranks get one sample each and the fourth an empty batch (issue 33: a rank's whole validation shard
+    empty)."""
+    for n, world in [(1, 2), (3, 4), (5, 2), (0, 2)]:
+        shards = []
+        for rank in range(world):
+            sampler = WidthBatchSampler(EpochSampler(n, shuffle=False), 4, lambda idx: np.full(len(idx), 32))
+            sampler._world = lambda rank=rank: (rank, world)
+            shards.append(list(sampler))
+            assert len(shards[-1]) == len(sampler)
+        assert len({len(s) for s in shards}) == 1, (n, world, shards)
+        assert sorted(i for s in shards for b in s for i in b) == list(range(n))
+        assert any(b == [] for s in shards for b in s) == (0 < n < world)

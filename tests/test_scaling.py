@@ -158,6 +158,23 @@ def test_ddp_validation_ends_when_every_validation_sample_of_a_rank_is_rejected(
     assert all(math.isfinite(float(r["val/loss"])) and 0 <= float(r["val/cer"]) for r in rows)
 
 
+def test_ddp_validation_ends_when_a_ranks_validation_shard_is_empty(tmp_path):
+    """One validation crop for two ranks: rank 0 validates it, rank 1's only batch is empty (the sampler gives
+    every rank as many batches and drops no sample). Both meet at the epoch-end sync, and the metrics count the
+    one crop."""
+    entries = [*_split_entries(good_entries(400), "val", 1, 0.2), *_split_entries(good_entries(400), "train", 16, 0.2)]
+    root = write_folder(tmp_path / "crops", entries)
+    proc = run_cli(["trainer=ddp_cpu", "rnn.num_layers=1", "data=folder", f"data.root={root}", "data.mix.holdout=0.2",
+                    "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0", "logger=none",
+                    "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "~callbacks.progress_bar",
+                    "hydra.run.dir=run"], tmp_path, timeout=240)
+    assert "global step: 2" in proc.stdout  # 16 training crops / (4 × 2 ranks)
+    with (tmp_path / "run" / "learning_curve.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and math.isfinite(float(rows[0]["val/loss"]))
+    assert float(rows[0]["val/acc"]) in (0.0, 1.0)  # one crop scored: right or wrong, nothing in between
+
+
 def test_trainer_ddp_config_trains_on_cpu_with_only_the_accelerator_overridden(tmp_path):
     """conf/trainer/ddp.yaml as GPUs run it (bf16-mixed, DDP options) on two CPU processes: only the accelerator,
     the device count (-1 = all GPUs) and the backend changed (SyncBN, GPU-only, is off by default)."""

@@ -13,7 +13,8 @@ its widest batch costs: dealt at random (as before), 32 ranks processed 30 % rea
 grouped 94 % (``step_useful_share``, bench/scale.py). Ranks never see the same sample. All ranks must run the same
 number of steps, so when the batch count is not a multiple of ``world_size`` the largest batches (the last of
 them: the last pool, so the groups before it stay neighbours) are halved until it is: every sample of the epoch
-is used exactly once, on one rank (no padding with duplicates, no trimming). DataLoader workers receive whole
+is used exactly once, on one rank (no padding with duplicates, no trimming); with fewer samples than ranks (a
+tiny validation set) the last step's remaining ranks get empty batches. DataLoader workers receive whole
 batches from the main process, so they cannot duplicate or lose samples either.
 
 Cost: the epoch is built with array operations over its indices (widths looked up in one call, pools sorted,
@@ -124,20 +125,23 @@ class WidthBatchSampler(Sampler[list[int]]):
         if world > 1:
             spans = self._balance(spans, world)
         if self.sampler.shuffle:  # whole steps shuffled: a step's batches stay neighbours
-            steps = len(spans) // world  # (only trims when there are fewer samples than ranks)
+            steps = len(spans) // world
             order = self.sampler.rng(1).permutation(steps)  # the order Generator.shuffle gives a list
             spans = spans[:steps * world].reshape(steps, world, 2)[order].reshape(-1, 2)
         return indices, spans
 
     @staticmethod
     def _balance(spans: np.ndarray, world: int) -> np.ndarray:
-        """Halve the largest batch (the last of them) until the count is a multiple of ``world`` (if there are
-        enough samples)."""
+        """Halve the largest batch (the last of them) until the count is a multiple of ``world``; with fewer
+        samples than that, the last steps get empty batches. Every rank then runs as many batches (its collectives
+        meet the others') and no sample is dropped; an empty batch trains nothing (``CRNNSystem.no_sample_loss``)
+        and validates nothing."""
         while len(spans) % world:
             sizes = spans[:, 1] - spans[:, 0]
             k = len(sizes) - 1 - int(np.argmax(sizes[::-1]))
             if sizes[k] < 2:
-                break
+                end = spans[-1, 1] if len(spans) else 0
+                return np.concatenate([spans.reshape(-1, 2), np.full((-len(spans) % world, 2), end)])
             start, end = spans[k]
             middle = start + (end - start) // 2
             spans = np.concatenate([spans[:k], [[start, middle], [middle, end]], spans[k + 1:]])
@@ -146,8 +150,7 @@ class WidthBatchSampler(Sampler[list[int]]):
     def __iter__(self):
         rank, world = self._world()
         indices, spans = self._batches(world)
-        usable = len(spans) - len(spans) % world  # only trims when there are fewer samples than ranks
-        mine = spans[rank:usable:world]
+        mine = spans[rank::world]  # as many as every other rank's (_balance)
         # two lists of ints, not one small list per batch: thousands of new containers would wake the garbage
         # collector, whose full passes over a training process's objects cost more than the rest of this
         for start, end in zip(mine[:, 0].tolist(), mine[:, 1].tolist(), strict=True):
@@ -157,10 +160,8 @@ class WidthBatchSampler(Sampler[list[int]]):
         n = len(self.sampler)
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         _, world = self._world()
-        if world > 1:  # _balance splits batches up to the next multiple of world, while any has 2+ samples
-            used = batches * self.batch_size if self.drop_last else n
-            target = batches + -batches % world
-            batches = target if target <= used else batches - batches % world
+        if world > 1 and batches:  # _balance splits (or pads with empty) batches up to the next multiple of world
+            batches += -batches % world
         return batches // world
 
 

@@ -202,6 +202,8 @@ def test_the_command_lines_read_with_the_recognizers_defaults(tool):
     settings) from Python, not a second copy: what the command line reads with is what Python reads with."""
     import inspect
 
+    from hydra.utils import instantiate
+
     from crnn_lit.config import compose_config
     from crnn_lit.transcription.presets import decoder_settings
 
@@ -209,8 +211,9 @@ def test_the_command_lines_read_with_the_recognizers_defaults(tool):
     defaults = {k: p.default for k, p in inspect.signature(Recognizer.from_pretrained).parameters.items()}
     assert (cfg.pretrained, cfg.batch_size, cfg.chunk_size, cfg.turn_tall) == \
         (defaults["name"], defaults["batch_size"], defaults["chunk_size"], defaults["turn_tall"])
-    decoder = {k: v for k, v in cfg.decoder.items() if not k.startswith("_")}
-    assert decoder == decoder_settings(defaults["decoder"]) and decoder["lm_weight"] == 0.7
+    assert defaults["decoder"] == "model" and instantiate(cfg.decoder) == "model"  # the model's own decoding
+    beam_lm = compose_config(["inputs=x.png", "decoder=beam_lm"], config_name="predict").decoder
+    assert {k: v for k, v in beam_lm.items() if not k.startswith("_")} == decoder_settings("beam_lm")
     override = compose_config(["inputs=x.png", "batch_size=8", "decoder=beam", "decoder.beam_width=3"],
                               config_name="predict")
     assert (override.batch_size, override.decoder.beam_width, override.decoder.lm) == (8, 3, None)
@@ -365,3 +368,35 @@ def test_each_character_has_a_confidence_and_a_position(shipped):
     assert read.text == word and read.alternatives[0] == (read.text, read.confidence)
     assert 1 < len(read.alternatives) <= 10 and all(0 <= q <= 1 for _, q in read.alternatives)
     assert len({t for t, _ in read.alternatives}) == len(read.alternatives)
+
+
+def test_a_model_reads_with_the_decoding_recorded_with_it(tmp_path):
+    """decoder="model" (the default): the decoder and settings a weights file records (checkpoint weights
+    --reading), else beam_lm at the presets' weights; an explicit name still means the preset; a reading naming
+    no decoder is refused in one line. The export sidecar carries it."""
+    from crnn_lit.checkpoint import CheckpointError, load_model, model_record
+    from crnn_lit.checkpoint import main as checkpoint_main
+    from crnn_lit.export import sidecar
+    from crnn_lit.transcription import BeamDecoder, GreedyDecoder
+
+    shipped = ROOT / "data/pretrained/cpu_scene_text.pt"
+    plain = Recognizer.from_checkpoint(shipped)
+    assert isinstance(plain.decoder, BeamDecoder) and plain.decoder.fusion.alpha == 0.7
+    tuned = tmp_path / "tuned.pt"
+    checkpoint_main(["weights", str(shipped), str(tuned), "--reading",
+                     '{"decoder": "beam_lm", "lm_weight": 0.25, "length_bonus": 0.5}'])
+    assert load_model(tuned).reading == {"decoder": "beam_lm", "lm_weight": 0.25, "length_bonus": 0.5}
+    reader = Recognizer.from_checkpoint(tuned)
+    assert (reader.decoder.fusion.alpha, reader.decoder.fusion.beta) == (0.25, 0.5)
+    assert Recognizer.from_checkpoint(tuned, "beam_lm").decoder.fusion.alpha == 0.7
+    assert Recognizer.from_checkpoint(tuned, decoder_options={"lm_weight": 0.1}).decoder.fusion.alpha == 0.1
+    greedy = tmp_path / "greedy.pt"
+    checkpoint_main(["weights", str(tuned), str(greedy), "--reading", '{"decoder": "greedy"}'])
+    assert isinstance(Recognizer.from_checkpoint(greedy).decoder, GreedyDecoder)
+    with pytest.raises(SystemExit, match="names one of the decoders"):
+        checkpoint_main(["weights", str(tuned), str(tmp_path / "x.pt"), "--reading", '{"decoder": "best"}'])
+    assert not (tmp_path / "x.pt").exists()
+    with pytest.raises(CheckpointError, match="names one of the decoders"):
+        model_record(plain.charset, {}, reading={"lm_weight": 1})
+    assert sidecar(load_model(tuned), "onnx")["reading"] == load_model(tuned).reading
+    assert sidecar(load_model(shipped), "onnx")["reading"] == {"decoder": "beam_lm"}

@@ -6,9 +6,12 @@ height and channels; a record without ``transform``, written before the stage ex
 rebuilds the network from that record alone, with ``torch.load(weights_only=True)`` so opening a checkpoint never
 executes pickled code, and checks that weights, charset and architecture agree.
 A weights-only file may also carry ``training``: the training totals (images, wall-clock and CPU hours) of every
-stage that led to it, so that a run started with ``init_from`` keeps counting from there.
+stage that led to it, so that a run started with ``init_from`` keeps counting from there; and ``reading``: the
+model's own default decoding, chosen on the real_train hold-out for it (a named decoder and its settings, e.g. the
+LM weights that suit this model; ``Recognizer``'s ``decoder="model"``). A file without one reads with ``beam_lm``.
 
     python -m crnn_lit.checkpoint weights RUN/checkpoints/epoch006.ckpt data/pretrained/name.pt [--half]
+        [--reading '{"decoder": "beam_lm", "lm_weight": 0.3, "length_bonus": 0.5}']
     python -m crnn_lit.checkpoint import --format easyocr english_g2.pth english_g2.pt   # or --format dtrb
     python -m crnn_lit.checkpoint import --format ppocr PP-OCRv6_rec_small.onnx small.pt --charset printable95
 """
@@ -45,12 +48,26 @@ def _fingerprint(chars: str, model_config: dict) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def model_record(charset: Charset, model_config: dict, training: dict | None = None) -> dict:
+def model_record(charset: Charset, model_config: dict, training: dict | None = None,
+                 reading: dict | None = None) -> dict:
     record = {"format_version": FORMAT_VERSION, "charset": charset.to_dict(), "model": model_config,
               "fingerprint": _fingerprint(charset.chars, model_config)}
     if training:
         record["training"] = training
+    if reading:
+        record["reading"] = _checked_reading(reading)
     return record
+
+
+def _checked_reading(reading: dict) -> dict:
+    """A default decoding: ``decoder`` (a name of ``crnn_lit.transcription.presets``) and that decoder's settings
+    (plain values), refused in one line if it names no decoder."""
+    from crnn_lit.transcription.presets import DECODERS
+
+    if not isinstance(reading, dict) or reading.get("decoder") not in DECODERS:
+        raise CheckpointError(f"a model's reading names one of the decoders {', '.join(DECODERS)} as 'decoder', "
+                              f"with its settings beside it; got {reading!r}")
+    return dict(reading)
 
 
 @dataclass
@@ -59,16 +76,18 @@ class LoadedModel:
     charset: Charset
     config: dict  # the model config of the record (transform, backbone, rnn, height, channels)
     training: dict | None = None  # totals of the training that made it: images, wall_s, cpu_s (None: unknown)
+    reading: dict | None = None  # its default decoding: {"decoder": name, **settings} (None: beam_lm as named)
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, charset: Charset, model_config: dict,
-                 half: bool = False, training: dict | None = None) -> Path:
+                 half: bool = False, training: dict | None = None, reading: dict | None = None) -> Path:
     """Write a weights-only file (optionally fp16), atomically: a killed write never leaves a truncated file.
 
-    ``training``: the training totals to record (``{"images", "wall_s", "cpu_s"}``, see ``LoadedModel``)."""
+    ``training``: the training totals to record (``{"images", "wall_s", "cpu_s"}``, see ``LoadedModel``);
+    ``reading``: the model's default decoding (see the module docstring)."""
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     with atomic_write(path) as f:
-        torch.save({CHECKPOINT_KEY: model_record(charset, model_config, training), "state_dict": state}, f)
+        torch.save({CHECKPOINT_KEY: model_record(charset, model_config, training, reading), "state_dict": state}, f)
     return Path(path)
 
 
@@ -136,7 +155,7 @@ def load_model(path: str | Path, expect_charset: Charset | None = None) -> Loade
         raise CheckpointError(f"{path}: weights do not fit the stored architecture; missing {missing[:5]}, "
                               f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return LoadedModel(model.eval(), charset, config, _training_totals(checkpoint, record))
+    return LoadedModel(model.eval(), charset, config, _training_totals(checkpoint, record), record.get("reading"))
 
 
 def _training_totals(checkpoint: dict, record: dict) -> dict | None:
@@ -218,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     weights.add_argument("checkpoint")
     weights.add_argument("output")
     weights.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
+    weights.add_argument("--reading", default=None, help="the model's default decoding as JSON: a decoder name and "
+                         "its settings, e.g. '{\"decoder\": \"beam_lm\", \"lm_weight\": 0.3}' (default: the "
+                         "checkpoint's own, if any)")
     imp = sub.add_parser("import", help="convert a DTRB ({None,TPS}-{VGG,ResNet}-BiLSTM-CTC), EasyOCR "
                                         "(generation 2) or PP-OCRv6 (ONNX) recognizer into a crnn_lit weights file, "
                                         "exactly")
@@ -236,10 +258,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
             return
         loaded = load_model(args.checkpoint)
+        try:
+            reading = json.loads(args.reading) if args.reading else loaded.reading
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"--reading is not JSON: {err}") from None
+        out = save_weights(args.output, loaded.model, loaded.charset, loaded.config, half=args.half,
+                           training=loaded.training, reading=reading)
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
-    out = save_weights(args.output, loaded.model, loaded.charset, loaded.config, half=args.half,
-                       training=loaded.training)
     hours = "" if not loaded.training else f", {loaded.training['cpu_s'] / 3600:.2f} CPU-hours of training"
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB{hours})")
 

@@ -354,7 +354,7 @@ def evaluate(cfg: DictConfig) -> dict:
         source = open_source(path, fmt, split="test")
         turned_before = getattr(prepare, "turned", 0)
         _warn_sizes(bench.name, source, preprocess, reader.backend.frame_width, cfg.turn_tall)
-        settings = [("none", instantiate(cfg.decoder)(charset), None)]
+        settings = [("none", reader.decoder, None)]  # the headline: the reader's (decoder=model resolved)
         for key, column in EXTRA_COLUMNS.items():  # lexicon-free too, unless it is the headline decoder itself
             if cfg.get(key) and cfg[key] != cfg.decoder:
                 settings.append((column, instantiate(cfg[key])(charset), None))

@@ -41,6 +41,9 @@ def sidecar(loaded, fmt: str) -> dict:
         "decode": {"greedy": "per frame the argmax class; merge repeats, then drop blanks; class i (i >= 1) is "
                              "charset.chars[i - 1]", "confidence": "exp(sum of the argmax log-probabilities over "
                              "the image's output_length(W) frames)"},
+        # the model's default decoding (a crnn_lit.transcription.presets name and its settings): what
+        # Recognizer.from_checkpoint(<this file>) reads with; none recorded = beam_lm as named there
+        "reading": loaded.reading or {"decoder": "beam_lm"},
         "model": loaded.config,
     }
 

@@ -133,6 +133,7 @@ class Exported:
             self._stride, self._offset = int(spec["stride"]), int(spec["offset"])
             self._pad = int(spec.get("pad", 0))  # written by backbones whose strided convs round up (PPLCNetV4)
             self._rectified = spec.get("rectified_width")  # a fixed-size TPS stage: T no longer follows the input
+            self.reading = sidecar.get("reading")  # the model's default decoding (older sidecars: none)
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"{sidecar_path} is not a crnn_lit export sidecar ({type(err).__name__}: "
                                   f"{err}); re-export the model with crnn_lit.export") from None

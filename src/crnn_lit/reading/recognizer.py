@@ -47,6 +47,7 @@ from crnn_lit.reading.inference import (
 from crnn_lit.transcription import Decoder
 from crnn_lit.transcription.ctc import forced_alignment
 from crnn_lit.transcription.lexicon import Lexicon
+from crnn_lit.transcription.presets import MODEL_DECODING
 from crnn_lit.transcription.presets import decoder as named_decoder
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,17 @@ class Recognizer:
         self._per_image = lexicon if lexicon is not None and lexicon.is_per_image else None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, decoder: DecoderSpec = "beam_lm",
+    def from_checkpoint(cls, path: str | Path, decoder: DecoderSpec = "model",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
                         chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None,
                         threads: int | None = None, device: str | None = None) -> Recognizer:
         """A crnn_lit checkpoint (``.pt``/``.ckpt``), or a model ``crnn_lit.export`` wrote (``.onnx``, read with
         onnxruntime, or TorchScript), its ``.json`` sidecar beside it.
 
-        ``decoder``: a name (greedy, beam, beam_lm — beam search with the shipped LM, the best on the real_train
-        hold-out —, lexicon) or a callable building one for the model's charset; ``decoder_options`` replace its
+        ``decoder``: ``model`` (the default: the decoding recorded with the model, chosen for it on the real_train
+        hold-out — ``crnn_lit.checkpoint`` —, else beam_lm), a name (greedy, beam, beam_lm — beam search with the
+        shipped LM at the presets' weights —, lexicon) or a callable building one for the model's charset;
+        ``decoder_options`` replace its
         settings (values may be objects, e.g. a ``Lexicon``; ``lexicon`` also takes a list of words or a word-list
         file). ``batch_size``: images per forward pass; ``chunk_size``: inputs decoded and held at once
         (:meth:`iter_read`); ``turn_tall``: a crop at least this many times taller than wide is also read turned
@@ -153,15 +156,18 @@ class Recognizer:
             if not Path(path).is_file():
                 raise CheckpointError(f"ONNX model not found: {path}")
             backend = OnnxBackend(path, threads, device)
-            charset, preprocess = backend.charset, backend.preprocess
+            charset, preprocess, reading = backend.charset, backend.preprocess, backend.reading
         elif is_torchscript(path):
             backend = TorchScriptBackend(path, device, threads)
-            charset, preprocess = backend.charset, backend.preprocess
+            charset, preprocess, reading = backend.charset, backend.preprocess, backend.reading
         else:
             loaded = load_model(path)
             backend, charset = TorchBackend(loaded.model, device, threads), loaded.charset
-            preprocess = Preprocess.from_record(loaded.config)
+            preprocess, reading = Preprocess.from_record(loaded.config), loaded.reading
         options = dict(decoder_options or {})
+        if decoder == MODEL_DECODING:  # the model's own default decoding (its record's), else beam_lm as named
+            settings = dict(reading or {"decoder": "beam_lm"})
+            decoder, options = settings.pop("decoder"), {**settings, **options}
         if isinstance(options.get("lexicon"), (str, Path, list, tuple)):  # a word list file, or the words themselves
             words = options["lexicon"]
             options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \
@@ -170,7 +176,7 @@ class Recognizer:
         return cls(backend, preprocess, built, int(batch_size), int(chunk_size), turn_tall, window)
 
     @classmethod
-    def from_pretrained(cls, name: str = "cpu_scene_text", decoder: DecoderSpec = "beam_lm",
+    def from_pretrained(cls, name: str = "cpu_scene_text", decoder: DecoderSpec = "model",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
                         chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None,
                         threads: int | None = None, device: str | None = None) -> Recognizer:

@@ -29,6 +29,16 @@ DECODERS: dict[str, tuple[type[Decoder], dict[str, Any]]] = {
 }
 
 
+# The decoding a model records as its own (crnn_lit.checkpoint: the settings chosen for it on the real_train
+# hold-out); a model without one reads with beam_lm. Recognizer resolves it once it has loaded the model.
+MODEL_DECODING = "model"
+
+
+def model_decoding() -> str:
+    """What conf/decoder/model.yaml instantiates: the name that asks ``Recognizer`` for the model's own decoding."""
+    return MODEL_DECODING
+
+
 def decoder_settings(name: str) -> dict[str, Any]:
     """Every argument of decoder ``name`` but the charset, with its value: the class's defaults, then the name's."""
     cls, preset = _named(name)

@@ -263,7 +263,7 @@ def test_fewer_samples_than_ranks_give_the_other_ranks_empty_batches_and_drop_no
         shards = []
         for rank in range(world):
             sampler = WidthBatchSampler(EpochSampler(n, shuffle=False), 4, lambda idx: np.full(len(idx), 32))
-            sampler._world = lambda rank=rank: (rank, world)
+            sampler._world = lambda rank=rank, world=world: (rank, world)
             shards.append(list(sampler))
             assert len(shards[-1]) == len(sampler)
         assert len({len(s) for s in shards}) == 1, (n, world, shards)

@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from record import write
 
 from crnn_lit.config import PROJECT_ROOT
-from crnn_lit.reading.holdout import accuracy, holdout_logits
+from crnn_lit.holdout import accuracy, holdout_logits
 from crnn_lit.transcription import BeamDecoder, GreedyDecoder
 from crnn_lit.transcription import lm as char_lm
 

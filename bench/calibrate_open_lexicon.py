@@ -28,7 +28,7 @@ from record import write
 
 from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.data.sources import open_source
-from crnn_lit.reading.holdout import accuracy, holdout_logits
+from crnn_lit.holdout import accuracy, holdout_logits
 from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import GreedyDecoder, LexiconDecoder
 from crnn_lit.transcription.lexicon import Lexicon

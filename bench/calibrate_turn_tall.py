@@ -3,7 +3,7 @@
     python bench/calibrate_turn_tall.py [ckpt …]    (default: the shipped cpu_scene_text.pt)
 
 For each model and each `turn_tall` (off, 1.0, 1.2, 1.5, 2.0): greedy word accuracy on the 686 hold-out crops
-(crnn_lit.reading.holdout, standard protocol). Never run on a benchmark. Writes
+(crnn_lit.holdout, standard protocol). Never run on a benchmark. Writes
 bench/results/turn_tall.json.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from record import write
 
-from crnn_lit.reading.holdout import accuracy, holdout_logits
+from crnn_lit.holdout import accuracy, holdout_logits
 from crnn_lit.transcription.greedy import GreedyDecoder
 
 OUT = Path(__file__).resolve().parent / "results" / "turn_tall.json"

@@ -37,13 +37,6 @@ from crnn_lit.config import CONFIG_DIR, ConfigError, compose_config, register_re
 USER_ERRORS = (ConfigError, CheckpointError)
 
 
-def finish_wandb() -> None:
-    """Close the active W&B run, if any, so the next job of a multirun starts its own run."""
-    wandb = sys.modules.get("wandb")  # only if this process imported it: never import wandb just to close it
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
-
-
 class LaunchErrors(Callback):
     """Hydra callback (conf/hydra/default.yaml): a ``ConfigError`` met while a multirun's launcher settings are
     resolved — e.g. ``hydra/launcher=slurm`` without ``trainer.devices`` — ends the command as one inside a job does
@@ -90,7 +83,10 @@ def task(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callabl
                 print(f"crnn_lit.{config_name}: error: {cause}", file=sys.stderr, flush=True)
                 sys.exit(2)
             finally:
-                finish_wandb()
+                if "wandb" in sys.modules:  # only a process that imported wandb can have a run to close
+                    from crnn_lit.training.tracking import finish_wandb
+
+                    finish_wandb()
 
         app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run)
 

@@ -18,6 +18,7 @@ import netrc
 import os
 import secrets
 import string
+import sys
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -26,9 +27,16 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 from crnn_lit.atomic import atomic_write
-from crnn_lit.task import finish_wandb
 
 log = logging.getLogger(__name__)
+
+
+def finish_wandb() -> None:
+    """Close the active W&B run, if any, so the next job of a multirun starts its own run (crnn_lit.task calls it
+    after every command)."""
+    wandb = sys.modules.get("wandb")  # only if this process imported it: never import wandb just to close it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 RUN_ID_FILE = "wandb_run_id.txt"
 MODES = ("online", "offline", "disabled")

@@ -186,3 +186,23 @@ def test_a_client_of_the_sidecar_alone_reads_what_predict_reads(tmp_path):
         read = Recognizer.from_checkpoint(model, decoder="greedy").read([str(p) for p in images])
         assert [row["text"] for row in client] == [p.text for p in read]
         assert [row["confidence"] for row in client] == pytest.approx([p.confidence for p in read], abs=1e-4)
+
+
+@pytest.mark.timeout(180)
+def test_an_exported_model_reads_with_its_default_decoding(tmp_path):
+    """The default reading travels with an export: the sidecar names the model's decoding (beam + LM for the
+    shipped model), and Recognizer on the .onnx alone (no checkpoint) reads 200 real crops as the checkpoint's
+    default reading does."""
+    from conftest import SHARED_DATA
+    from crnn_lit import Recognizer
+
+    images = [str(p) for p in sorted((SHARED_DATA / "real_train/ic15/images").glob("*.png"))[:200]]
+    if len(images) < 200:
+        pytest.skip("needs ../shared/data/real_train/ic15")
+    ckpt = ROOT / "data/pretrained/cpu_scene_text.pt"
+    onnx = export(str(ckpt), "onnx", tmp_path / "model.onnx")
+    assert json.loads((tmp_path / "model.onnx.json").read_text())["reading"] == {"decoder": "beam_lm"}
+    exported, original = Recognizer.from_checkpoint(onnx), Recognizer.from_checkpoint(ckpt)
+    assert exported.decoder.fusion is not None and exported.decoder.fusion.alpha == original.decoder.fusion.alpha
+    same = sum(a.text == b.text for a, b in zip(exported.read(images), original.read(images), strict=True))
+    assert same >= 198  # onnxruntime's and torch's float paths may tip a near-tie in a beam

@@ -2,7 +2,8 @@
 preprocessed, width-batched, read by the default model and decoded by the default decoder, with the default thread
 policy (``threads=None``: the cores other processes leave free, ``crnn_lit.reading.threads``).
 
-    python bench/predict_speed.py [--data ../shared/data/benchmarks/iiit5k] [--decoders beam_lm greedy] [--rounds 2]
+    python bench/predict_speed.py [--data ../shared/data/benchmarks/iiit5k] [--decoders model greedy] [--rounds 2]
+        [--ckpt candidate.pt|.onnx]
     env -u OMP_NUM_THREADS python bench/predict_speed.py --threads 1 2 auto --busy 0 1 --limit 1000 \
         --out bench/results/reading_threads.json
 
@@ -84,7 +85,8 @@ def thread_policy(args, data) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(shared_data_dir()) / "benchmarks" / "iiit5k"))
-    ap.add_argument("--decoders", nargs="+", default=["beam_lm", "greedy"])
+    ap.add_argument("--decoders", nargs="+", default=["model", "greedy"], help="model: the model's own decoding")
+    ap.add_argument("--ckpt", default=None, help="a candidate's checkpoint or .onnx (default: the default model)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", nargs="+", default=None, help="thread settings to compare: counts and/or auto")
     ap.add_argument("--busy", nargs="+", type=int, default=[0, 1], help="competing busy-loop processes (--threads)")
@@ -99,10 +101,11 @@ def main() -> None:
                   "settings": thread_policy(args, data)}
         write(args.out, {"command": "python bench/predict_speed.py", **result})
         return
-    result = {"data": args.data, "threads": torch.get_num_threads(), "decoders": {}}
+    result = {"data": args.data, "model": args.ckpt or "default", "threads": torch.get_num_threads(), "decoders": {}}
     for name in args.decoders:
         start = time.perf_counter()
-        reader = Recognizer.from_pretrained(decoder=name)  # every other setting is the default
+        reader = (Recognizer.from_checkpoint(args.ckpt, decoder=name) if args.ckpt  # every other setting the default
+                  else Recognizer.from_pretrained(decoder=name))
         load_s = time.perf_counter() - start
         rounds, predictions = timed_rounds(reader, args.data, args.rounds)
         rounds = [r["images_per_s"] for r in rounds]

@@ -267,7 +267,7 @@ def predict_speed() -> str:
     """The default reading's end-to-end speed, files to text, on all cores (bench/predict_speed.py)."""
     rec = _json("predict_speed.json")
     load = rec["environment"]["load_average_1_5_15min"][0]
-    rows = [[f"`decoder={name}`" + (" (the default)" if name == "beam_lm" else ""), by["images"],
+    rows = [[f"`decoder={name}`" + (" (the default)" if name in ("model", "beam_lm") else ""), by["images"],
              by["images_per_s_by_round"][-1], by["images_per_s_by_round"][0]] for name, by in rec["decoders"].items()]
     return _md([f"`python -m crnn_lit.predict inputs=<folder>`, {rec['threads']} threads (load {load:.1f})", "images",
                 "images/s", "images/s, first read of the process"], rows)

@@ -1,5 +1,5 @@
 """The real_train hold-out, read by a model: what the calibration scripts (bench/calibrate_*.py) tune decoders on
-— never a benchmark.
+— never a benchmark. For lines, the fifth of sroie_val that data=words_and_lines validates on.
 
 The hold-out is `data=real_finetune`'s validation split (10 % of ../shared/data/real_train by a hash of the
 path); the shipped models never trained on it. Reading goes through ``Recognizer`` like every other reader.
@@ -7,7 +7,7 @@ path); the shipped models never trained on it. Reading goes through ``Recognizer
 
 from __future__ import annotations
 
-from crnn_lit.metrics import protocol_normalize
+from crnn_lit.metrics import compare_form
 from crnn_lit.reading.inference import Recognized
 from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import Decoder
@@ -22,6 +22,16 @@ def holdout_source():
     return instantiate(compose_config(["data=real_finetune"]).data.val)
 
 
+def line_holdout_source():
+    """The line hold-out: ``data=words_and_lines``'s validation lines (a fifth of sroie_val by a hash of the path;
+    sroie_val is for evaluation and choosing, never training)."""
+    from hydra.utils import instantiate
+
+    from crnn_lit.config import compose_config
+
+    return instantiate(compose_config(["data=words_and_lines"]).data.val.sources.lines)
+
+
 def holdout_logits(ckpt: str, batch_size: int = 64, turn_tall: float | None = None
                    ) -> tuple[Recognizer, list[Recognized]]:
     """``(recognizer, its Recognized batches)`` for every readable hold-out image (``turn_tall`` as
@@ -30,11 +40,12 @@ def holdout_logits(ckpt: str, batch_size: int = 64, turn_tall: float | None = No
     return recognizer, recognizer.source_logits(holdout_source())
 
 
-def accuracy(recognized: list[Recognized], decoder: Decoder) -> float:
-    """Word accuracy of ``decoder`` on recognized batches (standard protocol: lowercase, [0-9a-z])."""
+def accuracy(recognized: list[Recognized], decoder: Decoder, protocol: str = "word") -> float:
+    """Accuracy of ``decoder`` on recognized batches under ``protocol``: word (lowercase, [0-9a-z]) or line
+    (upper case, whitespace runs one space, exact match)."""
     hits = total = 0
     for r in recognized:
         for p, label in zip(decoder.decode(r.log_probs, r.lengths), r.labels, strict=True):
-            hits += protocol_normalize(p.text) == protocol_normalize(label)
+            hits += compare_form(p.text, protocol) == compare_form(label, protocol)
             total += 1
     return hits / total

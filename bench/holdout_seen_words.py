@@ -23,8 +23,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from hydra.utils import instantiate
 
 from crnn_lit.config import compose_config
-from crnn_lit.metrics import protocol_normalize
 from crnn_lit.holdout import holdout_logits
+from crnn_lit.metrics import protocol_normalize
 from crnn_lit.transcription import GreedyDecoder
 
 

@@ -31,8 +31,8 @@ from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import Item
 from crnn_lit.data.sources import open_source
-from crnn_lit.metrics import protocol_normalize
 from crnn_lit.holdout import holdout_source
+from crnn_lit.metrics import protocol_normalize
 from crnn_lit.reading.inference import recognize, width_batches
 from crnn_lit.reading.recognizer import Recognizer
 

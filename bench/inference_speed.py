@@ -26,8 +26,8 @@ from crnn_lit.checkpoint import load_model
 from crnn_lit.config import PROJECT_ROOT
 from crnn_lit.data.sources.folder import FolderDataset
 from crnn_lit.export import export
-from crnn_lit.metrics import TextMetrics
 from crnn_lit.holdout import holdout_source
+from crnn_lit.metrics import TextMetrics
 from crnn_lit.reading.inference import OnnxBackend, TorchBackend
 from crnn_lit.reading.recognizer import Recognizer
 

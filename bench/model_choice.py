@@ -26,8 +26,8 @@ import torch
 from holdout_seen_words import training_words
 from record import write
 
-from crnn_lit.metrics import protocol_normalize
 from crnn_lit.holdout import holdout_source
+from crnn_lit.metrics import protocol_normalize
 from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import decoder as named_decoder
 

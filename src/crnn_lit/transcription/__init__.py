@@ -5,7 +5,7 @@ Lexicon-free: ``GreedyDecoder`` (best path) and ``BeamDecoder`` (CTC prefix beam
 their settings (conf/decoder calls these): ``decoder("beam_lm", charset)``, ``beam_lm(charset)``.
 """
 
-from crnn_lit.transcription.base import Decoder, Prediction
+from crnn_lit.transcription.base import Decoded, Decoder
 from crnn_lit.transcription.beam import BeamDecoder
 from crnn_lit.transcription.candidates import (
     BKTree,
@@ -23,11 +23,11 @@ __all__ = [
     "BKTree",
     "BeamDecoder",
     "CandidateIndex",
+    "Decoded",
     "Decoder",
     "GreedyDecoder",
     "Lexicon",
     "LexiconDecoder",
-    "Prediction",
     "RapidfuzzIndex",
     "SymDeleteIndex",
     "beam_lm",

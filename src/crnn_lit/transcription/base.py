@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Decoded:
+    """What a decoder reads from one image's frames (``Recognizer`` turns it into a ``Prediction``, which adds the
+    image it came from and where each character sits)."""
+
     text: str
     confidence: float  # probability of the returned labelling (greedy: of its best path), in [0, 1]
     # a beam's final prefixes, best (by the search's score, LM included) first: (text, p(text|y)) each
@@ -24,7 +27,7 @@ class Prediction:
 
 
 class Decoder:
-    """``decode(log_probs (T, N, C), lengths (N,), lexicons=None) → list[Prediction]`` (one per image).
+    """``decode(log_probs (T, N, C), lengths (N,), lexicons=None) → list[Decoded]`` (one per image).
 
     ``lexicons`` is for lexicon-based decoders: one word list per image (or None). Decoders that do not use a
     lexicon ignore it.
@@ -41,16 +44,16 @@ class Decoder:
         self._masked = _masked_classes(charset, allowed_chars, blocked_chars)
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
-               lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
+               lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Decoded]:
         if self._masked is not None:
             log_probs = log_probs.float().index_fill(-1, self._masked, float("-inf")).log_softmax(-1)
         return self._decode(log_probs, lengths, lexicons)
 
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
-                lexicons: Sequence[Sequence[str] | None] | None) -> list[Prediction]:
+                lexicons: Sequence[Sequence[str] | None] | None) -> list[Decoded]:
         raise NotImplementedError
 
-    def __call__(self, log_probs, lengths, lexicons=None) -> list[Prediction]:
+    def __call__(self, log_probs, lengths, lexicons=None) -> list[Decoded]:
         return self.decode(log_probs, lengths, lexicons)
 
 

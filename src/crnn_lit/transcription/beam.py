@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from crnn_lit.transcription.base import Decoder, Prediction, lm_fusion
+from crnn_lit.transcription.base import Decoded, Decoder, lm_fusion
 
 if TYPE_CHECKING:
     from crnn_lit.transcription.lm import LMFusion
@@ -195,9 +195,9 @@ class BeamDecoder(Decoder):
             out.append(prefix_beam_search(rows, cands[n], self.beam_width, self.fusion))
         return out
 
-    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Prediction]:
+    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, lexicons=None) -> list[Decoded]:
         results = []
         for beam in self.beams(log_probs, lengths):
             found = tuple((self.charset.decode(prefix), math.exp(logp)) for prefix, logp in beam)
-            results.append(Prediction(*found[0], alternatives=found))
+            results.append(Decoded(*found[0], alternatives=found))
         return results

@@ -47,7 +47,7 @@ import torch
 
 from crnn_lit.charset import Charset
 from crnn_lit.paths import MissingFile, find_asset
-from crnn_lit.transcription.base import Decoder, Prediction, lm_fusion
+from crnn_lit.transcription.base import Decoded, Decoder, lm_fusion
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
 from crnn_lit.transcription.ctc import (
     best_path,
@@ -357,7 +357,7 @@ class LexiconDecoder(Decoder):
         return float(score[0])
 
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor,
-                lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Prediction]:
+                lexicons: Sequence[Sequence[str] | None] | None = None) -> list[Decoded]:
         lp = log_probs.detach().to(torch.float64).cpu().numpy()  # exact scoring runs in float64
         lens = np.minimum(lengths.detach().cpu().numpy().astype(np.int64), lp.shape[0])
         sequences, _ = best_path(torch.from_numpy(lp), torch.from_numpy(lens))
@@ -375,7 +375,7 @@ class LexiconDecoder(Decoder):
         found = iter(self.index.search_many([greedy[n] for n in range(batch) if use_global[n]], self.delta)
                      if any(use_global) else [])
 
-        results: list[Prediction] = []
+        results: list[Decoded] = []
         for n in range(batch):
             frames = lp[: lens[n], n]
             encoded, ids = None, None
@@ -403,11 +403,11 @@ class LexiconDecoder(Decoder):
                         word = encoded.codes[wid, : encoded.lengths[wid]].tolist()
                         margin += self.fusion.word(word) - self.fusion.word(sequences[n])
                     if margin < self.open_log_ratio:  # l′ is far more likely: keep it
-                        results.append(Prediction(greedy[n], math.exp(reading)))
+                        results.append(Decoded(greedy[n], math.exp(reading)))
                         continue
                 if wid >= 0:
-                    results.append(Prediction(encoded.words[wid], math.exp(score)))
+                    results.append(Decoded(encoded.words[wid], math.exp(score)))
                     continue
             # no lexicon, no candidate (or none with p > 0): l′ itself
-            results.append(Prediction(greedy[n], math.exp(self._score_text(frames, greedy[n]))))
+            results.append(Decoded(greedy[n], math.exp(self._score_text(frames, greedy[n]))))
         return results

@@ -333,7 +333,9 @@ def test_every_decoder_option_builds_from_the_predict_config(option):
     from crnn_lit.config import CONFIG_DIR, PROJECT_ROOT, compose_config
     from crnn_lit.transcription import GreedyDecoder
 
-    assert sorted(p.stem for p in (CONFIG_DIR / "decoder").glob("*.yaml")) == ["beam", "beam_lm", "greedy", "lexicon"]
+    assert sorted(p.stem for p in (CONFIG_DIR / "decoder").glob("*.yaml")) == ["beam", "beam_lm", "greedy", "lexicon",
+                                                                             "model"]
+    assert instantiate(compose_config(["decoder=model"], config_name="predict").decoder) == "model"  # Recognizer's
     cfg = compose_config([f"decoder={option}"], config_name="predict")
     if option == "beam_lm" and not (PROJECT_ROOT / "data/lm" / f"{cfg.decoder.lm}.json.gz").is_file():
         pytest.skip("the shipped LM is built by data/lm/README.md")

@@ -47,7 +47,7 @@ from crnn_lit.reading.inference import (
 from crnn_lit.transcription import Decoder
 from crnn_lit.transcription.ctc import forced_alignment
 from crnn_lit.transcription.lexicon import Lexicon
-from crnn_lit.transcription.presets import MODEL_DECODING
+from crnn_lit.transcription.presets import MODEL_DECODING, ModelDecoding
 from crnn_lit.transcription.presets import decoder as named_decoder
 
 log = logging.getLogger(__name__)
@@ -165,9 +165,11 @@ class Recognizer:
             backend, charset = TorchBackend(loaded.model, device, threads), loaded.charset
             preprocess, reading = Preprocess.from_record(loaded.config), loaded.reading
         options = dict(decoder_options or {})
-        if decoder == MODEL_DECODING:  # the model's own default decoding (its record's), else beam_lm as named
+        if isinstance(decoder, str) and decoder == MODEL_DECODING:
+            decoder = ModelDecoding()
+        if isinstance(decoder, ModelDecoding):  # the model's own decoding (its record's), else beam_lm as named
             settings = dict(reading or {"decoder": "beam_lm"})
-            decoder, options = settings.pop("decoder"), {**settings, **options}
+            decoder, options = settings.pop("decoder"), {**settings, **decoder.options, **options}
         if isinstance(options.get("lexicon"), (str, Path, list, tuple)):  # a word list file, or the words themselves
             words = options["lexicon"]
             options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \

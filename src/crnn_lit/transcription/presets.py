@@ -8,6 +8,7 @@ composes exactly this (``crnn_lit.config.register_python_configs``), so the comm
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,9 +35,18 @@ DECODERS: dict[str, tuple[type[Decoder], dict[str, Any]]] = {
 MODEL_DECODING = "model"
 
 
-def model_decoding() -> str:
-    """What conf/decoder/model.yaml instantiates: the name that asks ``Recognizer`` for the model's own decoding."""
-    return MODEL_DECODING
+@dataclass(frozen=True)
+class ModelDecoding:
+    """``decoder="model"`` with the options every decoder takes (conf/decoder/model.yaml instantiates it): the
+    model's own decoding, restricted to ``allowed_chars`` / without ``blocked_chars`` when given."""
+
+    allowed_chars: str | None = None
+    blocked_chars: str | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in (("allowed_chars", self.allowed_chars), ("blocked_chars", self.blocked_chars))
+                if v is not None}
 
 
 def decoder_settings(name: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ composes exactly this (``crnn_lit.config.register_python_configs``), so the comm
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from crnn_lit.charset import Charset

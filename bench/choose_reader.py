@@ -23,8 +23,8 @@ from crnn_lit.holdout import accuracy, holdout_source, line_holdout_source
 from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import decoder as named_decoder
 
-ALPHAS = [0.1, 0.2, 0.3, 0.5, 0.7]
-BETAS = [0.0, 0.5, 1.0, 1.5]
+ALPHAS = [0.05, 0.1, 0.2, 0.3, 0.5]
+BETAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
 
 
 def main() -> None:

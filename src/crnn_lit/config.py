@@ -39,12 +39,23 @@ def app_groups(config_name: str) -> str:
     return "\n".join(lines)
 
 
+def _default_model() -> str:
+    import inspect
+
+    from crnn_lit.reading.recognizer import Recognizer
+
+    return inspect.signature(Recognizer.from_pretrained).parameters["name"].default
+
+
 def register_resolvers() -> None:
     """``${crnn_lit_root:}`` = ``root_dir()``, ``${crnn_lit_assets:}`` = the shipped runtime assets and
     ``${crnn_lit_shared:}`` = ``shared_data_dir()``, so paths in conf/ work from any working directory;
     ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name; ``${slurm_count:value,key}``: see
     :func:`slurm_count`; ``${crnn_lit_groups:predict}`` = ``app_groups("predict")``; ``${crnn_lit_below:…}``: see
-    :func:`below`; ``${crnn_lit_required:…}``: see :func:`required`."""
+    :func:`below`; ``${crnn_lit_required:…}``: see :func:`required`; ``${crnn_lit_default_model:}`` = the shipped
+    model ``Recognizer.from_pretrained`` reads with (export's default)."""
+    if not OmegaConf.has_resolver("crnn_lit_default_model"):  # the model Recognizer.from_pretrained reads with
+        OmegaConf.register_new_resolver("crnn_lit_default_model", _default_model)
     if not OmegaConf.has_resolver("crnn_lit_root"):
         OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(root_dir()))
     if not OmegaConf.has_resolver("crnn_lit_assets"):

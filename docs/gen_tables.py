@@ -89,10 +89,12 @@ SETS = ["IIIT5K", "SVT", "IC15", "SVTP"]
 
 
 def glance() -> str:
-    """Results at a glance: every model a user can have, by the default reading (beam + LM) and the paper's (greedy),
-    with what it cost to train."""
-    models = [  # (label, evaluate run, learning curve)
-        ("**`cpu_scene_text.pt`**: the default model, light net", "cpu_scene_text_width_multiple", "cpu_scene_text"),
+    """Results at a glance: every model a user can have, by its default reading and the paper's (greedy), with
+    what it cost to train (0 for an imported model)."""
+    models = [  # (label, evaluate run, learning curve or None: imported, no training here)
+        ("**`ppocr_v6_small`** (.onnx + .pt): the default, PP-OCRv6 small imported exactly (Apache-2.0)",
+         "ppocr_v6_small", None),
+        ("`cpu_scene_text.pt`: the CRNN trained here (light net)", "cpu_scene_text_width_multiple", "cpu_scene_text"),
         ("`synthetic_only.pt`: rendered words only", "synthetic_only_default_reading", "synthetic_only"),
         ("`make train`: rendered words only, the quickstart", "make_train", "make_train"),
         ("`scene_text_medium` chain, stage 5: medium net (not shipped: tied on the hold-out, twice the cost)",
@@ -104,15 +106,82 @@ def glance() -> str:
     for label, run, curve in models:
         beam, greedy = readings(run)
         first = label.startswith("**")
-        rows.append([label, f"{cpu_hours(curve):.2f}", *(_bold(f"{beam[s]:.1f}", first) if s in beam else None
-                                                          for s in SETS),
+        rows.append([label, f"{cpu_hours(curve):.2f}" if curve else "0", *(_bold(f"{beam[s]:.1f}", first)
+                                                                          if s in beam else None for s in SETS),
                      " / ".join(f"{greedy[s]:.1f}" for s in SETS), f"{evaluation(run)['SVT 50']:.1f}"
                      if "SVT 50" in evaluation(run) else None])
-    rows.append(["targets for the default reading (issue #27)", None, 84, 80.8, 62, 65, None, None])
+    ref = _json("ppocr_reference.json")
+    rows.append([ref["label"], None, *ref["greedy"], None, None])
     rows.append(["the CRNN paper (GPU, 8.9 M Synth90k images)", None, None, None, None, None, "78.2 / 80.8 / – / –",
                  96.4])
-    return _md(["model", "CPU-h", *(f"{s} beam+LM" for s in SETS), "greedy IIIT5K / SVT / IC15 / SVTP", "SVT-50"],
-               rows)
+    return _md(["model", "CPU-h", *(f"{s} default reading" for s in SETS), "greedy IIIT5K / SVT / IC15 / SVTP",
+                "SVT-50"], rows)
+
+
+def reader_choice() -> str:
+    """The candidates for the default reader on the word and line hold-outs (bench/choose_reader.py)."""
+    rec = _json("reader_choice.json")
+    names = {"ppocr_v6_small_96.pt": "PP-OCRv6 small, imported (0 CPU-h)",
+             "epoch000-acc0.8513.ckpt": "fine-tuned on words + lines, lr 1e-5, 1 epoch (0.10 CPU-h)",
+             "epoch003-acc0.8356.ckpt": "fine-tuned on words + lines, lr 5e-5, 4 epochs (0.46 CPU-h)"}
+    rows = []
+    for cand in rec["candidates"]:
+        greedy = next(t for t in cand["tried"] if t["reading"]["decoder"] == "greedy")
+        best = cand["best"]
+        setting = ", ".join(f"{k} {v}" for k, v in best["reading"].items() if k != "decoder")
+        rows.append([names.get(Path(cand["ckpt"]).name, Path(cand["ckpt"]).name),
+                     f"{100 * greedy['words']:.1f} / {100 * greedy['lines']:.1f}",
+                     f"{best['reading']['decoder']} ({setting})" if setting else best["reading"]["decoder"],
+                     f"{100 * best['words']:.1f} / {100 * best['lines']:.1f}", f"{100 * best['score']:.2f}"])
+    return _md([f"candidate (hold-outs: {rec['holdouts']['words']} words, {rec['holdouts']['lines']} lines)",
+                "greedy: words / lines", "best decoding", "words / lines", "mean"], rows)
+
+
+def reader_min_width() -> str:
+    """The default model's input width against its speed (bench/choose_reader.py --widths)."""
+    rec = _json("reader_min_width.json")
+    rows = [[r["min_width"], f"{100 * r['words']:.1f} / {100 * r['lines']:.1f}",
+             f"{100 * r['words_greedy']:.1f} / {100 * r['lines_greedy']:.1f}", r["images_per_s"]] for r in rec["widths"]]
+    return _md(["narrow crops padded to (px)", "default decoding: words / lines", "greedy: words / lines",
+                "images/s (files to text, 2 cores, onnxruntime)"], rows)
+
+
+def lines() -> str:
+    """Line recipes on sroie_val under the line protocol (bench/line_reading.py), with their training cost."""
+    recipes = [  # (label, bench/results/lines_<name>.json, learning curve or None: imported)
+        ("**`ppocr_v6_small`**: the default reader, imported (recipe b: fine-tuning did not pay)", "ppocr_v6_small",
+         None),
+        ("light CRNN, rendered lines only (`experiment=crnn_lines`)", "crnn_lines_stage1", "crnn_lines"),
+        ("light CRNN, then rendered + SROIE train lines (`experiment=crnn_lines_sroie`)", "crnn_lines_stage2",
+         "crnn_lines_sroie"),
+    ]
+    rows = []
+    for label, name, curve in recipes:
+        if not (RESULTS / f"lines_{name}.json").is_file():
+            continue
+        hours = f"{cpu_hours(curve):.2f}" if curve else "0"
+        rec = _json(f"lines_{name}.json")
+        wide = rec["wider than 12.5x their height"]
+        rows.append([label, hours, f"{rec['all']['line_accuracy']:.1f}", f"{rec['all']['cer']:.2f}",
+                     f"{wide['line_accuracy']:.1f}", f"{wide['cer']:.2f}", round(rec["all"]["lines"] / rec["seconds"])])
+    return _md(["model (default reading)", "CPU-h", "line accuracy", "CER %", "wide lines: accuracy", "CER %",
+                "lines/s"], rows)
+
+
+def shipped() -> str:
+    """Every shipped model: where it came from, what training here cost, how it reads by default, its speed and
+    its licence (bench/results/shipped_models.json, the accuracies from each one's evaluate run)."""
+    rows = []
+    for model in _json("shipped_models.json")["models"]:
+        beam = readings(model["eval"])[0] if model.get("eval") else {}
+        speed = None
+        if model.get("speed"):
+            decoders = _json(model["speed"])["decoders"]
+            speed = decoders.get("model", decoders.get("beam_lm"))["images_per_s_by_round"][-1]
+        rows.append([f"`{model['file']}`", model["origin"], model["cpu_hours"], model["reading"],
+                     " / ".join(f"{beam[s]:.1f}" for s in SETS) if beam else None, speed, model["licence"]])
+    return _md(["file", "origin", "CPU-h here", "default reading", "IIIT5K / SVT / IC15 / SVTP", "images/s",
+                "licence"], rows)
 
 
 def model_choice() -> str:
@@ -406,7 +475,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
     "scale": scale, "tps-ablation": tps_ablation, "transforms": transforms, "holdout-decoding": holdout_decoding,
-    "predict-speed": predict_speed, "reading-threads": reading_threads,
+    "predict-speed": predict_speed, "shipped": shipped, "reader-choice": reader_choice,
+    "reader-min-width": reader_min_width, "lines": lines, "reading-threads": reading_threads,
 }
 
 

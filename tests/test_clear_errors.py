@@ -299,14 +299,15 @@ def test_case_sensitive_headers_and_a_model_without_capitals(compose_evaluate, s
 def test_a_word_list_is_a_lexicon_and_a_crop_too_narrow_to_read_is_flagged():
     from test_recognizer import draw
 
-    reader = Recognizer.from_pretrained(decoder="lexicon", decoder_options={"lexicon": ["hotel", "motel"]})
+    reader = Recognizer.from_pretrained("cpu_scene_text", decoder="lexicon",
+                                        decoder_options={"lexicon": ["hotel", "motel"]})
     tall = Image.fromarray(np.full((3000, 3), 128, np.uint8))  # PIL's 3×3000: 0.03 px wide at height 32
     hotel, narrow = reader.read([draw("hotel"), tall])
     assert hotel.text == "hotel" and hotel.error is None
     assert (narrow.text, narrow.confidence) == ("", 0.0)
     assert narrow.error == ("too_narrow (3×3000 is 0.032 px wide at the model's height 32, less than one CTC frame "
                             "(4 px); vertical text reads with turn_tall=1.5)")
-    turned = Recognizer.from_pretrained(turn_tall=1.5).read(tall)[0]
+    turned = Recognizer.from_pretrained("cpu_scene_text", turn_tall=1.5).read(tall)[0]
     assert turned.error is None  # read turned as well: the rotated crop is 32000 px wide, not flagged
 
 

@@ -76,7 +76,7 @@ def export(ckpt: str, fmt: str, output: str | Path, opset: int = 17) -> Path:
 def main(cfg: DictConfig) -> None:
     check_required(cfg)
     out = cfg.output or str(Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}")
-    path = export(resolve_ckpt(cfg), cfg.format, out, cfg.opset)
+    path = export(resolve_ckpt(cfg, use="weights"), cfg.format, out, cfg.opset)
     print(f"exported {cfg.format}: {path} (+ {path}.json)")
 
 

@@ -66,9 +66,17 @@ def find_asset(path: str | Path, folder: str, what: str, suffixes: tuple[str, ..
                       f"{', '.join(names) or 'none'})")
 
 
-def resolve_ckpt(cfg) -> str:
+# a shipped model's files: its ONNX export (with its sidecar) is what reads when there is one — onnxruntime reads
+# PP-OCRv6 small 1.9× faster than torch here (docs/results.md) —, the .pt is the weights (fine-tuning, export)
+PRETRAINED_SUFFIXES = {"reading": (".onnx", ".pt"), "weights": (".pt",)}
+
+
+def resolve_ckpt(cfg, use: str = "reading") -> str:
     """The checkpoint an evaluate/predict/export config names: ``ckpt=pretrained`` (their default) is the shipped
-    model ``<paths.pretrained_dir>/<pretrained>.pt``; any other value is a path, returned as given."""
+    model ``<paths.pretrained_dir>/<pretrained>`` (for ``reading``: its ``.onnx`` if shipped, else its ``.pt``;
+    for ``weights``: the ``.pt``); any other value is a path, returned as given."""
     if cfg.ckpt == "pretrained":
-        return str(Path(cfg.paths.pretrained_dir) / f"{cfg.pretrained}.pt")
+        folder = Path(cfg.paths.pretrained_dir)
+        files = [folder / f"{cfg.pretrained}{suffix}" for suffix in PRETRAINED_SUFFIXES[use]]
+        return str(next((f for f in files if f.is_file()), files[-1]))
     return str(cfg.ckpt)

@@ -1,4 +1,4 @@
-"""The Python API: ``Recognizer.from_pretrained("cpu_scene_text").read(images) → [Prediction(text, confidence)]``.
+"""The Python API: ``Recognizer.from_pretrained().read(images) → [Prediction(text, confidence)]``.
 
 One object for reading word images: the model (a crnn_lit checkpoint or an exported ``.onnx``), its own
 preprocessing, width batching, a decoder (by name: ``crnn_lit.transcription.presets``), and the results in input
@@ -26,7 +26,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import IMAGE_SUFFIXES, decode_image, image_array
-from crnn_lit.paths import ConfigError, find_asset, resolve_ckpt
+from crnn_lit.paths import PRETRAINED_SUFFIXES, ConfigError, find_asset, resolve_ckpt
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.reading.inference import (
     OnnxBackend,
@@ -178,13 +178,16 @@ class Recognizer:
         return cls(backend, preprocess, built, int(batch_size), int(chunk_size), turn_tall, window)
 
     @classmethod
-    def from_pretrained(cls, name: str = "cpu_scene_text", decoder: DecoderSpec = "model",
+    def from_pretrained(cls, name: str = "ppocr_v6_small", decoder: DecoderSpec = "model",
                         decoder_options: Mapping[str, Any] | None = None, batch_size: int = 64,
                         chunk_size: int = 8192, turn_tall: float | None = None, window: int | None = None,
                         threads: int | None = None, device: str | None = None) -> Recognizer:
-        """A shipped model by name (``data/pretrained/<name>.pt``: cpu_scene_text, the real-text model, or
-        quickstart_synthetic, real_finetune, synthetic_only); the rest as :meth:`from_checkpoint`."""
-        path = find_asset(name, "pretrained", "pretrained model", suffixes=(".pt",))
+        """A shipped model by name (``data/pretrained/<name>.onnx`` where shipped, read by onnxruntime, else
+        ``<name>.pt``): ``ppocr_v6_small`` (the default: PP-OCRv6
+        small imported exactly, Apache-2.0, reading words and lines with case and punctuation), ``cpu_scene_text``
+        (the CRNN trained here on two CPU cores, lowercase words), quickstart_synthetic, real_finetune,
+        synthetic_only; the rest as :meth:`from_checkpoint`."""
+        path = find_asset(name, "pretrained", "pretrained model", suffixes=PRETRAINED_SUFFIXES["reading"])
         return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall, window, threads,
                                    device)
 

@@ -179,7 +179,7 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
 
     shown = sorted(errors, key=lambda e: -e[3])[:limit]
     if lines:
-        _line_sheet(shown, images, path, font)
+        _line_sheet(shown, images, path, font, show)
         return
     scale, cell_w, text_w = 2, 240, 260
     height = max((images[e[0]].shape[-2] for e in shown), default=0)  # the model's input height
@@ -188,7 +188,7 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
     draw = ImageDraw.Draw(sheet)
     face = ImageFont.truetype(str(font), 16) if font is not None and font.is_file() else ImageFont.load_default()
     for i, (key, label, reading, confidence) in enumerate(shown):
-        image = Image.fromarray(show(images[key]).squeeze(-1)).convert("RGB")
+        image = _rgb(show(images[key]))
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
         sheet.paste(image.crop((0, 0, min(image.width, cell_w * scale // 2 * 2), image.height)), (0, i * row_h))
         x = cell_w * scale // 2 * 2 + 8
@@ -198,8 +198,15 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
     sheet.save(path, optimize=True)
 
 
+def _rgb(pixels):
+    """H×W×1 or H×W×3 uint8 → an RGB PIL image."""
+    from PIL import Image
+
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).convert("RGB")
+
+
 def _line_sheet(shown: list[tuple[str, str, str, float]], images: dict[str, torch.Tensor], path: Path,
-                font: Path | None, width: int = 1200) -> None:
+                font: Path | None, show=to_pixels, width: int = 1200) -> None:
     """The error sheet of text lines: each line's network input at its own scale, cut into rows ``width`` px wide
     when longer (a line is never squeezed nor cropped), then the label and the reading one above the other in a
     monospaced face, so a missing space or a wrong character stands under its counterpart, and the position of
@@ -209,7 +216,7 @@ def _line_sheet(shown: list[tuple[str, str, str, float]], images: dict[str, torc
     face = ImageFont.truetype(str(font), 14) if font is not None and font.is_file() else ImageFont.load_default()
     text_h, blocks = 18, []
     for key, label, reading, confidence in shown:
-        pixels = Image.fromarray(to_pixels(images[key]).squeeze(-1)).convert("RGB")
+        pixels = _rgb(show(images[key]))
         rows = [pixels.crop((x, 0, min(x + width, pixels.width), pixels.height))
                 for x in range(0, pixels.width, width)]
         first = next((i for i, (a, b) in enumerate(zip(label, reading)) if a != b), min(len(label), len(reading)))

@@ -165,7 +165,7 @@ def lines() -> str:
         rows.append([label, hours, f"{rec['all']['line_accuracy']:.1f}", f"{rec['all']['cer']:.2f}",
                      f"{wide['line_accuracy']:.1f}", f"{wide['cer']:.2f}", round(rec["all"]["lines"] / rec["seconds"])])
     return _md(["model (default reading)", "CPU-h", "line accuracy", "CER %", "wide lines: accuracy", "CER %",
-                "lines/s"], rows)
+                "lines/s (one pass, machine not idle)"], rows)
 
 
 def shipped() -> str:

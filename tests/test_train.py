@@ -10,14 +10,15 @@ from hydra.errors import InstantiationException
 from PIL import Image
 
 from conftest import FAST
-from corpus import good_entries, write_folder, write_lmdb_tree, write_real_train
+from corpus import encode, good_entries, word_image, write_folder, write_lmdb_tree, write_real_train
 from crnn_lit.checkpoint import CheckpointError, load_model, save_weights
 from crnn_lit.config import CONFIG_DIR, ConfigError
 from crnn_lit.train import train
 
 # options that cannot run on this machine are composed but not run; ddp_cpu starts a second process by re-running
-# the command line, so it runs from the CLI in tests/test_scaling.py instead of in-process here
-COMPOSE_ONLY = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_cpu")}
+# the command line, so it runs from the CLI in tests/test_scaling.py instead of in-process here; the cluster recipe
+# trains on GPUs (trainer=ddp)
+COMPOSE_ONLY = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_cpu"), ("experiment", "cluster_mj_st")}
 
 
 # groups of other entry points: benchmark (evaluate), decoder and lexicon (predict, evaluate; every option is built
@@ -69,7 +70,36 @@ def data_roots(tmp_path, synth90k_root) -> dict[tuple[str, str], list[str]]:
         ("preprocess", "ppocr"): ["backbone=pplcnet_v4_tiny"],
         ("experiment", "ppocr_finetune"): [f"data.root={write_real_train(tmp_path / 'real_train_p')}",
                                            f"init_from={_imported_tiny(tmp_path / 'ppocr_v6_tiny.pt')}"],
+        # the default reader's fine-tune, on the tiny network (the recipe's small one takes minutes per step here)
+        ("experiment", "ppocr_reader"): [f"data.root={write_words_and_lines(tmp_path / 'shared_r')}",
+                                         f"init_from={_imported_tiny(tmp_path / 'ppocr_v6_tiny_r.pt')}",
+                                         "backbone=pplcnet_v4_tiny", "rnn=conv_mixer"],
+        ("experiment", "crnn_lines_sroie"): [f"data.root={write_words_and_lines(tmp_path / 'shared_l')}/lines",
+                                             f"init_from={_line_model(tmp_path / 'crnn_lines.pt')}"],
+        ("experiment", "cluster_mj_st"): [f"data.root={lmdb_root}"],
     }
+
+
+def write_words_and_lines(root: Path) -> Path:
+    """A shared-data folder as data=words_and_lines and data=lines_mix read it: real_train/{iiit5k,svt,ic15} and
+    lines/{sroie_train,sroie_val} (tiny folders of noise crops, upper-case labels with spaces for the lines)."""
+    write_real_train(root / "real_train")
+    lines = [(f"images/l{i}.png", encode(word_image("total rm", i)), "TOTAL RM 1.00") for i in range(12)]
+    for split in ("sroie_train", "sroie_val"):
+        write_folder(root / "lines" / split, lines)
+    return root
+
+
+def _line_model(path: Path) -> Path:
+    """A stand-in for experiment=crnn_lines's stage 1: the light CRNN, upper69, lines at their own width."""
+    from crnn_lit.charset import Charset
+    from crnn_lit.model.build import crnn, network_records
+    from crnn_lit.preprocess import Preprocess
+
+    charset = Charset.from_file("upper69")
+    config = {"transform": {"_target_": "crnn_lit.model.transform.NoTransform"}, **network_records("light"),
+              **Preprocess.from_conf(max_width=None).record()}
+    return save_weights(path, crnn("light", charset.num_classes), charset, config)
 
 
 def _imported_tiny(path: Path) -> Path:

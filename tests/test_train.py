@@ -77,6 +77,10 @@ def data_roots(tmp_path, synth90k_root) -> dict[tuple[str, str], list[str]]:
         ("experiment", "crnn_lines_sroie"): [f"data.root={write_words_and_lines(tmp_path / 'shared_l')}/lines",
                                              f"init_from={_line_model(tmp_path / 'crnn_lines.pt')}"],
         ("experiment", "cluster_mj_st"): [f"data.root={lmdb_root}"],
+        ("data", "words_and_lines"): [f"data.root={write_words_and_lines(tmp_path / 'shared_w')}",
+                                      "charset=printable_space"],
+        ("data", "lines_mix"): [f"data.root={write_words_and_lines(tmp_path / 'shared_m')}/lines",
+                                "charset=upper_space", "preprocess.max_width=null"],
     }
 
 

@@ -39,12 +39,14 @@ def app_groups(config_name: str) -> str:
     return "\n".join(lines)
 
 
-def _default_model() -> str:
+def _reading_defaults() -> dict:
+    """``Recognizer.from_pretrained``'s defaults: ``pretrained`` (the shipped model it reads with) and READING."""
     import inspect
 
     from crnn_lit.reading.recognizer import Recognizer
 
-    return inspect.signature(Recognizer.from_pretrained).parameters["name"].default
+    params = inspect.signature(Recognizer.from_pretrained).parameters
+    return {"pretrained": params["name"].default, **{k: params[k].default for k in READING}}
 
 
 def register_resolvers() -> None:
@@ -55,7 +57,7 @@ def register_resolvers() -> None:
     :func:`below`; ``${crnn_lit_required:…}``: see :func:`required`; ``${crnn_lit_default_model:}`` = the shipped
     model ``Recognizer.from_pretrained`` reads with (export's default)."""
     if not OmegaConf.has_resolver("crnn_lit_default_model"):  # the model Recognizer.from_pretrained reads with
-        OmegaConf.register_new_resolver("crnn_lit_default_model", _default_model)
+        OmegaConf.register_new_resolver("crnn_lit_default_model", lambda: _reading_defaults()["pretrained"])
     if not OmegaConf.has_resolver("crnn_lit_root"):
         OmegaConf.register_new_resolver("crnn_lit_root", lambda: str(root_dir()))
     if not OmegaConf.has_resolver("crnn_lit_assets"):
@@ -83,13 +85,11 @@ def register_python_configs() -> None:
     defaults list): the named decoders (``crnn_lit.transcription.presets``), the named backbones and rnns
     (``crnn_lit.model.build``), the input spec (``Preprocess``) and ``Recognizer``'s reading defaults (model, batch size, chunk size, turn_tall).
     Each value has one copy, in Python; a YAML option names the Python object and adds only its wiring."""
-    import inspect
 
     from hydra.core.config_store import ConfigStore
 
     from crnn_lit.model.build import BACKBONES, RNNS
     from crnn_lit.preprocess import INPUT_SPECS, Preprocess
-    from crnn_lit.reading.recognizer import Recognizer
     from crnn_lit.transcription.presets import DECODERS, decoder_settings
 
     store = ConfigStore.instance()
@@ -103,9 +103,7 @@ def register_python_configs() -> None:
     for name in INPUT_SPECS:
         store.store(group="crnn_lit/preprocess", name=name,
                     node={"_target_": "crnn_lit.preprocess.Preprocess", **asdict(Preprocess.from_conf(name))})
-    reading = inspect.signature(Recognizer.from_pretrained).parameters
-    store.store(group="crnn_lit", name="reading", node={"pretrained": reading["name"].default,
-                                                        **{k: reading[k].default for k in READING}})
+    store.store(group="crnn_lit", name="reading", node=_reading_defaults())
     register_slurm_schema(store)
 
 

@@ -13,23 +13,25 @@ from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import Decoder
 
 
-def holdout_source():
-    """The hold-out as a labelled source (``data=real_finetune``'s ``data.val``, composed from conf/)."""
+def _validation(data: str):
+    """``data=<data>``'s validation source, composed from conf/ (its split, never a benchmark)."""
     from hydra.utils import instantiate
 
     from crnn_lit.config import compose_config
 
-    return instantiate(compose_config(["data=real_finetune"]).data.val)
+    return instantiate(compose_config([f"data={data}"]).data.val)
+
+
+def holdout_source():
+    """The hold-out as a labelled source (``data=real_finetune``'s ``data.val``)."""
+    return _validation("real_finetune")
 
 
 def line_holdout_source():
     """The line hold-out: ``data=words_and_lines``'s validation lines (a fifth of sroie_val by a hash of the path;
     sroie_val is for evaluation and choosing, never training)."""
-    from hydra.utils import instantiate
-
-    from crnn_lit.config import compose_config
-
-    return instantiate(compose_config(["data=words_and_lines"]).data.val.sources.lines)
+    val = _validation("words_and_lines")
+    return val.sources[val.names.index("lines")]
 
 
 def holdout_logits(ckpt: str, batch_size: int = 64, turn_tall: float | None = None

@@ -74,7 +74,7 @@ class CRNNSystem(L.LightningModule):
         predictions = self.val_decoder(logits.float().log_softmax(2), batch.input_lengths)
         texts = [p.text for p in predictions]
         if self.case_fold is not None:  # scored as trained: a label with no lower-case letter ignores case
-            texts = [t if any(c.islower() for c in label) else t.upper() for t, label in zip(texts, batch.labels)]
+            texts = [t if self.case_fold.trusts(label) else t.upper() for t, label in zip(texts, batch.labels)]
         self.val_metrics.update(texts, batch.labels)
         return predictions  # for callbacks (ValSampleTable)
 

@@ -57,6 +57,11 @@ class CaseFold:
         self.to_folded[self.lower] = self.to_folded[self.upper]
         self._on: dict[torch.device, tuple[torch.Tensor, ...]] = {}  # the index tensors per device, copied once
 
+    @staticmethod
+    def trusts(label: str) -> bool:
+        """A label's case is trusted when it holds a lower-case letter (an all-capitals label may be upper-cased)."""
+        return any(c.islower() for c in label)
+
     def _indices(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         if device not in self._on:
             self._on[device] = tuple(t.to(device) for t in (self.upper, self.lower, self.kept, self.to_folded))
@@ -74,7 +79,7 @@ class CaseFold:
         if len(labels) != log_probs.shape[1]:
             raise ValueError(f"case folding needs the batch's {log_probs.shape[1]} labels, got {len(labels)}")
         # from the strings, on the host: no device read
-        trusted = torch.tensor([any(c.islower() for c in label) for label in labels]).to(log_probs.device)
+        trusted = torch.tensor([self.trusts(label) for label in labels]).to(log_probs.device)
         to_folded = self._indices(log_probs.device)[3]
         as_given = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="none",
                               zero_infinity=True)

@@ -43,13 +43,21 @@ class StepFile(L.Callback):
         self.path = Path(path)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.path.with_suffix(".start").write_text(f"{trainer.global_step}\n")
+        _write_atomically(self.path.with_suffix(".start"), trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.path.write_text(f"{trainer.global_step}\n")
+        _write_atomically(self.path, trainer.global_step)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        self.path.write_text(f"{trainer.global_step}\n")
+        _write_atomically(self.path, trainer.global_step)
+
+
+def _write_atomically(path: Path, step: int) -> None:
+    """A reader polling the file (a test waiting for a step) never sees it empty between truncate and write; every
+    rank writes it, so each stages its own temporary file."""
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    staged.write_text(f"{step}\n")
+    os.replace(staged, path)
 
 
 def _overrides(run_dir: Path, args) -> list[str]:

@@ -42,7 +42,7 @@ def _signal_group_at(proc: subprocess.Popen, step_file: Path, step: int, sig: si
     status (the group is killed if it does not end in time)."""
     deadline = time.monotonic() + timeout
     try:
-        while not (step_file.is_file() and step_file.read_text().strip() and int(step_file.read_text()) >= step):
+        while _steps_trained(step_file) < step:
             assert proc.poll() is None, f"training ended before step {step}:\n{log.read_text()[-4000:]}"
             assert time.monotonic() < deadline, f"step {step} not reached:\n{log.read_text()[-4000:]}"
             time.sleep(0.01)
@@ -52,6 +52,12 @@ def _signal_group_at(proc: subprocess.Popen, step_file: Path, step: int, sig: si
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _steps_trained(step_file: Path) -> int:
+    """The step the run wrote last, read once (-1 before its first step)."""
+    text = step_file.read_text().strip() if step_file.is_file() else ""
+    return int(text) if text else -1
 
 
 def _preempted(log: Path) -> tuple[str, int]:

@@ -1,10 +1,10 @@
 """Which model and decoding become the default reading: every candidate judged on the real_train hold-out (words)
 and the line hold-out (a fifth of sroie_val), never a benchmark.
 
-    python bench/choose_reader.py --ckpts A.pt B.pt ... [--out bench/results/reader_choice.json]
+    python bench/choose_reader.py --ckpts A.pt B.pt ... [--lms english_char6 english_receipts_char6] [--out ...]
 
-Each candidate's frame posteriors are computed once per hold-out; greedy and beam + LM over a grid of LM weights
-(α) and length bonuses (β) decode them. The score of a (model, decoding) is the mean of word accuracy and line
+Each candidate's frame posteriors are computed once per hold-out; greedy and beam + LM over a grid of LMs, LM
+weights (α) and length bonuses (β) decode them. The score of a (model, decoding) is the mean of word accuracy and line
 accuracy, one reader for both; the best per model is what `checkpoint weights --reading` records with it, and the
 best overall is the default. Every tried value is written.
 
@@ -33,7 +33,7 @@ from crnn_lit.reading.recognizer import Recognizer, find_images
 from crnn_lit.transcription import decoder as named_decoder
 
 ALPHAS = [0.05, 0.1, 0.2, 0.3, 0.5]
-BETAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
+BETAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
 
 
 def min_widths(ckpt: str, widths: list[int], words_source, lines_source) -> dict:
@@ -59,6 +59,7 @@ def min_widths(ckpt: str, widths: list[int], words_source, lines_source) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpts", nargs="+")
+    ap.add_argument("--lms", nargs="+", default=["english_char6"], help="LM files or shipped names (data/lm)")
     ap.add_argument("--widths", help="a model whose minimum input width to vary (--min-widths)")
     ap.add_argument("--min-widths", nargs="+", type=int, default=[320, 256, 192, 128])
     ap.add_argument("--out", default=None)
@@ -72,8 +73,8 @@ def main() -> None:
     for ckpt in args.ckpts:
         reader = Recognizer.from_checkpoint(ckpt, "greedy", batch_size=32)
         words, lines = reader.source_logits(words_source), reader.source_logits(lines_source)
-        settings = [{"decoder": "greedy"}] + [{"decoder": "beam_lm", "lm_weight": a, "length_bonus": b}
-                                               for a, b in itertools.product(ALPHAS, BETAS)]
+        settings = [{"decoder": "greedy"}] + [{"decoder": "beam_lm", "lm": lm, "lm_weight": a, "length_bonus": b}
+                                               for lm, a, b in itertools.product(args.lms, ALPHAS, BETAS)]
         tried = []
         for setting in settings:
             decoder = named_decoder(setting["decoder"], reader.charset,
@@ -82,7 +83,7 @@ def main() -> None:
             tried.append({"reading": setting, "words": round(word_acc, 4), "lines": round(line_acc, 4),
                           "score": round((word_acc + line_acc) / 2, 4)})
             print(ckpt, setting, tried[-1]["words"], tried[-1]["lines"], flush=True)
-        best = max(tried, key=lambda t: t["score"])  # ties: the first, i.e. greedy, then the smaller α, β
+        best = max(tried, key=lambda t: t["score"])  # ties: the first, i.e. greedy, then the first LM, smaller α, β
         candidates.append({"ckpt": ckpt, "best": best, "tried": tried})
     chosen = max(candidates, key=lambda c: c["best"]["score"])
     write(args.out or "bench/results/reader_choice.json", {"holdouts": {"words": len(words_source),

@@ -119,8 +119,9 @@ def glance() -> str:
 
 
 def reader_choice() -> str:
-    """The candidates for the default reader on the word and line hold-outs (bench/choose_reader.py)."""
-    rec = _json("reader_choice.json")
+    """The candidate networks for the default reader on the word and line hold-outs, each decoded with the word LM
+    (bench/choose_reader.py --ckpts … → reader_choice_networks.json)."""
+    rec = _json("reader_choice_networks.json")
     names = {"ppocr_v6_small_96.pt": "PP-OCRv6 small, imported (0 CPU-h)",
              "epoch000-acc0.8513.ckpt": "fine-tuned on words + lines, lr 1e-5, 1 epoch (0.10 CPU-h)",
              "epoch003-acc0.8356.ckpt": "fine-tuned on words + lines, lr 5e-5, 4 epochs (0.46 CPU-h)"}
@@ -137,6 +138,23 @@ def reader_choice() -> str:
                 "greedy: words / lines", "best decoding", "words / lines", "mean"], rows)
 
 
+def reader_lm() -> str:
+    """The chosen network's decoding with each shipped LM: the best α, β per LM on the hold-outs (bench/choose_reader.py
+    --lms … → reader_choice.json)."""
+    rec = _json("reader_choice.json")
+    rows = []
+    for cand in rec["candidates"]:
+        tried = cand["tried"]
+        for lm in dict.fromkeys(t["reading"].get("lm") for t in tried):
+            best = max((t for t in tried if t["reading"].get("lm") == lm), key=lambda t: t["score"])
+            reading = best["reading"]
+            setting = (f"`{lm}`, α {reading['lm_weight']}, β {reading['length_bonus']}" if lm else reading["decoder"])
+            rows.append([_bold(setting, best == cand["best"]), f"{100 * best['words']:.1f}",
+                         f"{100 * best['lines']:.1f}", _bold(f"{100 * best['score']:.2f}", best == cand["best"])])
+    return _md([f"decoding (hold-outs: {rec['holdouts']['words']} words, {rec['holdouts']['lines']} lines)",
+                "words", "lines", "mean"], rows)
+
+
 def reader_min_width() -> str:
     """The default model's input width against its speed (bench/choose_reader.py --widths)."""
     rec = _json("reader_min_width.json")
@@ -149,7 +167,7 @@ def reader_min_width() -> str:
 def lines() -> str:
     """Line recipes on sroie_val under the line protocol (bench/line_reading.py), with their training cost."""
     recipes = [  # (label, bench/results/lines_<name>.json, learning curve or None: imported)
-        ("**`ppocr_v6_small`**: the default reader, imported (recipe b: fine-tuning did not pay)", "ppocr_v6_small",
+        ("**`ppocr_v6_small`**: the default reader: imported, read with the words + receipts LM (recipe b: fine-tuning the network did not pay)", "ppocr_v6_small",
          None),
         ("light CRNN, rendered lines only (`experiment=crnn_lines`)", "crnn_lines_stage1", "crnn_lines"),
         ("light CRNN, then rendered + SROIE train lines (`experiment=crnn_lines_sroie`)", "crnn_lines_stage2",
@@ -475,7 +493,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "renderer": renderer, "easyocr": easyocr,
     "ablation": ablation, "models": models, "fault": fault, "turn-tall": turn_tall, "benchmarks": benchmarks,
     "scale": scale, "tps-ablation": tps_ablation, "transforms": transforms, "holdout-decoding": holdout_decoding,
-    "predict-speed": predict_speed, "shipped": shipped, "reader-choice": reader_choice,
+    "predict-speed": predict_speed, "shipped": shipped, "reader-choice": reader_choice, "reader-lm": reader_lm,
     "reader-min-width": reader_min_width, "lines": lines, "reading-threads": reading_threads,
 }
 

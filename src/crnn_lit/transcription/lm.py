@@ -18,7 +18,8 @@ adds α·log P(c | h) + β, and the final beams add α·log P($ | h) before the 
 
 Lines. A charset with a space reads lines, and the space is scored one of two ways. A *line* LM (built with
 ``build --lines``: the space is in its vocabulary, ``$`` ends the line) scores it as any character, its contexts
-running across words. A *word* LM (the shipped one) scores a space as the end of the word before it, α·log P($|h)
+running across words; built from words and lines (``--words … --lines …``), each word is a line of one word, so one
+LM reads both crops (``english_receipts_char6``). A *word* LM (``english_char6``) scores a space as the end of the word before it, α·log P($|h)
 + β, and the next word starts afresh from ``^``: each word of a line is scored as a word, as on a word crop.
 Word charsets (no space) are scored exactly as before either way.
 """
@@ -234,6 +235,17 @@ def corpus(words_files: list[Path], frequency_file: Path | None, frequency_power
     return pairs
 
 
+def mix(words: list[tuple[str, float]], lines: list[str], lines_share: float) -> list[tuple[str, float]]:
+    """One corpus of ``(text, weight)`` for an LM that reads words and lines: each word a line of one word, the
+    lines weighted equally to hold ``lines_share`` (0 < share < 1) of the total mass."""
+    if not lines:
+        return words
+    if not words:
+        return [(line, 1.0) for line in lines]
+    mass = sum(w for _, w in words)
+    return words + [(line, mass * lines_share / (1 - lines_share) / len(lines)) for line in lines]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_lit.transcription.lm",
                                      description="Character n-gram language models for decoder=beam_lm.")
@@ -243,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--words", type=Path, nargs="*", default=[], help="word lists, one word per line (first column)")
     b.add_argument("--lines", type=Path, nargs="*", default=[],
                    help="text lines, one per line (or a labels.tsv: its labels): a line LM, the space a character "
-                        "and $ the line's end (for charsets with a space)")
+                        "and $ the line's end (for charsets with a space); with --words, each word is a line of one "
+                        "word and the lines hold --lines-share of the mass")
+    b.add_argument("--lines-share", type=float, default=0.15,
+                   help="share of the lines in the mass of a words + lines LM")
     b.add_argument("--frequency", type=Path, default=None, help="word<TAB>Zipf frequency list (tokens, tempered)")
     b.add_argument("--frequency-power", type=float, default=0.5, help="tempering of the frequency weights")
     b.add_argument("--digits-share", type=float, default=0.1, help="share of number strings in the corpus")
@@ -263,16 +278,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not found: {', '.join(map(str, missing))}")
     if not args.words and not args.lines and args.frequency is None:
         parser.error("give --words, --lines and/or --frequency")
-    if args.lines:  # a line LM: each line a sequence; word lists and frequencies would teach it lines of one word
-        if args.words or args.frequency is not None:
-            parser.error("--lines builds a line LM from lines alone; give --words/--frequency to a word LM")
-        pairs = [(line, 1.0) for path in args.lines for line in read_lines(path)]
-        if not pairs:
-            parser.error(f"no text line in {', '.join(map(str, args.lines))}")
-    else:
-        pairs = corpus(args.words, args.frequency, args.frequency_power, args.digits_share)
+    if not 0 < args.lines_share < 1:
+        parser.error(f"--lines-share must be in (0, 1), got {args.lines_share}")
+    lines = [line for path in args.lines for line in read_lines(path)]
+    if args.lines and not lines:
+        parser.error(f"no text line in {', '.join(map(str, args.lines))}")
+    words = corpus(args.words, args.frequency, args.frequency_power, args.digits_share) if (
+        args.words or args.frequency is not None) else []
+    pairs = mix(words, lines, args.lines_share)
     lm = CharNgramLM.build(pairs, args.order, args.min_count)
-    meta = {"words": [p.name for p in args.words], **({"lines": [p.name for p in args.lines]} if args.lines else {}),
+    meta = {"words": [p.name for p in args.words],
+            **({"lines": [p.name for p in args.lines], "lines_share": args.lines_share} if args.lines else {}),
             "frequency": args.frequency.name if args.frequency else None,
             "frequency_power": args.frequency_power, "digits_share": args.digits_share, "min_count": args.min_count}
     path = lm.save(args.out, meta)

@@ -9,9 +9,11 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from functools import cache
 
@@ -249,3 +251,57 @@ def test_make_docs_builds_the_site_strictly():
     """The target CI runs: the tables first, then a strict build into site/."""
     make = subprocess.run(["make", "-n", "docs"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "docs/gen_tables.py" in make and "mkdocs build --strict" in make
+
+
+# A Sphinx role (:meth:`x`, :class:`~a.B`, …) is shown raw by mkdocstrings: the API page's references are markdown
+# cross-references, [`name`][crnn_lit.module.Name], where the page renders the target, else plain code spans.
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:meth|class|func|attr|mod|data|obj|exc|const|ref):`")
+
+
+def test_sources_hold_no_sphinx_roles():
+    found = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+             for path in sorted((ROOT / "src").rglob("*.py"))
+             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if SPHINX_ROLE.search(line)]
+    assert not found, "use [`name`][crnn_lit.module.name] or ``name``:\n" + "\n".join(found)
+
+
+def test_sphinx_role_check_can_fail():
+    assert SPHINX_ROLE.search("see :meth:`Recognizer.read`") and SPHINX_ROLE.search(":class:`~crnn_lit.x.Y`")
+    assert not SPHINX_ROLE.search("see [`read`][crnn_lit.reading.recognizer.Recognizer.read], ``a:b``")
+
+
+def _mkdocs_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+
+
+def test_site_is_made_to_be_opened_from_disk():
+    """README: open site/index.html. From file:// a link to a folder shows a listing, not its page, and the browser
+    neither fetches the search index nor starts a worker: pages are files, the index is inlined (offline plugin)
+    and the worker shim is ours (the plugin's default loads it from unpkg.com)."""
+    cfg = _mkdocs_config()
+    assert cfg["use_directory_urls"] is False
+    assert {"search", "offline"} <= {p if isinstance(p, str) else next(iter(p)) for p in cfg["plugins"]}
+    shims = cfg["extra"]["polyfills"]
+    assert shims and all(not s.startswith(("http:", "https:")) and (ROOT / "docs" / s).is_file() for s in shims)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="the docs extra is not installed (`make docs`)")
+def test_built_site_links_files_and_renders_every_cross_reference(tmp_path):
+    """The strict build (any unresolved cross-reference is an error), then what a reader sees: the API page holds
+    no raw Sphinx role and links its references, and every page links pages as .html files."""
+    site = tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=ROOT,
+                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, check=False)
+    assert build.returncode == 0, build.stderr[-3000:]
+    api = (site / "api.html").read_text(encoding="utf-8")
+    raw = [api[m.start() - 80: m.end() + 60] for m in SPHINX_ROLE.finditer(api.replace("<code>", "`"))]
+    assert not raw, raw
+    assert 'href="#crnn_lit.reading.recognizer.Recognizer.from_checkpoint"' in api  # a docstring's cross-reference
+    for page in site.glob("*.html"):
+        if page.name == "404.html":  # served by a web server at the site's root, never opened from disk
+            continue
+        links = re.findall(r'href="([^"#]+)', page.read_text(encoding="utf-8"))
+        local = [u for u in links if not re.match(r"[a-z]+:", u)]
+        assert local and not [u for u in local if not re.search(r"\.(html|css|js|png|svg|ico|xml)$", u)], page.name

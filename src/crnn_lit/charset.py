@@ -82,7 +82,7 @@ class Charset:
         """The label as the model should learn it, or ``None`` if the sample must be dropped.
 
         Unicode is NFKC-normalized first (full-width forms, ligatures), then case-folded per charset, accented
-        letters the charset lacks folded to their base (:func:`fold_accents`); characters still out of the charset
+        letters the charset lacks folded to their base (``fold_accents``); characters still out of the charset
         are handled per ``oov``. An empty result is always ``None``.
         """
         text = self.canonical(label)
@@ -99,7 +99,7 @@ class Charset:
 
     def canonical(self, label: str) -> str:
         """``label`` NFKC-normalized, stripped and case-folded per charset, and each character the charset lacks
-        accent-folded (:func:`fold_accents`) when the charset holds what that gives: what ``normalize`` holds
+        accent-folded (``fold_accents``) when the charset holds what that gives: what ``normalize`` holds
         against the charset, before any character is dropped. With a space in the charset, every run of whitespace
         (tabs, newlines, double spaces) becomes one space: CTC cannot tell one space from two (a run of space
         frames is one space), so a label must not ask for two."""

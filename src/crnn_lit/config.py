@@ -53,8 +53,8 @@ def register_resolvers() -> None:
     """``${crnn_lit_root:}`` = ``root_dir()``, ``${crnn_lit_assets:}`` = the shipped runtime assets and
     ``${crnn_lit_shared:}`` = ``shared_data_dir()``, so paths in conf/ work from any working directory;
     ``${metric_tag:val/cer}`` = ``cer``, a metric's name fit for a file name; ``${slurm_count:value,key}``: see
-    :func:`slurm_count`; ``${crnn_lit_groups:predict}`` = ``app_groups("predict")``; ``${crnn_lit_below:…}``: see
-    :func:`below`; ``${crnn_lit_required:…}``: see :func:`required`; ``${crnn_lit_default_model:}`` = the shipped
+    ``slurm_count``; ``${crnn_lit_groups:predict}`` = ``app_groups("predict")``; ``${crnn_lit_below:…}``: see
+    ``below``; ``${crnn_lit_required:…}``: see ``required``; ``${crnn_lit_default_model:}`` = the shipped
     model ``Recognizer.from_pretrained`` reads with (export's default)."""
     if not OmegaConf.has_resolver("crnn_lit_default_model"):  # the model Recognizer.from_pretrained reads with
         OmegaConf.register_new_resolver("crnn_lit_default_model", lambda: _reading_defaults()["pretrained"])

@@ -173,7 +173,7 @@ def error_sheet(errors: list[tuple[str, str, str, float]], images: dict[str, tor
                 limit: int = 60, font: Path | None = None, lines: bool = False, show=to_pixels) -> None:
     """A PNG of the most confident errors first: what the network saw (its input, height-normalized), the label,
     the reading and its confidence — the first thing to look at, and what tells the renderer work what fails.
-    ``lines``: text lines, each image whole (wrapped into rows) above its label and reading (:func:`_line_sheet`).
+    ``lines``: text lines, each image whole (wrapped into rows) above its label and reading (``_line_sheet``).
     ``show``: network input → RGB pixels (``Preprocess.to_pixels``: a BGR model's input shown in RGB)."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -274,7 +274,7 @@ def _selected(cfg: DictConfig) -> dict[str, DictConfig]:
     """The benchmarks ``only`` picks (by default all those scored under ``protocol``: the word benchmarks, or with
     ``protocol=line`` the line ones), their lexicon settings cut to ``lexicons`` when it is set; a
     name that is neither a benchmark key nor a lexicon setting is an error naming the known ones. ``inputs``: your
-    own test sets instead (:func:`own_test_sets`)."""
+    own test sets instead (``own_test_sets``)."""
     if cfg.get("inputs"):
         return own_test_sets(cfg.inputs, cfg.protocol)
     _emptied_lexicons(cfg)

@@ -40,8 +40,8 @@ def line_normalize(text: str) -> str:
 
 
 def compare_form(text: str, protocol: str = "word", case_sensitive: bool = False) -> str:
-    """``text`` as a protocol compares it: ``word`` (:func:`protocol_normalize`) or ``line``
-    (:func:`line_normalize`; ``case_sensitive`` does not apply)."""
+    """``text`` as a protocol compares it: ``word`` (``protocol_normalize``) or ``line``
+    (``line_normalize``; ``case_sensitive`` does not apply)."""
     if protocol == "line":
         return line_normalize(text)
     if protocol == "word":
@@ -53,7 +53,7 @@ class TextMetrics(Metric):
     """Word accuracy, CER and 1-NED over (prediction, target) string pairs.
 
     ``normalize=False`` compares the strings as given (e.g. charset-normalized labels during training);
-    ``normalize=True`` applies the ``protocol``'s comparison form first (:func:`compare_form`: ``word`` for the
+    ``normalize=True`` applies the ``protocol``'s comparison form first (``compare_form``: ``word`` for the
     word benchmarks, ``line`` for text lines).
     """
 

@@ -65,7 +65,7 @@ def predict(cfg: DictConfig, collect: bool = True) -> list[dict]:
 
 class RowWriter:
     """``output`` (.csv, or .json: {"predictions": [...], "unreadable": [...]}) written row by row, unreadable
-    images last (:meth:`finish`); None writes nothing. Opened when made, so a path that cannot be written (a
+    images last (``finish``); None writes nothing. Opened when made, so a path that cannot be written (a
     folder, a read-only place, a parent that is a file) is a ``ConfigError`` before anything is read."""
 
     def __init__(self, path: Path | None):

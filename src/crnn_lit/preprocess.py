@@ -25,7 +25,7 @@ class Resize:
     only in how batches are formed; ``max_width`` None: no upper bound, a line is read at its own width);
     ``fixed`` stretches everything to ``fixed_width`` (DTRB's 32×100).
     ``narrow``: an image narrower than ``min_width`` is stretched to it (``stretch``), or keeps its aspect ratio
-    (``pad``: :meth:`Preprocess.to_input` then pads it to ``min_width``); :meth:`width_for` is the network input's
+    (``pad``: ``Preprocess.to_input`` then pads it to ``min_width``); ``width_for`` is the network input's
     width either way.
     """
 
@@ -91,7 +91,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def to_pixels(tensor: torch.Tensor) -> np.ndarray:
-    """:func:`to_tensor` undone: a network input C×H×W in [-1, 1] → uint8 H×W×C (rounded, so a preprocessed image
+    """``to_tensor`` undone: a network input C×H×W in [-1, 1] → uint8 H×W×C (rounded, so a preprocessed image
     comes back exactly), for showing what the network saw (error sheets, logged validation samples)."""
     return ((tensor.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
 
@@ -116,9 +116,9 @@ INPUT_SPECS: dict[str, dict] = {
 @dataclass(frozen=True)
 class Preprocess:
     """The input spec: ``channels`` (1 = grayscale as in the paper, 3 = RGB), every image scaled to ``height``, its
-    width by ``width_policy`` (see :class:`Resize`). The defaults are the one place these values are written
+    width by ``width_policy`` (see ``Resize``). The defaults are the one place these values are written
     (conf/preprocess/default.yaml composes them: the data module, the renderer, the backbone read them from
-    there); then they travel with the model: checkpoints record :meth:`record`, exported models :meth:`to_dict`."""
+    there); then they travel with the model: checkpoints record [`record`][crnn_lit.preprocess.Preprocess.record], exported models [`to_dict`][crnn_lit.preprocess.Preprocess.to_dict]."""
 
     height: int = 32  # the paper rescales every image to one height
     channels: int = 1  # 1 = grayscale (paper), 3 = RGB
@@ -147,7 +147,7 @@ class Preprocess:
 
     @classmethod
     def from_conf(cls, name: str = "default", **overrides) -> Preprocess:
-        """A named input spec (:data:`INPUT_SPECS`: default, dtrb, easyocr — what conf/preprocess/<name>.yaml
+        """A named input spec (``INPUT_SPECS``: default, dtrb, easyocr — what conf/preprocess/<name>.yaml
         composes); ``overrides`` replace single values."""
         if name not in INPUT_SPECS:
             raise FileNotFoundError(f"no input spec {name!r} (known: {', '.join(INPUT_SPECS)})")
@@ -176,7 +176,7 @@ class Preprocess:
         return self.to_input(self.resize(to_channels(image, self.channels)))
 
     def to_input(self, image: np.ndarray) -> torch.Tensor:
-        """A resized uint8 image (:attr:`resize`'s output, augmented or not) → the network's input tensor: channel
+        """A resized uint8 image (``resize``'s output, augmented or not) → the network's input tensor: channel
         order, [-1, 1], and a narrow image padded to ``min_width`` (``narrow="pad"``)."""
         if self.channel_order == "bgr" and image.ndim == 3:
             image = image[:, :, ::-1]
@@ -186,7 +186,7 @@ class Preprocess:
         return tensor
 
     def to_pixels(self, tensor: torch.Tensor) -> np.ndarray:
-        """:func:`to_pixels` in RGB order whatever the network's: what it saw, for showing."""
+        """[`to_pixels`][crnn_lit.preprocess.to_pixels] in RGB order whatever the network's: what it saw, for showing."""
         pixels = to_pixels(tensor)
         return np.ascontiguousarray(pixels[:, :, ::-1]) if self.channel_order == "bgr" and pixels.shape[2] == 3 \
             else pixels
@@ -196,8 +196,8 @@ class Preprocess:
         return asdict(self)
 
     def to_dict(self) -> dict:
-        """:meth:`record` plus every step a non-Python consumer of an exported model must reproduce, in order
-        (what :meth:`__call__`, :class:`Resize` and inference batching do; tests/onnx_client.py follows it alone)."""
+        """[`record`][crnn_lit.preprocess.Preprocess.record] plus every step a non-Python consumer of an exported model must reproduce, in order
+        (what ``__call__``, ``Resize`` and inference batching do; tests/onnx_client.py follows it alone)."""
         return {
             **self.record(),
             "steps": ["image", "color", "width_rule", "resize", "normalize", "pad"],  # the keys below, in order

@@ -6,8 +6,8 @@
 
 makes ``main`` a Hydra app of that config. A configuration that cannot run (``ConfigError``, or a checkpoint
 that cannot be used) ends the job with one line on stderr and exit status 2, not a traceback; the W&B run is
-closed after every job, also a failed one (in a multirun every job is its own run). Kept free of Lightning and
-torch imports, so ``predict`` starts fast.
+closed after every job, also a failed one (in a multirun every job is its own run). It loads torch (through
+``crnn_lit.checkpoint``, for ``CheckpointError``), as every command it frames does anyway; Lightning it does not.
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ class TextDataModule(L.LightningDataModule):
     the batch's indices (``PreparedDataset.__getitems__``), so a fixed seed reproduces the run with any number of
     workers, and a resumed run augments its batches exactly as an uninterrupted one.
 
-    ``num_workers``: a number or ``auto`` (:func:`auto_num_workers`, resolved when the trainer is known), for
-    training; validation gets :func:`eval_workers` of it.
+    ``num_workers``: a number or ``auto`` (``auto_num_workers``, resolved when the trainer is known), for
+    training; validation gets ``eval_workers`` of it.
     ``pin_memory``: pin batches when the trainer's device is a CUDA GPU (never on CPU, where it would only cost).
     ``pad_multiple``: training batches are padded to a multiple of it; ``auto`` = ``GPU_PAD_MULTIPLE`` on a CUDA
     GPU, 1 elsewhere (validation batches are never rounded: their shapes are the same every validation).

@@ -1,8 +1,8 @@
 """Build a CRNN from the records a checkpoint stores (``_target_`` + arguments for ``transform``, ``backbone``,
-``rnn``) — without Hydra — and the named networks (:func:`crnn`: the paper's, the light and the medium one, and
+``rnn``) — without Hydra — and the named networks (``crnn``: the paper's, the light and the medium one, and
 PP-OCRv6's small and tiny recognizers).
 
-A record's ``_target_`` is looked up in :data:`PARTS`, an allow-list of our model classes: a checkpoint can name
+A record's ``_target_`` is looked up in ``PARTS``, an allow-list of our model classes: a checkpoint can name
 only these, never an arbitrary callable (loading a file runs no code it names)."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ NETWORKS = {"paper": ("vgg", "bilstm", 32), "light": ("vgg_light", "bilstm_light
 
 
 def part(record: Mapping, **given):
-    """The model part a record describes: its ``_target_`` (one of :data:`PARTS`) called with its arguments and
+    """The model part a record describes: its ``_target_`` (one of ``PARTS``) called with its arguments and
     ``given`` (what the model around it decides: ``in_channels``, ``input_size``)."""
     kwargs = dict(record)
     target = kwargs.pop("_target_", None)
@@ -79,7 +79,7 @@ def part(record: Mapping, **given):
 
 def build_model(backbone: Mapping, rnn: Mapping, num_classes: int, in_channels: int,
                 transform: Mapping | None = None) -> CRNN:
-    """``backbone``/``rnn``/``transform`` are records (``_target_`` + arguments, see :func:`part`); input size of
+    """``backbone``/``rnn``/``transform`` are records (``_target_`` + arguments, see ``part``); input size of
     the rnn follows the CNN. ``transform`` None: no transformation stage (what a checkpoint recorded before the
     group existed)."""
     stage = part(transform, in_channels=in_channels) if transform else None
@@ -93,7 +93,7 @@ def build_model(backbone: Mapping, rnn: Mapping, num_classes: int, in_channels: 
 
 
 def network_records(name: str = "light", height: int | None = None) -> dict:
-    """The ``backbone`` and ``rnn`` records of a named network (:data:`NETWORKS`) at input ``height`` (default: the
+    """The ``backbone`` and ``rnn`` records of a named network (``NETWORKS``) at input ``height`` (default: the
     network's own, 32 for the CRNNs, 48 for PP-OCR's)."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; named ones: {', '.join(NETWORKS)}")

@@ -1,12 +1,12 @@
 """PP-OCRv6's sequence layers ("necks"), in our sequence-layer form: (T, N, D) features → (T, N, output_size).
 
-* :class:`SVTRNeck` (PP-OCRv6 small): a light SVTR encoder — 1×1 conv + BN + swish to ``dims``, a local mixer
+* ``SVTRNeck`` (PP-OCRv6 small): a light SVTR encoder — 1×1 conv + BN + swish to ``dims``, a local mixer
   (depthwise conv over ``kernel`` frames + BN + swish, residual), ``depth`` pre-norm transformer blocks (global
   multi-head attention, swish MLP), a final LayerNorm, plus a 1×1 conv + BN + swish shortcut from the input.
-* :class:`ConvMixer` (PP-OCRv6 tiny): a depthwise conv over ``kernel`` frames + BN + hard-swish, a 1×1 conv + BN +
+* ``ConvMixer`` (PP-OCRv6 tiny): a depthwise conv over ``kernel`` frames + BN + hard-swish, a 1×1 conv + BN +
   hard-swish, and an optional linear projection (the low-rank half of tiny's CTC head).
 
-Both compose with any backbone (they read only its ``out_channels``), like :class:`crnn_lit.model.rnn.SequenceModel`.
+Both compose with any backbone (they read only its ``out_channels``), like ``crnn_lit.model.rnn.SequenceModel``.
 
 Their BN stay in eval mode in training (``FrozenBatchNorm``): a fine-tune on CPU-sized batches (8–32 words, one
 width bucket each) would re-estimate the running statistics the imported weights were trained with from a few

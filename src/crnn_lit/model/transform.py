@@ -85,7 +85,7 @@ def spline_basis(p: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def grid_basis(height, width, points: torch.Tensor) -> torch.Tensor:
-    """:func:`spline_basis` of every output pixel centre, row-major ((height·width) × (F+3)).
+    """``spline_basis`` of every output pixel centre, row-major ((height·width) × (F+3)).
 
     ``height``/``width`` may be traced sizes: an exported model builds the grid for each input width."""
     ys = (torch.arange(height, dtype=points.dtype, device=points.device) * 2 + 1) / height - 1

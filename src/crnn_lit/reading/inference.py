@@ -102,7 +102,7 @@ def torch_device(device: str | torch.device | None) -> torch.device:
 
 class TorchBackend:
     """Logits from a torch CRNN (eval mode, no grad) on ``device``; on the CPU with ``threads`` intra-op threads
-    (None: :class:`~crnn_lit.reading.threads.ThreadPolicy`'s, the cores other processes leave free)."""
+    (None: ``ThreadPolicy``'s, the cores other processes leave free)."""
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None, threads: int | None = None):
         self.device = torch_device(device)
@@ -148,7 +148,7 @@ class OnnxBackend(Exported):
     """Logits from an exported ONNX model (onnxruntime), with its sidecar's charset and preprocessing; ``device``
     cuda runs it with the CUDA execution provider (onnxruntime-gpu). A session's thread count is fixed when it is
     made: ``threads`` None takes the cores other processes leave free then (one window of
-    :class:`~crnn_lit.reading.threads.ThreadPolicy`), and its threads sleep instead of spinning when idle, so a
+    ``ThreadPolicy``), and its threads sleep instead of spinning when idle, so a
     machine that gets busier later slows it less."""
 
     def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None):
@@ -196,7 +196,7 @@ def is_torchscript(path: str | Path) -> bool:
 
 class TorchScriptBackend(Exported):
     """Logits from a TorchScript export (``crnn_lit.export format=torchscript``) and its sidecar, on ``device`` with
-    ``threads`` as :class:`TorchBackend`."""
+    ``threads`` as ``TorchBackend``."""
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None):
         super().__init__(path)  # the sidecar first: without it the file cannot be read
@@ -264,7 +264,7 @@ def stitch(log_probs: Sequence[torch.Tensor], spans: Sequence[tuple[int, int]], 
 def read_windowed(backend, image: torch.Tensor, key: str, label: str, *, window: int, overlap: int,
                   width_multiple: int, timing: Timing | None = None) -> Recognized:
     """The frame log-probabilities of one crop wider than ``window``: read in overlapping windows
-    (:func:`window_spans`) and merged (:func:`stitch`), so memory is bounded by the window, not by the line."""
+    (``window_spans``) and merged (``stitch``), so memory is bounded by the window, not by the line."""
     stride = backend.frame_width
     spans = window_spans(image.shape[-1], window, overlap, stride)
     parts = [image[..., start:end] for start, end in spans]
@@ -341,6 +341,6 @@ def squeeze_warning(count: int, total: int, preprocess: Preprocess, keys: Sequen
 
 
 def reading_preprocess(backend, preprocess: Preprocess, turn_tall: float | None) -> Preprocess | TurnTall:
-    """What turns an image into the network's input: the model's preprocessing, in a :class:`TurnTall` when
+    """What turns an image into the network's input: the model's preprocessing, in a ``TurnTall`` when
     ``turn_tall`` is set (conf/predict.yaml)."""
     return TurnTall(backend, preprocess, turn_tall) if turn_tall else preprocess

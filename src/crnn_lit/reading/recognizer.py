@@ -4,7 +4,7 @@ One object for reading word images: the model (a crnn_lit checkpoint or an expor
 preprocessing, width batching, a decoder (by name: ``crnn_lit.transcription.presets``), and the results in input
 order. Every reader goes through it: ``python -m crnn_lit.predict`` is this class behind a Hydra command line (so
 the two always print the same text), ``evaluate`` and the bench scripts read frame posteriors with
-:meth:`Recognizer.recognize`. Its defaults are Python's; reading imports no Hydra module and leaves a caller's
+``Recognizer.recognize``. Its defaults are Python's; reading imports no Hydra module and leaves a caller's
 Hydra state alone.
 """
 
@@ -88,7 +88,7 @@ class Prediction:
     p(word|y) by the CTC forward algorithm (or the lexicon-free reading's, when the open test keeps that). It
     ranks readings well (the most confident are the most often right) but its value is not a frequency of
     success: with beam + LM, readings at 0.01–0.1 were right 42 % of the time (issue 34).
-    ``chars``: each character's confidence and position (:class:`Char`), empty when unread or when the text
+    ``chars``: each character's confidence and position ([`Char`][crnn_lit.reading.recognizer.Char]), empty when unread or when the text
     cannot be aligned in the image's frames. ``alternatives``: a beam decoder's final beam, the returned text
     first, ``(text, p(text|y))`` each, in the search's order (LM included); empty for other decoders."""
 
@@ -103,8 +103,8 @@ class Prediction:
 
 
 class Recognizer:
-    """Reads word images with one model and one decoder. Build it with :meth:`from_pretrained`,
-    :meth:`from_checkpoint` (a checkpoint or ``.onnx`` file) or :meth:`from_config` (a composed predict config)."""
+    """Reads word images with one model and one decoder. Build it with [`from_pretrained`][crnn_lit.reading.recognizer.Recognizer.from_pretrained],
+    [`from_checkpoint`][crnn_lit.reading.recognizer.Recognizer.from_checkpoint] (a checkpoint or ``.onnx`` file) or [`from_config`][crnn_lit.reading.recognizer.Recognizer.from_config] (a composed predict config)."""
 
     def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
                  batch_size: int, chunk_size: int, turn_tall: float | None = None, window: int | None = None,
@@ -144,7 +144,7 @@ class Recognizer:
         ``decoder_options`` replace its
         settings (values may be objects, e.g. a ``Lexicon``; ``lexicon`` also takes a list of words or a word-list
         file). ``batch_size``: images per forward pass; ``chunk_size``: inputs decoded and held at once
-        (:meth:`iter_read`); ``turn_tall``: a crop at least this many times taller than wide is also read turned
+        ([`iter_read`][crnn_lit.reading.recognizer.Recognizer.iter_read]); ``turn_tall``: a crop at least this many times taller than wide is also read turned
         ±90° and the most confident orientation kept (1.5 was chosen on the real_train hold-out; None: never);
         ``window``: network inputs wider than this many pixels are read in overlapping windows whose frame
         posteriors are merged, a bound on memory (None: every crop whole, at its own width);
@@ -186,7 +186,7 @@ class Recognizer:
         ``<name>.pt``): ``ppocr_v6_small`` (the default: PP-OCRv6
         small imported exactly, Apache-2.0, reading words and lines with case and punctuation), ``cpu_scene_text``
         (the CRNN trained here on two CPU cores, lowercase words), quickstart_synthetic, real_finetune,
-        synthetic_only; the rest as :meth:`from_checkpoint`."""
+        synthetic_only; the rest as [`from_checkpoint`][crnn_lit.reading.recognizer.Recognizer.from_checkpoint]."""
         path = find_asset(name, "pretrained", "pretrained model", suffixes=PRETRAINED_SUFFIXES["reading"])
         return cls.from_checkpoint(path, decoder, decoder_options, batch_size, chunk_size, turn_tall, window, threads,
                                    device)
@@ -204,17 +204,17 @@ class Recognizer:
 
     def read(self, images: ImageInput | Iterable[ImageInput]) -> list[Prediction]:
         """One ``Prediction`` per image, in input order (a folder's files sorted by path), an image given twice read
-        twice; ``Prediction.image`` names it (:func:`keyed_inputs`). Images are batched by
+        twice; ``Prediction.image`` names it (``keyed_inputs``). Images are batched by
         width; one that cannot be read (corrupt file, wrong array type, narrower than one CTC frame at the model's
         height) is logged and returned with ``error``."""
         return list(self.iter_read(images))
 
     def iter_read(self, images: ImageInput | Iterable[ImageInput], chunk_size: int | None = None
                   ) -> Iterator[Prediction]:
-        """:meth:`read` as a stream, for any number of images in bounded memory: ``chunk_size`` inputs at a time
+        """[`read`][crnn_lit.reading.recognizer.Recognizer.read] as a stream, for any number of images in bounded memory: ``chunk_size`` inputs at a time
         (None = the one this recognizer was built with, conf/predict.yaml's ``chunk_size``) are decoded, batched
         by width and read before the next are touched; predictions come in input order, the same as
-        :meth:`read`'s (each image is padded on its own, so its batch never changes its reading). An iterator
+        [`read`][crnn_lit.reading.recognizer.Recognizer.read]'s (each image is padded on its own, so its batch never changes its reading). An iterator
         of images is consumed as the predictions are. Memory stays flat in a process that sets
         ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0`` before its first convolution, as predict and evaluate do
         (``inference.bound_kernel_cache``)."""
@@ -222,7 +222,7 @@ class Recognizer:
 
     def iter_keyed(self, inputs: Iterable[tuple[str, ImageInput]], chunk_size: int | None = None
                    ) -> Iterator[Prediction]:
-        """:meth:`iter_read` of ``(key, image)`` pairs (:func:`keyed_inputs`); ``key`` names each prediction."""
+        """[`iter_read`][crnn_lit.reading.recognizer.Recognizer.iter_read] of ``(key, image)`` pairs (``keyed_inputs``); ``key`` names each prediction."""
         for chunk in chunked(inputs, chunk_size or self.chunk_size):
             yield from self._read_chunk(chunk)
 
@@ -280,9 +280,9 @@ class Recognizer:
 
     def recognize(self, images: Sequence[torch.Tensor], keys: Sequence[str], labels: Sequence[str] | None = None,
                   timing: Timing | None = None) -> Iterator[Recognized]:
-        """The network's frame log-probabilities for network inputs (:attr:`prepare`'s), batched by width as
-        :meth:`read` batches them, each batch with its images' keys and ``labels``; ``timing`` accumulates the
-        network time. What :meth:`read` decodes, and what evaluate and the bench scripts read."""
+        """The network's frame log-probabilities for network inputs (``prepare``'s), batched by width as
+        [`read`][crnn_lit.reading.recognizer.Recognizer.read] batches them, each batch with its images' keys and ``labels``; ``timing`` accumulates the
+        network time. What [`read`][crnn_lit.reading.recognizer.Recognizer.read] decodes, and what evaluate and the bench scripts read."""
         labels = labels if labels is not None else [""] * len(images)
         long = [] if self.window is None else [i for i, image in enumerate(images) if image.shape[-1] > self.window]
         short = sorted(set(range(len(images))) - set(long))
@@ -312,7 +312,7 @@ class Recognizer:
         return images, keys, labels, unreadable
 
     def source_logits(self, source) -> list[Recognized]:
-        """:meth:`recognize` of every readable sample of a labelled source (calibration scripts tune decoders on
+        """[`recognize`][crnn_lit.reading.recognizer.Recognizer.recognize] of every readable sample of a labelled source (calibration scripts tune decoders on
         these; unreadable samples are left out)."""
         images, keys, labels, _ = self.prepare_source(source)
         return list(self.recognize(images, keys, labels))

@@ -37,7 +37,7 @@ def available_cores() -> int:
 
 
 class OtherLoad:
-    """Cores kept busy by other processes since the previous call (:meth:`cores`): busy CPU time of this process's
+    """Cores kept busy by other processes since the previous call (``cores``): busy CPU time of this process's
     cores (``/proc/stat``) minus this process's own, over the wall time between the two calls."""
 
     def __init__(self, stat: Path = PROC_STAT):
@@ -83,7 +83,7 @@ def free_cores(others: float) -> int:
 
 
 def probe_free_cores(seconds: float = 0.2) -> int:
-    """:func:`free_cores` measured over the next ``seconds`` (for a thread count fixed once, as an ONNX Runtime
+    """``free_cores`` measured over the next ``seconds`` (for a thread count fixed once, as an ONNX Runtime
     session's is)."""
     load = OtherLoad()
     time.sleep(seconds)
@@ -92,7 +92,7 @@ def probe_free_cores(seconds: float = 0.2) -> int:
 
 class ThreadPolicy:
     """The intra-op thread count of each forward pass: ``threads`` when given, else the cores other processes leave
-    free (:class:`OtherLoad`, re-measured every ``window`` seconds of reading), within [1, torch's count]. Until
+    free (``OtherLoad``, re-measured every ``window`` seconds of reading), within [1, torch's count]. Until
     the first window is measured, one thread: a few images read no slower, and a busy machine is never made
     busier."""
 

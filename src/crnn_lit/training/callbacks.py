@@ -241,7 +241,7 @@ class LastCheckpoint(Checkpoint):
     It must run after every ``ModelCheckpoint``: the save after a validation holds their state (which checkpoint
     is best), and they update it in the same hook. A ``Checkpoint`` subclass, so Lightning keeps it among the
     checkpoint callbacks at the end of the list, in the given order; ``crnn_lit.train`` gives it last and
-    :meth:`setup` refuses any other order. (Saved before them, a resumed run named the best checkpoint of the
+    ``setup`` refuses any other order. (Saved before them, a resumed run named the best checkpoint of the
     validation before: issue #33.)
 
     Saved every ``every_minutes`` of training (and/or every ``every_n_train_steps`` optimizer steps; None = off),

@@ -80,7 +80,7 @@ def prefix_beam_search(rows: list[list[float]], candidates: list[list[tuple[int,
     """The final beam of one image as ``(prefix, log p(prefix|y))``, best first.
 
     ``rows[t]`` is the full log-probability row of frame t (blank = 0) and ``candidates[t]`` the classes that may
-    start a new character at t, most probable first (see :func:`frame_candidates`). Only valid frames are passed.
+    start a new character at t, most probable first (see ``frame_candidates``). Only valid frames are passed.
 
     Per frame, every kept prefix first "stays" (blank, or a repeat of its last character that B collapses);
     then extensions are tried, best prefixes and best classes first. An extension creates a new prefix whose
@@ -89,7 +89,7 @@ def prefix_beam_search(rows: list[list[float]], candidates: list[list[tuple[int,
     beat them is skipped, and so are all weaker classes and prefixes after it — the kept beam is the same as
     scoring every extension (up to exact ties).
 
-    With ``fusion`` (shallow fusion of a language model, :class:`~crnn_lit.transcription.lm.LMFusion`) prefixes
+    With ``fusion`` (shallow fusion of a language model, ``LMFusion``) prefixes
     are ranked by log p(prefix|y) plus the sum of ``fusion.bonus`` over its characters, the final beam adds
     ``fusion.end``; the returned scores stay log p(prefix|y). Without it (or with α = β = 0) the search is the
     plain one.
@@ -163,7 +163,7 @@ class BeamDecoder(Decoder):
         prune_mass: per frame, new characters are tried only from the most probable non-blank classes whose
             cumulative probability reaches this mass (1.0 = all classes).
         prune_top_k: at most this many new-character classes per frame (None = no cap).
-        lm: a character n-gram language model file (:mod:`crnn_lit.transcription.lm`) fused into the search
+        lm: a character n-gram language model file (``crnn_lit.transcription.lm``) fused into the search
             with weight ``lm_weight`` (α) and a per-character bonus ``length_bonus`` (β):
             log p(l|y) + α·log P_LM(l) + β·|l| (``decoder=beam_lm``). None = no language model.
 

@@ -2,14 +2,14 @@
 
 The paper restricts lexicon-based decoding of large lexicons to N_δ(l′), the words within edit distance δ of the
 lexicon-free result l′, and finds them with a BK-tree. Two fast exact implementations live here, beside the
-paper's :class:`BKTree`; all three return the same set as a linear scan (tests check it on random lexicons,
+paper's ``BKTree``; all three return the same set as a linear scan (tests check it on random lexicons,
 ``bench/decode_speed.py`` times them — the pure-Python BK-tree still visits about half of a 90k-word lexicon
 per query at δ = 3, ~100× slower than the default, so decoders do not offer it):
 
-* :class:`RapidfuzzIndex` — words sorted by length; a query scans only the lengths within ±δ with rapidfuzz's
+* ``RapidfuzzIndex`` — words sorted by length; a query scans only the lengths within ±δ with rapidfuzz's
   bit-parallel Levenshtein (``process.cdist`` with ``score_cutoff=δ``). ``search_many`` sends all queries of one
   length in one call, which amortizes rapidfuzz's per-call conversion of the word list.
-* :class:`SymDeleteIndex` (default) — a symmetric-delete index (the idea behind SymSpell) stored as one sorted
+* ``SymDeleteIndex`` (default) — a symmetric-delete index (the idea behind SymSpell) stored as one sorted
   ``uint64`` array: hashed deletion variants, packed with the word id. Exact: every word within δ shares a
   deletion variant with the query (see the class docstring), and every hit is verified with the true distance.
 
@@ -28,7 +28,7 @@ from rapidfuzz.distance import Levenshtein
 
 
 class CandidateIndex:
-    """Exact N_δ retrieval over a fixed word list. Subclasses implement :meth:`search`."""
+    """Exact N_δ retrieval over a fixed word list. Subclasses implement ``search``."""
 
     name = "base"
 
@@ -43,7 +43,7 @@ class CandidateIndex:
         raise NotImplementedError
 
     def search_many(self, queries: Sequence[str], delta: int) -> list[np.ndarray]:
-        """:meth:`search` for several queries (implementations may share work between them)."""
+        """``search`` for several queries (implementations may share work between them)."""
         return [self.search(q, delta) for q in queries]
 
     def nearest(self, query: str) -> tuple[int, np.ndarray]:

@@ -1,6 +1,6 @@
 """The CTC toolbox, one copy of each piece: the training loss, the many-to-one map B, the best path, and the
 frames a label needs, and the forward algorithm: the exact p(l|y) of given labellings
-(:func:`ctc_log_likelihoods`, what lexicon decoding scores). Decoders, the training module and the data pipeline
+([`ctc_log_likelihoods`][crnn_lit.transcription.ctc.ctc_log_likelihoods], what lexicon decoding scores). Decoders, the training module and the data pipeline
 import them from here."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, input_lengths: torch.T
     underflow in 16 bits. Infeasible pairs (a label needing more frames than the image has) give 0, not inf.
 
     ``case_fold``: the ``labels`` (the batch's strings) with no lower-case letter are scored case-insensitively
-    (:class:`CaseFold`)."""
+    ([`CaseFold`][crnn_lit.transcription.ctc.CaseFold])."""
     log_probs = F.log_softmax(logits.float(), dim=2)
     if case_fold is None:
         return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="mean",
@@ -134,7 +134,7 @@ def ctc_log_likelihoods(log_probs: np.ndarray, codes: np.ndarray, lengths: np.nd
 
     ``log_probs`` (T, C) of one image's valid frames (blank = ``BLANK``); ``codes`` (K, L) class indices padded
     with anything beyond each word's ``lengths`` (K,). Returns (K,) float64; −inf where p(l|y) = 0 (or below
-    float64's range relative to the best path — see :func:`ctc_log_likelihoods_log_space` for the
+    float64's range relative to the best path — see [`ctc_log_likelihoods_log_space`][crnn_lit.transcription.ctc.ctc_log_likelihoods_log_space] for the
     log-space rescue).
     """
     codes = np.asarray(codes)

@@ -3,12 +3,12 @@
 Candidates. A small lexicon given per image (``decode(..., lexicons=[words, ...])``, e.g. SVT-50) is scored
 whole, as in the paper. A large global lexicon (the 87,623-word MJSynth vocabulary) is searched only inside
 N_δ(l′), the words within edit distance δ of the lexicon-free (greedy) result l′ (paper: δ = 3), retrieved by
-:mod:`crnn_lit.transcription.candidates`. When N_δ(l′) is empty, ``fallback`` decides: ``greedy`` returns l′,
+``crnn_lit.transcription.candidates``. When N_δ(l′) is empty, ``fallback`` decides: ``greedy`` returns l′,
 ``nearest`` widens to the words at the smallest distance from l′. An image's own list takes precedence over the
 global lexicon; an image with neither gets l′.
 
 Scoring. p(l|y) for a batch of candidate words comes from one vectorized CTC forward pass
-(:func:`ctc_log_likelihoods`: alpha recursion over the extended labels of all candidates at once, in the
+(``ctc_log_likelihoods``: alpha recursion over the extended labels of all candidates at once, in the
 probability domain with each frame scaled by its most probable class, float64). Words that cannot fit into an
 image's frames (``len + adjacent repeats > T``) have p = 0 and are never scored. To avoid scoring hundreds of
 hopeless words, candidates are scored best-bound first, in growing chunks, under two cheap upper bounds:
@@ -27,8 +27,8 @@ Lines. A lexicon holds words, so a crop read with a space inside (a model whose 
 is no candidate for it: the decoder keeps its lexicon-free reading l′, counts it (``LexiconDecoder.multi_word``)
 and says so once in the log. Single-word crops are decoded as above, whatever the charset.
 
-Configuration (Hydra). The ``lexicon`` group builds a raw :class:`Lexicon` (``conf/lexicon/{none,file,
-per_image}.yaml`` → :func:`load_lexicon`), and ``conf/decoder/lexicon.yaml`` passes it to the decoder by
+Configuration (Hydra). The ``lexicon`` group builds a raw ``Lexicon`` (``conf/lexicon/{none,file,
+per_image}.yaml`` → ``load_lexicon``), and ``conf/decoder/lexicon.yaml`` passes it to the decoder by
 interpolation, ``lexicon: ${lexicon}``; the decoder normalizes it when it receives the model's charset
 (``instantiate(cfg.decoder)(charset)``). So ``decoder=lexicon lexicon=file`` decodes with the global vocabulary,
 and ``decoder=lexicon lexicon=per_image`` keeps the TSV for the evaluation entry point, which passes each
@@ -85,8 +85,8 @@ def normalize_words(words: Sequence[str], charset: Charset) -> tuple[list[str], 
 class Lexicon:
     """Word lists for lexicon-based decoding: one global list (``words``) or one list per image (``per_image``).
 
-    Build with :meth:`from_file` (one word per line) or :meth:`from_tsv` (``relative_path<TAB>w1,w2,...``).
-    A lexicon is *raw* until :meth:`normalized` binds it to a charset; then ``dropped`` counts the entries the
+    Build with [`from_file`][crnn_lit.transcription.lexicon.Lexicon.from_file] (one word per line) or ``from_tsv`` (``relative_path<TAB>w1,w2,...``).
+    A lexicon is *raw* until [`normalized`][crnn_lit.transcription.lexicon.Lexicon.normalized] binds it to a charset; then ``dropped`` counts the entries the
     charset cannot express (per-image entries are counted per image) and ``dropped_examples`` shows a few.
     """
 
@@ -216,7 +216,7 @@ def best_word(log_probs: np.ndarray, encoded: EncodedWords, ids: np.ndarray | No
               greedy: Sequence[int] | None = None, first_chunk: int = 8) -> tuple[int, float, int]:
     """argmax over candidate words ``ids`` (default: all) of log p(l|y) → ``(id, log p, words scored)``.
 
-    ``prune`` scores candidates in chunks, in decreasing order of their bound (:func:`char_log_bounds`), and
+    ``prune`` scores candidates in chunks, in decreasing order of their bound (``char_log_bounds``), and
     stops as soon as no unscored candidate can beat the best exact score, by either of two upper bounds:
     its character bound, or the probability mass not yet accounted for — labellings are disjoint events, so
     an unscored word has p ≤ 1 − Σ p(scored words) − p(l′), where ``greedy`` (l′, class indices) is scored with
@@ -281,7 +281,7 @@ class LexiconDecoder(Decoder):
     """Lexicon-based CTC decoding with exact p(l|y) (see the module docstring).
 
     Args:
-        lexicon: a :class:`Lexicon` (global or per-image), a plain word list, or None (then only the
+        lexicon: a [`Lexicon`][crnn_lit.transcription.lexicon.Lexicon] (global or per-image), a plain word list, or None (then only the
             ``lexicons`` given to ``decode`` are used).
         delta: edit-distance radius δ of N_δ(l′) for the global lexicon (paper: 3).
         fallback: when N_δ(l′) is empty — ``greedy`` (return l′) or ``nearest`` (score the words at the
@@ -293,7 +293,7 @@ class LexiconDecoder(Decoder):
             lexicon lacks). None (or 0) is the paper's strict mode; ∞ never uses the lexicon. Per-image lists
             (SVT-50) are always strict. Calibrate it on held-out real data (``bench/calibrate_open_lexicon.py``).
         lm: with ``open_ratio``, compare w and l′ under beam+LM's fused score log p(l|y) + α·log P_LM(l) + β·|l|
-            (same meaning as in :class:`BeamDecoder`) instead of p(l|y) alone: a misspelt l′ ("hotei") then loses
+            (same meaning as in [`BeamDecoder`][crnn_lit.transcription.beam.BeamDecoder]) instead of p(l|y) alone: a misspelt l′ ("hotei") then loses
             to its word, a plausible name or number keeps its reading. On real_train (6,725 crops never trained
             on, ``bench/calibrate_open_lexicon.py``) this rule holds its best accuracy over a wide range of τ,
             where the plain ratio peaks narrowly.

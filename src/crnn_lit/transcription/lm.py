@@ -13,7 +13,7 @@ none. A character model of a few hundred thousand n-grams is small enough to be 
 (``data/lm/``), is built in seconds by ``python -m crnn_lit.transcription.lm build``, and costs one cached dict
 lookup per beam extension (``bench/decode_speed.py``).
 
-Fusion (:class:`LMFusion`). The beam ranks prefixes by log p(l|y) + α·log P_LM(l) + β·|l|: each new character
+Fusion (``LMFusion``). The beam ranks prefixes by log p(l|y) + α·log P_LM(l) + β·|l|: each new character
 adds α·log P(c | h) + β, and the final beams add α·log P($ | h) before the best is chosen.
 
 Lines. A charset with a space reads lines, and the space is scored one of two ways. A *line* LM (built with
@@ -144,7 +144,7 @@ def _load_cached(path: str) -> CharNgramLM:
 
 
 class LMFusion:
-    """Shallow-fusion scores for :func:`~crnn_lit.transcription.beam.prefix_beam_search` over a charset's classes.
+    """Shallow-fusion scores for ``prefix_beam_search`` over a charset's classes.
 
     ``bonus(prefix, c)`` = α·log P(c | prefix) + β for a new class ``c`` after the class sequence ``prefix``;
     ``end(prefix)`` = α·log P($ | prefix). Both never exceed ``max_bonus`` = β and ``0`` (α ≥ 0), which the search

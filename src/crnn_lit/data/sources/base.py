@@ -1,8 +1,8 @@
 """The source protocols, and helpers shared by the file-based sources (skip accounting, image sizes: a cache per
 run and an index per archive).
 
-Every source is a :class:`Source`; file-based ones (folder, Synth90k, LMDB, and mixtures/splits of them) are
-:class:`FileSource`. Checked structurally (``isinstance`` works: the protocols are runtime-checkable). A source
+Every source is a ``Source``; file-based ones (folder, Synth90k, LMDB, and mixtures/splits of them) are
+``FileSource``. Checked structurally (``isinstance`` works: the protocols are runtime-checkable). A source
 may also offer ``sizes(indices) -> (n, 2) array``, the sizes of many samples in one call (the batch sampler asks
 for a whole epoch's); ``sizes_of`` falls back to one ``size(i)`` call per sample.
 """

@@ -1,10 +1,10 @@
 """Embedded synthetic word renderer: the default, download-free training data.
 
-A :class:`WordRenderer` turns ``(seed, index)`` into a word image and its label, deterministically and
+A ``WordRenderer`` turns ``(seed, index)`` into a word image and its label, deterministically and
 without any shared state: the same pair gives the same pixels in any process, in any order. Everything
 random about a sample (word, font, size, spacing, colours, geometry, effects) is decided by
-:meth:`WordRenderer.plan`, which is cheap (no rasterising), so :meth:`WordRenderer.width` can report the
-exact final width of any index for width-bucketed batching. :meth:`WordRenderer.render` then draws the
+``WordRenderer.plan``, which is cheap (no rasterising), so ``WordRenderer.width`` can report the
+exact final width of any index for width-bucketed batching. ``WordRenderer.render`` then draws the
 plan: cached glyph bitmaps are pasted onto a small canvas, one perspective warp maps that canvas straight
 to the output size (height-normalised, with rotation/shear/perspective folded in), and the result is
 composited over a background (flat, gradient, smooth noise or a photograph) and degraded (blur, low

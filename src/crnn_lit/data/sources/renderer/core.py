@@ -37,15 +37,15 @@ class WordRenderer:
             ``style.p_real_colors`` share of samples; None: none.
         frequency_file: ``word<TAB>zipf`` lines (``data/words/frequency/english_frequency.tsv``): the words drawn
             by frequency (``style.p_frequent``); None: none.
-        style: how the images look (:class:`RenderStyle`, or a mapping of its fields); None: its defaults.
+        style: how the images look (``RenderStyle``, or a mapping of its fields); None: its defaults.
         content: ``words`` (one word per image) or ``lines`` (a line of a receipt or a label: several words with
             the face's own spaces, numbers, prices, dates, times, phone numbers, codes and punctuation;
-            :mod:`~crnn_lit.data.sources.renderer.lines`). A line's label is its text with every whitespace run
+            ``lines``). A line's label is its text with every whitespace run
             made one space; ``max_word_len`` caps its characters (``preprocess.max_width`` null: any width).
         line_words_file: receipt vocabulary for lines (``data/words/receipt.txt``), beside ``words_file``.
 
-    A :class:`WordPlanner` (``planner``) takes every random decision and knows widths without drawing; a
-    :class:`WordPainter` (``painter``) turns its plans into pixels. Pickles small for loader workers: the glyph
+    A ``WordPlanner`` (``planner``) takes every random decision and knows widths without drawing; a
+    ``WordPainter`` (``painter``) turns its plans into pixels. Pickles small for loader workers: the glyph
     cache they share is shipped empty.
     """
 

@@ -110,7 +110,7 @@ class FontAtSize:
         return m
 
     def bitmap(self, ch: str) -> np.ndarray:
-        """Anti-aliased coverage of ``ch``, exactly its bbox from :meth:`metric` (uint8)."""
+        """Anti-aliased coverage of ``ch``, exactly its bbox from ``metric`` (uint8)."""
         bmp = self.bitmaps.get(ch)
         if bmp is None:
             _, left, top, right, bottom = self.metric(ch)
@@ -123,7 +123,7 @@ class FontAtSize:
 
 
 class Faces:
-    """:class:`FontAtSize` per (font index, size), made on first use; pickled empty (a loader worker refills it)."""
+    """``FontAtSize`` per (font index, size), made on first use; pickled empty (a loader worker refills it)."""
 
     def __init__(self, fonts: list[Path]):
         self.fonts = fonts

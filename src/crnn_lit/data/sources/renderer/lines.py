@@ -1,6 +1,6 @@
 """Line text as receipts and labels print it: words, numbers, prices, dates, times, phone numbers, codes and
 punctuation, in capitals or mixed case, with the spacing a printer leaves (occasional double spaces, punctuation
-hugging its word or not). :class:`LineComposer` returns the text as drawn; the label is that text with every
+hugging its word or not). ``LineComposer`` returns the text as drawn; the label is that text with every
 run of whitespace made one space (what ``Charset.canonical`` asks of a line label)."""
 
 from __future__ import annotations

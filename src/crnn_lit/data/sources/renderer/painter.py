@@ -20,7 +20,7 @@ _HALF_INV = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
 
 
 class WordPainter:
-    """How to draw: rasterises a :class:`RenderPlan`, taking no decision of its own beyond pixel noise.
+    """How to draw: rasterises a ``RenderPlan``, taking no decision of its own beyond pixel noise.
 
     Args:
         faces: the glyph cache (shared with the planner, whose metrics placed the glyphs).

@@ -39,9 +39,9 @@ class WordPlanner:
     """What to draw: label, face, layout, neighbours, colours and effects of ``(seed, index)``, glyph metrics only.
 
     Knows each image's exact width without rasterising it, which is what width-bucketed batching asks of every
-    index. Arguments as :class:`~crnn_lit.data.sources.renderer.WordRenderer`'s, which owns their defaults;
+    index. Arguments as ``WordRenderer``'s, which owns their defaults;
     ``n_textures``: how many background photographs a plan may pick from. ``content="lines"``: a
-    :class:`~crnn_lit.data.sources.renderer.lines.LineComposer` writes the text (words keep their stream as it was).
+    ``LineComposer`` writes the text (words keep their stream as it was).
     """
 
     def __init__(

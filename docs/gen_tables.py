@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import re
 import sys
@@ -206,7 +205,7 @@ def shipped() -> str:
 
 
 def model_choice() -> str:
-    """The candidates for the default model on the real_train hold-out (bench/model_choice.py)."""
+    """The candidates for the default model on the real_train hold-out (bench/results/model_choice.json)."""
     rec = _json("model_choice.json")
     curves = {"cpu_scene_text.pt": ("cpu_scene_text", -1), "scene_text_medium_stage3.pt": ("scene_text_medium", 2),
               "scene_text_medium_stage4.pt": ("scene_text_medium_stage4", -1),
@@ -222,7 +221,7 @@ def model_choice() -> str:
 
 
 def levers() -> str:
-    """Levers on top of the default reading, on the real_train hold-out (bench/model_choice.py)."""
+    """Levers on top of the default reading, on the real_train hold-out (bench/results/model_choice.json)."""
     rec = _json("model_choice.json")
     base = next(iter(rec["candidates"].values()))
     rows = [["none: the default model alone", *(f"{base[d]['all']:.2f} / {base[d]['new_words']:.2f}"
@@ -312,11 +311,23 @@ def easyocr() -> str:
 
 
 def ablation() -> str:
-    """The renderer ablation, by bench/renderer_ablation.py's own table (one copy of that code)."""
-    spec = importlib.util.spec_from_file_location("renderer_ablation", ROOT / "bench" / "renderer_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.table(_json("renderer_ablation.json")) + "\n"
+    """The renderer ablation (bench/results/renderer_ablation.json): one row per variant, in the record's order,
+    real_train's change against `default`."""
+    records = _json("renderer_ablation.json")["variants"]
+    base = next((r["real_train"]["combined"] for r in records if r["variant"] == "default"), None)
+    header = ("| variant | overrides | CPU-h | real_train IIIT5K / SVT / IC15 | real_train combined | IIIT5K | SVT "
+              "| IC15 | SVTP | SVT-50 |")
+    rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        real, bench = r["real_train"], r["benchmarks"]
+        delta = None if base is None or r["variant"] == "default" else real["combined"] - base
+        change = "" if delta is None else " (±0.0)" if abs(delta) < 0.05 else f" ({delta:+.1f})".replace("-", "−")
+        threads = re.search(r"(\d+) thread", r.get("budget", ""))
+        cpu = f"{r['cpu_hours']:.2f}" + (f" ({threads[1]} threads)" if threads and threads[1] != "1" else "")
+        rows.append(f"| `{r['variant']}` | {', '.join(f'`{o}`' for o in r['overrides']) or '–'} | {cpu} "
+                    f"| {real['IIIT5K']:.1f} / {real['SVT']:.1f} / {real['IC15']:.1f} | {real['combined']:.1f}{change} "
+                    + "".join(f"| {bench[k]:.1f} " for k in ("IIIT5K", "SVT", "IC15", "SVTP", "SVT-50")) + "|")
+    return "\n".join(rows) + "\n"
 
 
 def models() -> str:

@@ -1,6 +1,6 @@
 """Bounded memory: Recognizer.iter_read, predict and evaluate work through their inputs chunk by chunk, hold no more
 than a chunk of images (and evaluate no log-probabilities beyond the batch being decoded), and read exactly what
-they read in one piece (bench/predict_memory.py measures the memory)."""
+they read in one piece (bench/results/predict_memory.json has the memory)."""
 
 import weakref
 

@@ -11,6 +11,7 @@ from PIL import Image
 import crnn_lit.evaluate as evaluate_module
 import crnn_lit.reading.recognizer as recognizer_module  # evaluate reads through Recognizer: its network, faked
 from corpus import write_folder
+from crnn_lit.benchmarks import select_benchmarks
 from crnn_lit.reading.inference import Recognized
 
 CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -198,5 +199,5 @@ def test_evaluate_line_protocol(tiny_ckpt, compose_evaluate, monkeypatch, tmp_pa
 
 def test_evaluate_default_selection_is_the_word_benchmarks(compose_evaluate):
     cfg = compose_evaluate([])
-    assert "sroie_val" not in evaluate_module._selected(cfg)
-    assert list(evaluate_module._selected(compose_evaluate(["protocol=line"]))) == ["sroie_val"]
+    assert "sroie_val" not in select_benchmarks(cfg)
+    assert list(select_benchmarks(compose_evaluate(["protocol=line"]))) == ["sroie_val"]

@@ -109,8 +109,8 @@ def test_data_needs_nothing_from_training():
         assert not {m for m in reachable(graph, module) if m.startswith("crnn_lit.training")}, module
 
 
-# the modules above the Hydra wiring: the commands, their task wrapper, and the hold-out reader of the
-# calibration scripts (it composes data=real_finetune's validation split)
+# the modules above the Hydra wiring: the commands, their task wrapper, and the hold-out reader of
+# bench/choose_reader.py (it composes data=real_finetune's validation split)
 ABOVE_CONFIG = {"crnn_lit.train", "crnn_lit.evaluate", "crnn_lit.predict", "crnn_lit.export", "crnn_lit.task",
                 "crnn_lit.holdout", "crnn_lit.data.cli", "crnn_lit.data.__main__"}
 

@@ -1,5 +1,6 @@
-"""The real_train hold-out, read by a model: what the calibration scripts (bench/calibrate_*.py) tune decoders on
-— never a benchmark. For lines, the fifth of sroie_val that data=words_and_lines validates on.
+"""The real_train hold-out, read by a model: what decoders and readers are chosen on (bench/choose_reader.py,
+the calibrations recorded in bench/results/) — never a benchmark. For lines, the fifth of sroie_val that
+data=words_and_lines validates on.
 
 The hold-out is `data=real_finetune`'s validation split (10 % of ../shared/data/real_train by a hash of the
 path); the shipped models never trained on it. Reading goes through ``Recognizer`` like every other reader.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 from crnn_lit.metrics import compare_form
 from crnn_lit.reading.inference import Recognized
-from crnn_lit.reading.recognizer import Recognizer
 from crnn_lit.transcription import Decoder
 
 
@@ -32,14 +32,6 @@ def line_holdout_source():
     sroie_val is for evaluation and choosing, never training)."""
     val = _validation("words_and_lines")
     return val.sources[val.names.index("lines")]
-
-
-def holdout_logits(ckpt: str, batch_size: int = 64, turn_tall: float | None = None
-                   ) -> tuple[Recognizer, list[Recognized]]:
-    """``(recognizer, its Recognized batches)`` for every readable hold-out image (``turn_tall`` as
-    ``Recognizer``'s); ``recognizer.charset`` builds the decoders to compare."""
-    recognizer = Recognizer.from_checkpoint(ckpt, "greedy", batch_size=batch_size, turn_tall=turn_tall)
-    return recognizer, recognizer.source_logits(holdout_source())
 
 
 def accuracy(recognized: list[Recognized], decoder: Decoder, protocol: str = "word") -> float:

@@ -33,8 +33,8 @@ def bound_kernel_cache() -> None:
     """Keep no compiled convolution per input shape: oneDNN (behind PyTorch's CPU convolutions) caches a primitive,
     with its buffers, for each shape it meets, up to 1,024 of them, and reading images meets a new (batch size,
     width) at almost every batch — so memory grew with the number of images read (real_train's 6,725 crops: peak
-    0.78 → 0.47 GB without the cache, and no slower: bench/predict_memory.py). oneDNN reads the setting at its
-    first convolution, so the entry points that only read images (predict, evaluate) set it first; a Python
+    0.78 → 0.47 GB without the cache, and no slower: bench/results/predict_memory.json). oneDNN reads the setting
+    at its first convolution, so the entry points that only read images (predict, evaluate) set it first; a Python
     process can set ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0`` itself (a value already set is kept)."""
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 

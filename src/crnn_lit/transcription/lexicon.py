@@ -291,11 +291,11 @@ class LexiconDecoder(Decoder):
         open_ratio: open-vocabulary mode for the global lexicon: its best word w replaces the lexicon-free
             reading l′ only when p(w|y) ≥ open_ratio · p(l′|y); otherwise l′ stays (a name, a number, a word the
             lexicon lacks). None (or 0) is the paper's strict mode; ∞ never uses the lexicon. Per-image lists
-            (SVT-50) are always strict. Calibrate it on held-out real data (``bench/calibrate_open_lexicon.py``).
+            (SVT-50) are always strict. Calibrate it on held-out real data (``bench/results/open_lexicon.json``).
         lm: with ``open_ratio``, compare w and l′ under beam+LM's fused score log p(l|y) + α·log P_LM(l) + β·|l|
             (same meaning as in [`BeamDecoder`][crnn_lit.transcription.beam.BeamDecoder]) instead of p(l|y) alone: a misspelt l′ ("hotei") then loses
             to its word, a plausible name or number keeps its reading. On real_train (6,725 crops never trained
-            on, ``bench/calibrate_open_lexicon.py``) this rule holds its best accuracy over a wide range of τ,
+            on, ``bench/results/open_lexicon_rules_*.json``) this rule holds its best accuracy over a wide range of τ,
             where the plain ratio peaks narrowly.
         lm_weight: α of that score.
         length_bonus: β of that score, per character.

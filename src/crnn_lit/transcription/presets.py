@@ -24,7 +24,7 @@ DECODERS: dict[str, tuple[type[Decoder], dict[str, Any]]] = {
     "greedy": (GreedyDecoder, {}),  # best path, the paper's lexicon-free decoding (eq. 2)
     "beam": (BeamDecoder, {}),  # CTC prefix beam search
     # beam + LM shallow fusion; α = 0.7, β = 1.5 chosen on the real_train hold-out for the shipped model
-    # (bench/calibrate_lm.py → bench/results/lm_fusion.json), never on a benchmark
+    # (the grid in bench/results/lm_fusion.json), never on a benchmark
     "beam_lm": (BeamDecoder, {"lm": SHIPPED_LM, "lm_weight": 0.7, "length_bonus": 1.5}),
     "lexicon": (LexiconDecoder, {}),  # exact p(l|y) over a lexicon (paper §2.4)
 }

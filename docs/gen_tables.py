@@ -379,7 +379,7 @@ def predict_speed() -> str:
 
 
 def line_windows() -> str:
-    """Wide lines read squeezed, whole or in windows by a word model (bench/line_windows.py)."""
+    """Wide lines read squeezed, whole or in windows by a word model (bench/results/line_windows.json)."""
     rec = _json("line_windows.json")
     rows = [[name, f"{100 * way['exact']:.1f}", f"{100 * way['cer']:.1f}"] for name, way in rec["ways"].items()]
     return _md([(f"`{rec['model']}`, {rec['decoder']}: the {rec['lines']} sroie_val lines wider than 12.5× their "

@@ -166,7 +166,7 @@ def test_shipped_assets_are_found_by_name_from_any_folder(tmp_path, monkeypatch)
     with pytest.raises(FileNotFoundError) as err:  # MissingFile: a FileNotFoundError and a ConfigError
         CharNgramLM.load("data/lm/english_char7.json.gz")
     assert isinstance(err.value, ConfigError)
-    assert str(err.value).endswith("shipped in " + str(lm.parent) + ": english_char6.json.gz)")
+    assert str(err.value).endswith("shipped in " + str(lm.parent) + ": english_char6.json.gz, english_receipts_char6.json.gz)")
     own = tmp_path / "english_char6.json.gz"  # a file of that name in the working folder wins
     own.write_bytes(lm.read_bytes())
     assert find_asset("english_char6.json.gz", "lm", "language model file") == Path("english_char6.json.gz")

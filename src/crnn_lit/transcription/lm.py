@@ -19,8 +19,9 @@ adds α·log P(c | h) + β, and the final beams add α·log P($ | h) before the 
 Lines. A charset with a space reads lines, and the space is scored one of two ways. A *line* LM (built with
 ``build --lines``: the space is in its vocabulary, ``$`` ends the line) scores it as any character, its contexts
 running across words; built from words and lines (``--words … --lines …``), each word is a line of one word, so one
-LM reads both crops (``english_receipts_char6``). A *word* LM (``english_char6``) scores a space as the end of the word before it, α·log P($|h)
-+ β, and the next word starts afresh from ``^``: each word of a line is scored as a word, as on a word crop.
+LM reads both crops (``english_receipts_char6``). A *word* LM (``english_char6``) scores a space as the end of the
+word before it, α·log P($|h) + β, and the next word starts afresh from ``^``: each word of a line is scored as a
+word, as on a word crop.
 Word charsets (no space) are scored exactly as before either way.
 """
 

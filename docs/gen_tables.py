@@ -169,8 +169,8 @@ def reader_min_width() -> str:
 def lines() -> str:
     """Line recipes on sroie_val under the line protocol (bench/line_reading.py), with their training cost."""
     recipes = [  # (label, bench/results/lines_<name>.json, learning curve or None: imported)
-        ("**`ppocr_v6_small`**: the default reader: imported, read with the words + receipts LM (recipe b: fine-tuning the network did not pay)", "ppocr_v6_small",
-         None),
+        (("**`ppocr_v6_small`**: the default reader: imported, read with the words + receipts LM (recipe b: "
+          "fine-tuning the network did not pay)"), "ppocr_v6_small", None),
         ("light CRNN, rendered lines only (`experiment=crnn_lines`)", "crnn_lines_stage1", "crnn_lines"),
         ("light CRNN, then rendered + SROIE train lines (`experiment=crnn_lines_sroie`)", "crnn_lines_stage2",
          "crnn_lines_sroie"),

@@ -3,6 +3,7 @@ case-folded scoring for cased and punctuated charsets, and lexicon decoders that
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -116,8 +117,6 @@ def _unsure_space(charset: Charset, text: str, at: int, p: float) -> tuple[torch
 def test_the_default_readers_lm_keeps_the_receipts_spacing():
     """Why the default reader fuses the words + receipts LM: SROIE writes `KEY : value`; a faint space before the
     colon (p 0.3) is kept by it, and dropped by the word LM at the same weights."""
-    import json
-
     from crnn_lit.checkpoint import load_model
     from crnn_lit.paths import find_asset
 

@@ -41,19 +41,53 @@ def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("train", "optimizer.lr=0", "optimizer.lr=0: out of range, expected a number > 0"),
     ("train", "data.num_workers=-1", "data.num_workers=-1: out of range, expected an integer >= 0 (or auto)"),
     ("train", "rnn.hidden_size=1.5", "rnn.hidden_size=1.5: expected an integer >= 1"),
-    ("train", "preprocess.min_width=500", "preprocess.min_width=500 is above preprocess.max_width=400"),
+    ("train", "preprocess.width_multiple=0", "preprocess.width_multiple=0: out of range, expected an integer >= 1"),
+    # a value interpolated from the key a user sets is named by that key
+    ("train", "data=real_finetune data.mix.holdout=1.5", "data.mix.holdout=1.5: out of range, expected a number >= 0 and <= 1"),
+    ("train", "trainer.max_epochs=-2", "trainer.max_epochs=-2: out of range, expected an integer >= -1 (or null)"),
     ("predict", "batch_size=0", "batch_size=0: out of range, expected an integer >= 1"),
     ("evaluate", "turn_tall=0.5", "turn_tall=0.5: out of range, expected a number >= 1 (or null)"),
+    ("evaluate", "decoder=beam decoder.prune_mass=0", "decoder.prune_mass=0: out of range, expected a number > 0 and <= 1"),
+    ("evaluate", "lexicon_decoder.open_ratio=-1", "lexicon_decoder.open_ratio=-1: out of range, expected a number >= 0"),
     ("evaluate", "decoder=beam", None),  # a valid one
 ])
 def test_a_knob_of_the_wrong_type_or_range_is_one_line(name, override, message):
-    cfg = compose_config([override, "inputs=x.png"] if name == "predict" else [override], config_name=name)
+    overrides = override.split() + (["inputs=x.png"] if name == "predict" else [])
+    cfg = compose_config(overrides, config_name=name)
     if message is None:
         check_values(cfg)
         return
     with pytest.raises(ConfigError) as err:
         check_values(cfg)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_knob_is_declared_once_by_its_owner_and_checked_from_the_config_before_it_is_built():
+    """The composed config is checked against the KNOBS of each node's target: the same declaration the object
+    checks when built from Python, so the two cannot disagree."""
+    from crnn_lit.charset import Charset
+    from crnn_lit.data.datamodule import TextDataModule
+    from crnn_lit.transcription import BeamDecoder
+
+    keys = {key for key, _, _ in config_module._knobbed_values(compose_config(["data=real_finetune"]))}
+    assert {f"data.{k}" for k in TextDataModule.KNOBS} <= keys and "data.mix.holdout" in keys
+    assert {"rnn.hidden_size", "preprocess.min_width", "optimizer.lr"} <= keys
+    evaluate = {key for key, _, _ in config_module._knobbed_values(compose_config(["decoder=beam"], "evaluate"))}
+    assert {f"decoder.{k}" for k in BeamDecoder.KNOBS if k not in ("lm_weight", "length_bonus")} <= evaluate
+    assert {"batch_size", "chunk_size", "turn_tall", "threads", "error_sheet"} <= evaluate
+    charset = Charset("abc")
+    with pytest.raises(ConfigError, match=r"^beam_width=0: out of range, expected an integer >= 1$"):
+        BeamDecoder(charset, beam_width=0)
+    with pytest.raises(ConfigError, match=r"^lm_weight=-1: out of range, expected a number >= 0$"):
+        BeamDecoder(charset, lm_weight=-1)
+
+
+def test_a_relation_between_values_is_checked_by_its_owner_before_any_work(tmp_path):
+    proc = cli("train", "preprocess.min_width=500", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [("crnn_lit.train: error: preprocess.min_width=500 is above "
+                                                 "preprocess.max_width=400: the minimum cannot exceed the maximum")]
+    assert not (tmp_path / "run" / "checkpoints").exists() and "Epoch" not in proc.stdout
 
 
 def test_every_shipped_config_passes_the_schema():

@@ -133,7 +133,7 @@ def test_loaders_resolve_auto_workers_and_pin_only_for_cuda(two_cpus):
     # training batches rounded to 8 px on a GPU (bounded shapes for cudnn.benchmark), never on CPU or in validation
     assert [loaders[d, "train"].collate_fn.pad_multiple for d in ("cpu", "cuda")] == [1, 8]
     assert [loaders[d].collate_fn.pad_multiple for d in ("cpu", "cuda")] == [1, 1]
-    with pytest.raises(ValueError, match="num_workers must be auto or a number"):
+    with pytest.raises(ValueError, match=r"^data.num_workers='many': expected an integer >= 0 \(or auto\)$"):
         TextDataModule(words, words, CHARSET, lambda w: w // 4 + 1, preprocess=PREPROCESS, batch_size=4,
                        eval_batch_size=4, num_workers="many", samples_per_epoch=None, seed=0)
 

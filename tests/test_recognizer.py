@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ROOT
 from crnn_lit import Recognizer
+from crnn_lit.paths import ConfigError
 
 WORDS = ["coffee", "station", "hotel", "2024"]
 
@@ -138,7 +139,6 @@ def test_exports_read_the_same_as_the_checkpoint(tmp_path, folder):
 
 def test_missing_model_and_inputs_fail_with_one_clear_message(shipped, tmp_path):
     from crnn_lit.checkpoint import CheckpointError
-    from crnn_lit.config import ConfigError
 
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         Recognizer.from_checkpoint(tmp_path / "nope.pt")
@@ -164,7 +164,7 @@ def test_tall_crops_are_read_turned_when_asked(shipped):
     assert [p.text for p in turning.read(sideways)] == [w for w in words for _ in (1, 3)]
     assert turning.read(upright) == shipped.read(upright)  # wide crops are not even tried turned
     assert turning.prepare.turned == 4
-    with pytest.raises(ValueError, match="taller than wide"):
+    with pytest.raises(ConfigError, match=r"^turn_tall=0.5: out of range, expected a number >= 1 \(or null\)$"):
         Recognizer.from_pretrained(turn_tall=0.5)
 
 
@@ -233,8 +233,8 @@ def test_thread_policy_reads_with_the_cores_others_leave_free(monkeypatch):
     assert auto.threads(2) == 1  # nothing measured yet
     assert [auto.threads(2) for _ in range(4)] == [2, 1, 2, 1]  # idle, one core busy, light noise, both busy
     assert policy.ThreadPolicy(3).threads(2) == 3
-    with pytest.raises(ValueError, match="threads must be >= 1"):
-        policy.ThreadPolicy(0)
+    with pytest.raises(ConfigError, match=r"^threads=0: out of range, expected an integer >= 1 \(or null\)$"):
+        Recognizer.from_pretrained(threads=0)  # checked before the model loads
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from crnn_lit.knobs import COUNT, SIZE, Knob
 
 # where files are: crnn_lit.paths (no Hydra); named here too for the entry points, tests and bench/
 from crnn_lit.paths import (  # noqa: F401
@@ -150,83 +153,69 @@ def required(key: str, what: str) -> None:
     raise ConfigError(f"{key} is not set: give {key}=<{what}>")
 
 
-@dataclass(frozen=True)
-class Knob:
-    """The type and range a config value must have: ``kind`` int or float (an int is a valid float), bounds
-    inclusive unless ``above`` (exclusive lower bound), ``None`` allowed when ``optional``, and ``words`` the
-    non-numeric values it also takes (``auto``)."""
-
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    above: bool = False
-    optional: bool = False
-    words: tuple[str, ...] = ()
-
-    def problem(self, value) -> str | None:
-        """Why ``value`` does not fit, or None."""
-        if value is None:
-            return None if self.optional else "must be set"
-        if value in self.words:
-            return None
-        kinds = (int, float) if self.kind is float else (int,)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return f"expected {self}"
-        too_low = self.low is not None and (value <= self.low if self.above else value < self.low)
-        if too_low or (self.high is not None and value > self.high):
-            return f"out of range, expected {self}"
-        return None
-
-    def __str__(self) -> str:
-        bounds = [f"{'>' if self.above else '>='} {self.low:g}"] if self.low is not None else []
-        bounds += [f"<= {self.high:g}"] if self.high is not None else []
-        text = " ".join(["an integer" if self.kind is int else "a number", " and ".join(bounds)]).strip()
-        others = [*self.words, *(["null"] if self.optional else [])]
-        return text + (f" (or {' or '.join(others)})" if others else "")
-
-
-COUNT, SIZE = Knob(int, 0), Knob(int, 1)  # a count that may be 0; a size (batch, width, …) of at least 1
-# Every common knob of the entry points' configs (keys a config does not have are not checked): a typo such as
-# data.batch_size=abc fails in one line before anything is built, instead of deep inside a constructor.
-KNOBS: dict[str, Knob] = {
-    "seed": Knob(int), "lr_reference_batch": SIZE,
-    "batch_size": SIZE, "chunk_size": SIZE, "threads": Knob(int, 1, optional=True), "error_sheet": COUNT,
-    "turn_tall": Knob(float, 1, optional=True), "window": Knob(int, 1, optional=True), "opset": Knob(int, 7),
-    "data.batch_size": SIZE, "data.eval_batch_size": SIZE, "data.num_workers": Knob(int, 0, words=("auto",)),
-    "data.samples_per_epoch": Knob(int, 1, optional=True), "data.pool_batches": SIZE,
-    "data.pad_multiple": Knob(int, 1, words=("auto",)),
-    "data.mix.holdout": Knob(float, 0, 1, above=True),
+# The values no object of crnn_lit takes — the commands' own, torch's optimizers and schedulers, Lightning's Trainer
+# —, by config key. Every other numeric value is declared by the object that takes it (its KNOBS: crnn_lit.knobs).
+OTHER_KNOBS: dict[str, Knob] = {
+    "seed": Knob(int), "lr_reference_batch": SIZE, "error_sheet": COUNT, "opset": Knob(int, 7),
     "optimizer.lr": Knob(float, 0, above=True), "optimizer.weight_decay": Knob(float, 0),
     "scheduler.pct_start": Knob(float, 0, 1),
-    "preprocess.height": SIZE, "preprocess.min_width": SIZE, "preprocess.max_width": Knob(int, 1, optional=True),
-    "preprocess.fixed_width": SIZE, "preprocess.width_multiple": SIZE,
-    "rnn.hidden_size": SIZE, "rnn.num_layers": SIZE, "rnn.dropout": Knob(float, 0, 1),
     "trainer.max_epochs": Knob(int, -1, optional=True), "trainer.max_steps": Knob(int, -1, optional=True),
     "trainer.accumulate_grad_batches": SIZE, "trainer.log_every_n_steps": SIZE,
     "trainer.gradient_clip_val": Knob(float, 0, optional=True),
     "trainer.check_val_every_n_epoch": Knob(int, 1, optional=True), "trainer.num_sanity_val_steps": Knob(int, -1),
-    "decoder.beam_width": SIZE, "decoder.prune_top_k": Knob(int, 1, optional=True),
-    "decoder.prune_mass": Knob(float, 0, 1, above=True), "decoder.lm_weight": Knob(float, 0),
-    "decoder.length_bonus": Knob(float), "decoder.delta": COUNT, "decoder.open_ratio": Knob(float, 0, optional=True),
-    "lexicon_decoder.open_ratio": Knob(float, 0, optional=True),
 }
-ORDERED = [("preprocess.min_width", "preprocess.max_width")]  # (a, b): a <= b
+_ONE_KEY = re.compile(r"^\$\{([\w.]+)\}$")  # ${data.mix.holdout}: a value set elsewhere, named where it is set
+
+
+def _declared_knobs(target) -> dict[str, Knob]:
+    """The ``KNOBS`` a node's ``_target_`` declares (crnn_lit's own objects; none for any other or a target that
+    does not import — building it then fails with Hydra's message)."""
+    if not isinstance(target, str) or not target.startswith("crnn_lit."):
+        return {}
+    from hydra.utils import get_object
+
+    try:
+        return getattr(get_object(target), "KNOBS", {})
+    except Exception:  # noqa: BLE001 — not ours to judge here
+        return {}
+
+
+def _knobbed_values(cfg: DictConfig):
+    """``(key, value, knob)`` of every value of ``cfg`` that has a knob: by ``OTHER_KNOBS``, the root's reading
+    settings by ``Recognizer.KNOBS``, and every node with a ``_target_`` by the ``KNOBS`` its target declares. A
+    value interpolated from one key (``fraction: ${data.mix.holdout}``) is named by that key, the one a user sets."""
+    from crnn_lit.reading.recognizer import Recognizer
+
+    absent = object()
+    nodes = [("", cfg, {k: v for k, v in Recognizer.KNOBS.items() if k in READING})]
+    todo = [("", cfg)]
+    while todo:
+        path, node = todo.pop()
+        keys = range(len(node)) if isinstance(node, ListConfig) else [k for k in node if path or k != "hydra"]
+        for key in keys:
+            if not OmegaConf.is_interpolation(node, key) and isinstance(node._get_node(key), (DictConfig, ListConfig)):
+                todo.append((f"{path}{key}.", node._get_node(key)))
+        if isinstance(node, DictConfig) and "_target_" in node:
+            nodes.append((path, node, _declared_knobs(node.get("_target_"))))
+    for path, node, knobs in nodes:
+        for key, knob in knobs.items():
+            if key in node:
+                raw = node._get_node(key)._value() if OmegaConf.is_interpolation(node, key) else None
+                named = _ONE_KEY.match(raw) if isinstance(raw, str) else None
+                yield named.group(1) if named else f"{path}{key}", node[key], knob
+    for key, knob in OTHER_KNOBS.items():
+        value = OmegaConf.select(cfg, key, default=absent, throw_on_missing=False)
+        if value is not absent:  # not a key of this config (required ones are checked before: check_required)
+            yield key, value, knob
 
 
 def check_values(cfg: DictConfig) -> None:
-    """Fail early, in one line, on the first common knob (``KNOBS``) of the wrong type or out of its range."""
-    absent = object()
-    for key, knob in KNOBS.items():
-        value = OmegaConf.select(cfg, key, default=absent, throw_on_missing=False)
-        if value is absent:  # not a key of this config (required ones are checked before: check_required)
-            continue
+    """Fail early, in one line, on the first numeric value of the wrong type or out of its range (a knob of the
+    object that takes it, or ``OTHER_KNOBS``): before anything is built, as the objects would when built."""
+    for key, value, knob in _knobbed_values(cfg):
         problem = knob.problem(value)
         if problem:
             raise ConfigError(f"{key}={value!r}: {problem}")
-    for a, b in ORDERED:
-        low, high = OmegaConf.select(cfg, a), OmegaConf.select(cfg, b)
-        if isinstance(low, int) and isinstance(high, int) and low > high:
-            raise ConfigError(f"{a}={low} is above {b}={high}: the minimum cannot exceed the maximum")
 
 
 def _missing_keys(cfg: DictConfig, prefix: str = "") -> list[str]:

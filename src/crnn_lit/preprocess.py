@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
-from typing import Literal
+from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
 import torch
+
+from crnn_lit.knobs import SIZE, Knob, Knobs, check
+from crnn_lit.paths import ConfigError
 
 WidthPolicy = Literal["bucketed", "keep_ratio", "fixed"]
 NarrowPolicy = Literal["stretch", "pad"]
@@ -33,8 +36,9 @@ class Resize:
                  narrow: NarrowPolicy = "stretch"):
         if policy not in ("bucketed", "keep_ratio", "fixed"):
             raise ValueError(f"preprocess.width_policy must be bucketed, keep_ratio or fixed, got {policy!r}")
-        if not 0 < min_width <= (min_width if max_width is None else max_width):
-            raise ValueError(f"need 0 < preprocess.min_width <= preprocess.max_width, got {min_width}, {max_width}")
+        if max_width is not None and min_width > max_width:
+            raise ConfigError(f"preprocess.min_width={min_width} is above preprocess.max_width={max_width}: the "
+                              "minimum cannot exceed the maximum")
         if narrow not in ("stretch", "pad"):
             raise ValueError(f"preprocess.narrow must be stretch or pad, got {narrow!r}")
         self.height, self.min_width, self.max_width = height, min_width, max_width
@@ -137,11 +141,13 @@ class Preprocess:
     narrow: NarrowPolicy = "stretch"
     channel_order: ChannelOrder = "rgb"  # of a 3-channel input: PP-OCR's models read OpenCV's BGR
 
+    KNOBS: ClassVar[Knobs] = {"height": SIZE, "min_width": SIZE, "max_width": Knob(int, 1, optional=True),
+                              "fixed_width": SIZE, "width_multiple": SIZE}
+
     def __post_init__(self):
+        check(self.KNOBS, "preprocess.", **{name: getattr(self, name) for name in self.KNOBS})
         to_channels(np.zeros((1, 1), np.uint8), self.channels)  # a bad channel count fails here, not per image
         self.resize  # noqa: B018 — validates the width settings at construction
-        if self.width_multiple < 1:
-            raise ValueError(f"preprocess.width_multiple must be >= 1, got {self.width_multiple}")
         if self.channel_order not in ("rgb", "bgr"):
             raise ValueError(f"preprocess.channel_order must be rgb or bgr, got {self.channel_order!r}")
 

@@ -61,9 +61,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_required(cfg)
     _check_optimized_metric(cfg)
     ckpt_path = resolve_checkpoint(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     charset = instantiate(cfg.charset)
-    spec = model_config(cfg)
+    spec = model_config(cfg)  # builds the input spec, which checks its widths (no random draw: before the seed)
+    L.seed_everything(cfg.seed, workers=True)
     model = build_model(spec["backbone"], spec["rnn"], charset.num_classes, spec["channels"], spec["transform"])
     if cfg.get("init_from") and cfg.get("ckpt_path"):
         raise ConfigError("init_from starts a new run from weights; ckpt_path continues one — give one of them")

@@ -85,9 +85,7 @@ class WidthBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, sampler: EpochSampler, batch_size: int, widths: Callable[[np.ndarray], np.ndarray] | None,
-                 pool_batches: int = 50, drop_last: bool = False):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+                 pool_batches: int = 50, drop_last: bool = False):  # sizes >= 1: TextDataModule.KNOBS
         self.sampler = sampler
         self.batch_size = batch_size
         self.widths = widths

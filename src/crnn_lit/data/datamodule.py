@@ -7,6 +7,7 @@ import os
 import random
 from collections.abc import Callable
 from functools import partial
+from typing import ClassVar
 
 import cv2
 import lightning as L
@@ -20,6 +21,7 @@ from crnn_lit.data.batching import Collate, EpochSampler, WidthBatchSampler
 from crnn_lit.data.dataset import PreparedDataset, seed32
 from crnn_lit.data.loader import ResumableLoader, shielded_worker
 from crnn_lit.data.sources.base import index_sizes, index_skips
+from crnn_lit.knobs import SIZE, Knob, Knobs, check
 from crnn_lit.paths import ConfigError
 from crnn_lit.preprocess import Preprocess
 
@@ -101,13 +103,18 @@ class TextDataModule(L.LightningDataModule):
     GPU, 1 elsewhere (validation batches are never rounded: their shapes are the same every validation).
     """
 
+    KNOBS: ClassVar[Knobs] = {"batch_size": SIZE, "eval_batch_size": SIZE,
+                              "num_workers": Knob(int, 0, words=("auto",)),
+                              "samples_per_epoch": Knob(int, 1, optional=True), "pool_batches": SIZE,
+                              "pad_multiple": Knob(int, 1, words=("auto",))}
+
     def __init__(self, train, val, charset: Charset, output_length: Callable[[int], int], *, preprocess: Preprocess,
                  batch_size: int, eval_batch_size: int, num_workers: int | str, samples_per_epoch: int | None,
                  seed: int, augment: Callable | None = None, pool_batches: int = 50,
                  pin_memory: bool = True, pad_multiple: int | str = "auto"):
         super().__init__()
-        if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
-            raise ValueError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
+        check(self.KNOBS, "data.", batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+              samples_per_epoch=samples_per_epoch, pool_batches=pool_batches, pad_multiple=pad_multiple)
         if not len(train):  # else the scheduler fails on 0 steps, saying nothing of why
             skipped = index_skips(train)
             raise ConfigError(f"no training sample in {train!r}: "
@@ -115,8 +122,6 @@ class TextDataModule(L.LightningDataModule):
         self.train_set = PreparedDataset(train, charset, preprocess, output_length, augment, seed=seed)
         self.val_set = PreparedDataset(val, charset, preprocess, output_length, None)
         self.collate = Collate(output_length)
-        if pad_multiple != "auto" and not (isinstance(pad_multiple, int) and pad_multiple >= 1):
-            raise ValueError(f"data.pad_multiple must be auto or a number >= 1, got {pad_multiple!r}")
         self.pad_multiple = pad_multiple
         self.width_policy = preprocess.width_policy
         self.batch_size = batch_size

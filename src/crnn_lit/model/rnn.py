@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
+
+from crnn_lit.knobs import SIZE, Knob, Knobs, check
 
 
 class BidirectionalLayer(nn.Module):
@@ -35,16 +37,17 @@ class SequenceModel(nn.Module):
     the last, mapping 2·hidden → hidden.
     """
 
+    KNOBS: ClassVar[Knobs] = {"hidden_size": SIZE, "num_layers": SIZE, "dropout": Knob(float, 0, 1)}
+
     def __init__(self, input_size: int, hidden_size: int = 256, num_layers: int = 2,
                  cell: Literal["lstm", "gru", "none"] = "lstm", project: bool = True, dropout: float = 0.0):
         super().__init__()
         if cell not in ("lstm", "gru", "none"):
             raise ValueError(f"rnn.cell must be lstm, gru or none, got {cell!r}")
+        check(self.KNOBS, "rnn.", hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
         layers: list[nn.Module] = []
         size = input_size
         if cell != "none":
-            if num_layers < 1:
-                raise ValueError(f"rnn.num_layers must be ≥ 1 for cell={cell!r}")
             for i in range(num_layers):
                 last = i == num_layers - 1
                 layer = BidirectionalLayer(size, hidden_size, cell, None if last or not project else hidden_size)

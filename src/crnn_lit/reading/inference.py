@@ -42,9 +42,8 @@ def bound_kernel_cache() -> None:
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``size`` items (the last one shorter): inference decodes, width-batches and reads one
     chunk before it touches the next, so memory holds ``size`` images, not all of them. Readings do not change:
-    each image is padded on its own (``width_batches``), whatever it is batched with."""
-    if size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {size}")
+    each image is padded on its own (``width_batches``), whatever it is batched with. ``size`` >= 1 (the caller's
+    ``chunk_size``, checked where it enters: ``Recognizer.KNOBS``)."""
     items = iter(items)
     while chunk := list(islice(items, size)):
         yield chunk
@@ -287,9 +286,7 @@ class TurnTall:
     total log-probability falls with its length). Every other crop is only preprocessed. ``turned`` counts the
     crops read turned. Off by default (``turn_tall: null``): the benchmarks' protocol reads crops as given."""
 
-    def __init__(self, backend, preprocess: Preprocess, min_aspect: float):
-        if min_aspect < 1:
-            raise ValueError(f"turn_tall={min_aspect}: a crop must be taller than wide to be turned (use >= 1)")
+    def __init__(self, backend, preprocess: Preprocess, min_aspect: float):  # min_aspect >= 1: Recognizer.KNOBS
         self.backend, self.preprocess, self.min_aspect = backend, preprocess, min_aspect
         self.turned = 0
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from crnn_lit.charset import Charset
 from crnn_lit.checkpoint import CheckpointError, load_model
 from crnn_lit.data.sample import BadSample
 from crnn_lit.data.sources.image_io import IMAGE_SUFFIXES, decode_image, image_array
+from crnn_lit.knobs import SIZE, Knob, Knobs, check
 from crnn_lit.paths import PRETRAINED_SUFFIXES, ConfigError, find_asset, resolve_ckpt
 from crnn_lit.preprocess import Preprocess
 from crnn_lit.reading.inference import (
@@ -106,9 +107,14 @@ class Recognizer:
     """Reads word images with one model and one decoder. Build it with [`from_pretrained`][crnn_lit.reading.recognizer.Recognizer.from_pretrained],
     [`from_checkpoint`][crnn_lit.reading.recognizer.Recognizer.from_checkpoint] (a checkpoint or ``.onnx`` file) or [`from_config`][crnn_lit.reading.recognizer.Recognizer.from_config] (a composed predict config)."""
 
+    # the reading settings' types and ranges (conf/predict.yaml's, checked there before any work: crnn_lit.knobs)
+    KNOBS: ClassVar[Knobs] = {"batch_size": SIZE, "chunk_size": SIZE, "turn_tall": Knob(float, 1, optional=True),
+                              "window": Knob(int, 1, optional=True), "threads": Knob(int, 1, optional=True)}
+
     def __init__(self, backend: TorchBackend | OnnxBackend, preprocess: Preprocess, decoder: Decoder,
                  batch_size: int, chunk_size: int, turn_tall: float | None = None, window: int | None = None,
                  window_overlap: int = 128):
+        check(self.KNOBS, batch_size=batch_size, chunk_size=chunk_size, turn_tall=turn_tall, window=window)
         # A model is read as it was trained: one trained with a max_width (every word model) reads a wider crop
         # squeezed to it, counted and warned (inference.squeezed); with `window` set, or a model trained on lines
         # (max_width null), every crop is read at its own width, T growing with W. (Reading the word benchmarks'
@@ -151,6 +157,8 @@ class Recognizer:
         ``threads``: CPU threads per forward pass (None: the cores other processes leave free, re-measured as it
         reads, at most torch's count: ``crnn_lit.reading.threads``); ``device``: ``cpu`` (None) or ``cuda[:i]``
         (torch; an ``.onnx`` runs with onnxruntime-gpu's CUDA provider)."""
+        check(cls.KNOBS, batch_size=batch_size, chunk_size=chunk_size, turn_tall=turn_tall, window=window,
+              threads=threads)
         path = str(path)
         if path.endswith(".onnx"):
             if not Path(path).is_file():
@@ -175,7 +183,7 @@ class Recognizer:
             options["lexicon"] = Lexicon(words=list(words)) if isinstance(words, (list, tuple)) else \
                 Lexicon.from_file(words)
         built = named_decoder(decoder, charset, **options) if isinstance(decoder, str) else decoder(charset, **options)
-        return cls(backend, preprocess, built, int(batch_size), int(chunk_size), turn_tall, window)
+        return cls(backend, preprocess, built, batch_size, chunk_size, turn_tall, window)
 
     @classmethod
     def from_pretrained(cls, name: str = "ppocr_v6_small", decoder: DecoderSpec = "model",
@@ -223,6 +231,7 @@ class Recognizer:
     def iter_keyed(self, inputs: Iterable[tuple[str, ImageInput]], chunk_size: int | None = None
                    ) -> Iterator[Prediction]:
         """[`iter_read`][crnn_lit.reading.recognizer.Recognizer.iter_read] of ``(key, image)`` pairs (``keyed_inputs``); ``key`` names each prediction."""
+        check(self.KNOBS, chunk_size=chunk_size or self.chunk_size)
         for chunk in chunked(inputs, chunk_size or self.chunk_size):
             yield from self._read_chunk(chunk)
 

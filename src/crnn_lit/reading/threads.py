@@ -96,9 +96,7 @@ class ThreadPolicy:
     the first window is measured, one thread: a few images read no slower, and a busy machine is never made
     busier."""
 
-    def __init__(self, threads: int | None = None, window: float = 0.25):
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be >= 1 or None (as many as the idle cores), got {threads}")
+    def __init__(self, threads: int | None = None, window: float = 0.25):  # threads >= 1: Recognizer.KNOBS
         self.fixed, self.window = threads, window
         self._load: OtherLoad | None = None
         self.current = threads or 1

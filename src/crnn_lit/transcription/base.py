@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from crnn_lit.charset import Charset
+from crnn_lit.knobs import Knob, check
 
 if TYPE_CHECKING:
     from crnn_lit.transcription.lm import LMFusion
@@ -78,9 +79,13 @@ def _masked_classes(charset: Charset, allowed: str | None, blocked: str | None) 
     return torch.tensor(masked, dtype=torch.long) if masked else None
 
 
+FUSION_KNOBS = {"lm_weight": Knob(float, 0), "length_bonus": Knob(float)}  # of every decoder that fuses an LM
+
+
 def lm_fusion(lm: str | Path | None, charset: Charset, lm_weight: float, length_bonus: float) -> LMFusion | None:
     """The language-model fusion of a decoder's ``lm``, ``lm_weight`` (α) and ``length_bonus`` (β) arguments:
     the LM file at ``lm`` fused as log p(l|y) + α·log P_LM(l) + β·|l|; None when ``lm`` is not given."""
+    check(FUSION_KNOBS, lm_weight=lm_weight, length_bonus=length_bonus)
     if not lm:
         return None
     from crnn_lit.transcription.lm import CharNgramLM, LMFusion  # lm runs as a CLI too (python -m ...lm)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 
-from crnn_lit.transcription.base import Decoded, Decoder, lm_fusion
+from crnn_lit.knobs import SIZE, Knob, Knobs, check
+from crnn_lit.transcription.base import FUSION_KNOBS, Decoded, Decoder, lm_fusion
 
 if TYPE_CHECKING:
     from crnn_lit.transcription.lm import LMFusion
@@ -171,14 +172,14 @@ class BeamDecoder(Decoder):
     dropped prefixes are lost); with ``prune_mass=1`` and a beam wide enough to hold every prefix it is exact.
     """
 
+    KNOBS: ClassVar[Knobs] = {"beam_width": SIZE, "prune_mass": Knob(float, 0, 1, above=True),
+                              "prune_top_k": Knob(int, 1, optional=True), **FUSION_KNOBS}
+
     def __init__(self, charset, beam_width: int = 10, prune_mass: float = 0.9999, prune_top_k: int | None = 16,
                  lm: str | None = None, lm_weight: float = 0.0, length_bonus: float = 0.0,
                  allowed_chars: str | None = None, blocked_chars: str | None = None):
         super().__init__(charset, allowed_chars, blocked_chars)
-        if beam_width < 1:
-            raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-        if not 0.0 < prune_mass <= 1.0:
-            raise ValueError(f"prune_mass must be in (0, 1], got {prune_mass}")
+        check(self.KNOBS, beam_width=beam_width, prune_mass=prune_mass, prune_top_k=prune_top_k)
         self.beam_width = int(beam_width)
         self.prune_mass = float(prune_mass)
         self.prune_top_k = None if prune_top_k is None else int(prune_top_k)

@@ -41,13 +41,15 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from crnn_lit.charset import Charset
+from crnn_lit.knobs import COUNT, Knob, Knobs, check
 from crnn_lit.paths import MissingFile, find_asset
-from crnn_lit.transcription.base import Decoded, Decoder, lm_fusion
+from crnn_lit.transcription.base import FUSION_KNOBS, Decoded, Decoder, lm_fusion
 from crnn_lit.transcription.candidates import CandidateIndex, build_index
 from crnn_lit.transcription.ctc import (
     best_path,
@@ -301,19 +303,18 @@ class LexiconDecoder(Decoder):
         length_bonus: β of that score, per character.
     """
 
+    KNOBS: ClassVar[Knobs] = {"delta": COUNT, "open_ratio": Knob(float, 0, optional=True), **FUSION_KNOBS}
+
     def __init__(self, charset: Charset, lexicon: Lexicon | Sequence[str] | None = None, delta: int = 3,
                  fallback: str = "greedy", candidates: str = "symdelete", prune: bool = True,
                  open_ratio: float | None = None, lm: str | None = None, lm_weight: float = 0.0,
                  length_bonus: float = 0.0, allowed_chars: str | None = None, blocked_chars: str | None = None):
         super().__init__(charset, allowed_chars, blocked_chars)
-        if open_ratio is not None and open_ratio < 0:
-            raise ValueError(f"open_ratio must be >= 0 (or None), got {open_ratio}")
+        check(self.KNOBS, delta=delta, open_ratio=open_ratio)
         self.open_log_ratio = -math.inf if not open_ratio else math.log(open_ratio)
         self.fusion = lm_fusion(lm, charset, lm_weight, length_bonus)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-        if delta < 0:
-            raise ValueError(f"delta must be >= 0, got {delta}")
         if candidates not in ("symdelete", "rapidfuzz"):
             raise ValueError(f"unknown candidates {candidates!r}; choose symdelete or rapidfuzz")
         if lexicon is not None and not isinstance(lexicon, Lexicon):

@@ -16,12 +16,14 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from crnn_lit.data.sample import BadSample, Sample
 from crnn_lit.data.sources.base import sizes_of
+from crnn_lit.knobs import Knob, Knobs, check
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +165,12 @@ class HoldoutSplit(Dataset):
     crop of one scene falls on the same side (crops of one photo, or IC15's consecutive frames of one shop
     front: a crop-level split lets a model be chosen for memorising the scenes it trained on)."""
 
+    KNOBS: ClassVar[Knobs] = {"fraction": Knob(float, 0, 1)}
+
     def __init__(self, source, part: str = "train", fraction: float = 0.1, salt: str = "", group: str | None = None):
         if part not in ("train", "val"):
             raise ValueError(f"part must be 'train' or 'val', got {part!r}")
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        check(self.KNOBS, fraction=fraction)
         self.source, self.part, self.fraction = source, part, fraction
         pattern = re.compile(group) if group else None
 

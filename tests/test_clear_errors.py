@@ -293,7 +293,7 @@ def test_the_open_column_keeps_its_meaning_without_the_lm_column(compose_evaluat
     cfg, evaluate = _evaluate(compose_evaluate, monkeypatch, svt_root, *common, "~decoder@lm_decoder")
     assert _columns(evaluate(cfg)) == ["none", "90k", "90k open"]
     assert "open-ratio" not in caplog.text
-    cfg, evaluate = _evaluate(compose_evaluate, monkeypatch, svt_root, *common, "~decoder@open_lm")
+    cfg, evaluate = _evaluate(compose_evaluate, monkeypatch, svt_root, *common, "lexicon_decoder.lm=null")
     with caplog.at_level(logging.WARNING, logger="crnn_lit.evaluate"):
         assert _columns(evaluate(cfg)) == ["none", "beam+LM", "90k", "90k open-ratio"]
     assert "open lexicon columns without a language model" in caplog.text and "p(w|y) >= 10·p(l'|y)" in caplog.text

@@ -186,9 +186,9 @@ def test_open_lexicon_with_the_lm_takes_the_word_for_a_misspelt_reading_and_keep
 
 
 def test_evaluate_open_column_uses_the_beam_lm_settings_and_falls_back_without_them():
-    """One copy of α, β and the LM (decoder/beam_lm.yaml) serves the open lexicon column, through its own node: dropping
-    the beam+LM column (~decoder@lm_decoder) leaves the calibrated fused test as it is; without open_lm the column's
-    test is the plain ratio."""
+    """One copy of α, β and the LM (presets.LM_FUSION) serves beam_lm and the open lexicon column (lexicon_lm):
+    dropping the beam+LM column (~decoder@lm_decoder) leaves the calibrated fused test as it is; without its LM
+    (lexicon_decoder.lm=null) the column's test is the plain ratio."""
     from hydra.utils import instantiate
 
     from crnn_lit.config import compose_config
@@ -196,11 +196,11 @@ def test_evaluate_open_column_uses_the_beam_lm_settings_and_falls_back_without_t
     charset = Charset("abcdefghijklmnopqrstuvwxyz0123456789")
     cfg = compose_config([], config_name="evaluate")
     fused = instantiate(cfg.lexicon_decoder, lexicon=["hello"])(charset)
-    assert fused.fusion is not None
+    assert fused.fusion is not None and fused.open_log_ratio == pytest.approx(math.log(10))
     assert (fused.fusion.alpha, fused.fusion.beta) == (cfg.lm_decoder.lm_weight, cfg.lm_decoder.length_bonus)
     without_column = instantiate(compose_config(["~decoder@lm_decoder"], config_name="evaluate").lexicon_decoder,
                                  lexicon=["hello"])(charset)
     assert (without_column.fusion.alpha, without_column.fusion.beta) == (fused.fusion.alpha, fused.fusion.beta)
-    plain = instantiate(compose_config(["~decoder@open_lm"], config_name="evaluate").lexicon_decoder,
+    plain = instantiate(compose_config(["lexicon_decoder.lm=null"], config_name="evaluate").lexicon_decoder,
                         lexicon=["hello"])(charset)
     assert plain.fusion is None and plain.open_log_ratio == fused.open_log_ratio

@@ -326,7 +326,7 @@ def test_no_lexicon_and_per_image_lexicon_requirements():
     assert decoder(lp, torch.tensor([8]), lexicons=decoder.lexicon.lists_for(["x.png"]))[0].text == "abc"
 
 
-@pytest.mark.parametrize("option", ["greedy", "beam", "beam_lm", "lexicon"])
+@pytest.mark.parametrize("option", ["greedy", "beam", "beam_lm", "lexicon", "lexicon_lm"])
 def test_every_decoder_option_builds_from_the_predict_config(option):
     from hydra.utils import instantiate
 
@@ -334,13 +334,14 @@ def test_every_decoder_option_builds_from_the_predict_config(option):
     from crnn_lit.transcription import GreedyDecoder
 
     assert sorted(p.stem for p in (CONFIG_DIR / "decoder").glob("*.yaml")) == ["beam", "beam_lm", "greedy", "lexicon",
-                                                                             "model"]
+                                                                             "lexicon_lm", "model"]
     assert instantiate(compose_config(["decoder=model"], config_name="predict").decoder).options == {}  # Recognizer's
     cfg = compose_config([f"decoder={option}"], config_name="predict")
-    if option == "beam_lm" and not (PROJECT_ROOT / "data/lm" / f"{cfg.decoder.lm}.json.gz").is_file():
+    if option.endswith("_lm") and not (PROJECT_ROOT / "data/lm" / f"{cfg.decoder.lm}.json.gz").is_file():
         pytest.skip("the shipped LM is built by data/lm/README.md")
     decoder = instantiate(cfg.decoder)(Charset.from_file(PROJECT_ROOT / "data/charsets/lowercase36.txt"))
-    kind = {"greedy": GreedyDecoder, "beam": BeamDecoder, "beam_lm": BeamDecoder, "lexicon": LexiconDecoder}
+    kind = {"greedy": GreedyDecoder, "beam": BeamDecoder, "beam_lm": BeamDecoder, "lexicon": LexiconDecoder,
+            "lexicon_lm": LexiconDecoder}
     assert type(decoder) is kind[option]
     lp = torch.full((3, 1, 37), -10.0)
     lp[0, 0, 13], lp[1, 0, 0], lp[2, 0, 11] = 0.0, 0.0, 0.0  # c, blank, a (class 1 is "0")

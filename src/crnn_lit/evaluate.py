@@ -135,7 +135,7 @@ def evaluate(cfg: DictConfig) -> dict:
             log.info("%s %s: accuracy %.2f %% (%d images)", bench.name, score.lexicon, 100 * column.accuracy,
                      column.images)
     if any(c.lexicon.endswith(" open-ratio") for c in columns):
-        log.warning("open lexicon columns without a language model (~decoder@open_lm or lexicon_decoder.lm=null): "
+        log.warning("open lexicon columns without a language model (lexicon_decoder.lm=null): "
                     "the plain ratio test p(w|y) >= %g·p(l'|y), named '<lexicon> open-ratio'; the default open_ratio "
                     "(10) is calibrated for the fused test, the plain ratio's was 0.001 (README)",
                     cfg.lexicon_decoder.open_ratio)

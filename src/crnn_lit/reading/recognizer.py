@@ -54,8 +54,8 @@ from crnn_lit.transcription.presets import decoder as named_decoder
 log = logging.getLogger(__name__)
 # an image file, a folder (recursive) or a glob; a PIL image; a uint8 H×W or H×W×{3,4} RGB(A) array
 ImageInput = str | Path | Image.Image | np.ndarray
-# a decoder by name (crnn_lit.transcription.presets: greedy, beam, beam_lm, lexicon), or what builds one for the
-# model's charset (a Hydra partial from conf/decoder, functools.partial(BeamDecoder, beam_width=5), ...)
+# a decoder by name (crnn_lit.transcription.presets: greedy, beam, beam_lm, lexicon, lexicon_lm), or what builds
+# one for the model's charset (a Hydra partial from conf/decoder, functools.partial(BeamDecoder, beam_width=5), ...)
 DecoderSpec = str | Callable[..., Decoder]
 
 

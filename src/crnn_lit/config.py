@@ -85,13 +85,14 @@ READING = ("batch_size", "chunk_size", "turn_tall", "window", "threads", "device
 
 def register_python_configs() -> None:
     """The settings Python owns, as config nodes conf/ composes (``- /crnn_lit/<group>/<name>@_here_`` in a
-    defaults list): the named decoders (``crnn_lit.transcription.presets``), the named backbones and rnns
-    (``crnn_lit.model.build``), the input spec (``Preprocess``) and ``Recognizer``'s reading defaults (model, batch size, chunk size, turn_tall).
-    Each value has one copy, in Python; a YAML option names the Python object and adds only its wiring."""
+    defaults list): the named decoders (``crnn_lit.transcription.presets``), the named backbones, rnns and
+    transformation stages (``crnn_lit.model.build``), the input spec (``Preprocess``) and ``Recognizer``'s reading
+    defaults (model, batch size, chunk size, turn_tall, …). Each value has one copy, in Python; a YAML option names
+    the Python object and adds only its wiring."""
 
     from hydra.core.config_store import ConfigStore
 
-    from crnn_lit.model.build import BACKBONES, RNNS
+    from crnn_lit.model.build import BACKBONES, RNNS, TRANSFORMS
     from crnn_lit.preprocess import INPUT_SPECS, Preprocess
     from crnn_lit.transcription.presets import DECODERS, decoder_settings
 
@@ -100,7 +101,7 @@ def register_python_configs() -> None:
         node = {"_target_": f"crnn_lit.transcription.{cls.__name__}", "_partial_": True,
                 **decoder_settings(name)}
         store.store(group="crnn_lit/decoder", name=name, node=node)
-    for group, records in (("backbone", BACKBONES), ("rnn", RNNS)):
+    for group, records in (("backbone", BACKBONES), ("rnn", RNNS), ("transform", TRANSFORMS)):
         for name, record in records.items():
             store.store(group=f"crnn_lit/{group}", name=name, node=record)
     for name in INPUT_SPECS:

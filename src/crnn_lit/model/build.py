@@ -7,6 +7,7 @@ only these, never an arbitrary callable (loading a file runs no code it names)."
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from crnn_lit.model.backbone import VGG, ResNet
@@ -30,6 +31,16 @@ PPLCNET_V4_TINY = {"stem": "conv", "stem_channels": [24, 48], "blocks": [
     [48, 1, True], [48, 1, False], [96, 2, False], [96, 1, True], [96, 1, False], [160, 2, False], [160, 1, True],
     [160, 1, False], [160, 1, False]]}
 
+
+def _record(cls, **values) -> dict:
+    """A part's full record: its ``_target_``, every argument with a default (the class's, where the preset says
+    nothing: one copy of each value) but the input size the model around it decides, then ``values``."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    defaults = {p.name: list(p.default) if isinstance(p.default, tuple) else p.default for p in params
+                if p.default is not p.empty and p.name not in ("in_channels", "input_size")}
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **defaults, **values}
+
+
 # The named parts, as records: one copy of each preset, which conf/backbone/<name>.yaml and conf/rnn/<name>.yaml
 # compose for training (crnn_lit.config.register_python_configs) and a checkpoint stores in full.
 BACKBONES: dict[str, dict] = {
@@ -42,6 +53,13 @@ BACKBONES: dict[str, dict] = {
     # mid-size, for longer CPU runs: ~3/4 of the paper's early and 1/2 of its late channels, BN after every conv
     "vgg_medium": {"_target_": "crnn_lit.model.backbone.VGG", "channels": [48, 96, 160, 160, 256, 256, 256],
                    "batch_norm": [1, 2, 3, 4, 5, 6, 7]},
+    # deep-text-recognition-benchmark's "VGG" (None-VGG-BiLSTM-CTC; EasyOCR's generation-2 recognizers): the
+    # paper's layers with DTRB's height-only pools (kernel (2, 1), no padding: T = floor(W/4) - 1) and the feature
+    # rows averaged (any input height); imported DTRB/EasyOCR weights load into it (crnn_lit.model.dtrb)
+    "vgg_dtrb": {"_target_": "crnn_lit.model.backbone.VGG", "channels": list(VGG.PAPER_CHANNELS),
+                 "batch_norm": [5, 6], "height_pool": "dtrb", "height_reduce": "mean"},
+    # ResNet-style extractor (as DTRB/FAN use for scene text): stages of 1-2-5-3 basic blocks (ResNet's defaults)
+    "resnet": _record(ResNet),
     # PP-OCRv6's backbones (PPLCNetV4) in the folded layout imported weights load into; input height 48, RGB/BGR
     # (preprocess=ppocr). batch_norm=true adds BN after every conv, for training one from scratch
     "pplcnet_v4_small": {"_target_": "crnn_lit.model.pplcnet.PPLCNetV4", **PPLCNET_V4_SMALL, "batch_norm": False},
@@ -55,12 +73,18 @@ RNNS: dict[str, dict] = {
     # light, for the CPU models: 2 × BiLSTM, 128 units per direction
     "bilstm_light": {"_target_": "crnn_lit.model.rnn.SequenceModel", "cell": "lstm", "hidden_size": 128,
                      "num_layers": 2, "project": True, "dropout": 0.0},
+    # stacked bidirectional GRUs (fewer parameters than LSTMs at equal width), otherwise the paper's layout
+    "bigru": _record(SequenceModel, cell="gru"),
     # PP-OCRv6 small's light SVTR neck: 2 transformer blocks of 120 dims, 8 heads, a 7-frame local mixer
     "svtr": {"_target_": "crnn_lit.model.neck.SVTRNeck", "dims": 120, "depth": 2, "heads": 8, "mlp_ratio": 2.0,
              "kernel": 7},
     # PP-OCRv6 tiny's neck: depthwise conv over 5 frames + pointwise conv, then 80 dims (its head's low-rank half)
     "conv_mixer": {"_target_": "crnn_lit.model.neck.ConvMixer", "kernel": 5, "project_to": 80},
 }
+# The transformation stages besides none: DTRB's TPS (TPS's defaults), and one with a localization network at 1/4
+# of DTRB's widths (1/16 of its FLOPs: DTRB's costs 0.35 GFLOPs at 32×100, more than the whole light CRNN's 0.20;
+# bench/results/model_stats.json)
+TRANSFORMS: dict[str, dict] = {"tps": _record(TPS), "tps_light": _record(TPS, channels=[16, 32, 64, 128], hidden=64)}
 # (backbone, rnn, input height) of each named network; "light" is every shipped CRNN's (data/pretrained/*.pt)
 NETWORKS = {"paper": ("vgg", "bilstm", 32), "light": ("vgg_light", "bilstm_light", 32),
             "medium": ("vgg_medium", "bilstm", 32),

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from crnn_lit.model.build import BACKBONES
+
 # conv layers of the DTRB VGG extractor, by index in its nn.Sequential (as in ours)
 _CONVS = (0, 3, 6, 8, 11, 14, 18)
 _BATCH_NORMS = {11: 12, 14: 15}  # conv5/conv6 are followed by BN (bias-free convs)
@@ -71,9 +73,8 @@ def _refuse_unmappable(state: dict) -> None:
 def _vgg(state: dict, height: int) -> tuple[dict, dict]:
     out = {"backbone.features." + k.removeprefix("FeatureExtraction.ConvNet."): v
            for k, v in state.items() if k.startswith("FeatureExtraction.ConvNet.")}
-    config = {"_target_": "crnn_lit.model.backbone.VGG", "batch_norm": [5, 6], "height": height,
-              "channels": [int(state[f"FeatureExtraction.ConvNet.{i}.weight"].shape[0]) for i in _CONVS],
-              "height_pool": "dtrb", "height_reduce": "mean"}
+    config = {**BACKBONES["vgg_dtrb"], "height": height,
+              "channels": [int(state[f"FeatureExtraction.ConvNet.{i}.weight"].shape[0]) for i in _CONVS]}
     return out, config
 
 

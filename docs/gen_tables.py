@@ -243,7 +243,7 @@ def decoding() -> str:
     rows = [
         ["greedy (`decoder=greedy`, the paper's lexicon-free)", *(acc[c] for c in GREEDY[:4]),
          ms(speed["greedy"]["ms_per_image"])],
-        ["**beam + LM** (`decoder=beam_lm`, the default)", *(f"**{acc[c]}**" for c in BEAM_LM),
+        ["**beam + LM** (`decoder=beam_lm`, its default)", *(f"**{acc[c]}**" for c in BEAM_LM),
          f"{ms(speed['beam_lm']['ms_per_image'])} ({ms(speed['beam_lm']['first_pass_ms_per_image'])} first pass)"],
         ["lexicon, strict (paper): 90k within N_δ / SVT-50 / IC15 full", acc["IIIT5K 90k"],
          f"{acc['SVT 90k']} / {acc['SVT 50']}", acc["IC15 full"], None,
@@ -359,7 +359,7 @@ def transforms() -> str:
 def holdout_decoding() -> str:
     """Greedy vs beam + LM on the real_train hold-out: accuracy and reading speed, from bench/inference_speed.py."""
     rows = []
-    for decoder, label in [("greedy", "greedy (`decoder=greedy`)"), ("beam_lm", "**beam + LM** (the default)")]:
+    for decoder, label in [("greedy", "greedy (`decoder=greedy`)"), ("beam_lm", "**beam + LM** (its default)")]:
         rec = _json(f"inference_speed_holdout_{decoder}.json")
         torch_, ort = rec["backends"]["torch_eager"], rec["backends"]["onnxruntime_fp32"]
         rows.append([label, f"{100 * torch_['accuracy']:.2f}", f"{torch_['batched_images_per_s']:.0f}",
@@ -372,7 +372,7 @@ def predict_speed() -> str:
     """The default reading's end-to-end speed, files to text, on all cores (bench/predict_speed.py)."""
     rec = _json("predict_speed.json")
     load = rec["environment"]["load_average_1_5_15min"][0]
-    rows = [[f"`decoder={name}`" + (" (the default)" if name in ("model", "beam_lm") else ""), by["images"],
+    rows = [[f"`decoder={name}`" + (" (its default)" if name in ("model", "beam_lm") else ""), by["images"],
              by["images_per_s_by_round"][-1], by["images_per_s_by_round"][0]] for name, by in rec["decoders"].items()]
     return _md([f"`python -m crnn_lit.predict inputs=<folder>`, {rec['threads']} threads (load {load:.1f})", "images",
                 "images/s", "images/s, first read of the process"], rows)

@@ -88,7 +88,7 @@ class Prediction:
     search kept (a lower bound of the exact sum; the LM ranks the beam but is not in this number); lexicon,
     p(word|y) by the CTC forward algorithm (or the lexicon-free reading's, when the open test keeps that). It
     ranks readings well (the most confident are the most often right) but its value is not a frequency of
-    success: with beam + LM, readings at 0.01–0.1 were right 42 % of the time (issue 34).
+    success: with beam + LM, readings scored 0.01–0.1 were right 42 % of the time in a user's test.
     ``chars``: each character's confidence and position ([`Char`][crnn_lit.reading.recognizer.Char]), empty when unread or when the text
     cannot be aligned in the image's frames. ``alternatives``: a beam decoder's final beam, the returned text
     first, ``(text, p(text|y))`` each, in the search's order (LM included); empty for other decoders."""

@@ -49,6 +49,7 @@ def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("evaluate", "turn_tall=0.5", "turn_tall=0.5: out of range, expected a number >= 1 (or null)"),
     ("evaluate", "decoder=beam decoder.prune_mass=0", "decoder.prune_mass=0: out of range, expected a number > 0 and <= 1"),
     ("evaluate", "lexicon_decoder.open_ratio=-1", "lexicon_decoder.open_ratio=-1: out of range, expected a number >= 0"),
+    ("train", "optimizer.lr=nan", "optimizer.lr=nan: expected a number > 0"),  # NaN is in no range
     ("evaluate", "decoder=beam", None),  # a valid one
 ])
 def test_a_knob_of_the_wrong_type_or_range_is_one_line(name, override, message):
@@ -78,6 +79,7 @@ def test_a_knob_is_declared_once_by_its_owner_and_checked_from_the_config_before
     charset = Charset("abc")
     with pytest.raises(ConfigError, match=r"^beam_width=0: out of range, expected an integer >= 1$"):
         BeamDecoder(charset, beam_width=0)
+    assert BeamDecoder(charset, beam_width=np.int64(3)).beam_width == 3  # numpy's integers are integers
     with pytest.raises(ConfigError, match=r"^lm_weight=-1: out of range, expected a number >= 0$"):
         BeamDecoder(charset, lm_weight=-1)
 

@@ -6,6 +6,8 @@ line before any work, and a value used from Python fails the same way."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,7 +16,7 @@ from crnn_lit.paths import ConfigError
 
 @dataclass(frozen=True)
 class Knob:
-    """``kind`` int or float (an int is a valid float), bounds inclusive unless ``above`` (exclusive lower bound),
+    """``kind`` int or float (an int is a valid float; NaN and infinity are neither), bounds inclusive unless ``above`` (exclusive lower bound),
     ``None`` allowed when ``optional``, and ``words`` the non-numeric values it also takes (``auto``)."""
 
     kind: type
@@ -30,8 +32,8 @@ class Knob:
             return None if self.optional else "must be set"
         if isinstance(value, str) and value in self.words:
             return None
-        kinds = (int, float) if self.kind is float else (int,)
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = numbers.Real if self.kind is float else numbers.Integral  # numpy's numbers too
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):  # NaN passes bounds
             return f"expected {self}"
         too_low = self.low is not None and (value <= self.low if self.above else value < self.low)
         if too_low or (self.high is not None and value > self.high):

@@ -196,6 +196,21 @@ def test_a_callers_hydra_state_is_left_alone(tmp_path):
     assert read.text == "hotel"
 
 
+def test_composing_our_config_inside_a_callers_hydra_app_leaves_its_state(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from crnn_lit.config import compose_config
+
+    (tmp_path / "app.yaml").write_text("greeting: hello\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        assert compose_config(["decoder=greedy"], config_name="predict").decoder._partial_
+        assert compose("app").greeting == "hello"  # the caller's search path, not ours
+    assert not GlobalHydra.instance().is_initialized()  # and its context closes as it would have
+    assert compose_config([], config_name="export").opset == 17  # with no caller: as before
+
+
 @pytest.mark.parametrize("tool", ["predict", "evaluate"])
 def test_the_command_lines_read_with_the_recognizers_defaults(tool):
     """predict and evaluate compose Recognizer's defaults (model, batch and chunk size, turn_tall, the decoder's

@@ -243,14 +243,20 @@ def check_required(cfg: DictConfig) -> None:
 
 def compose_config(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train",
                    return_hydra_config: bool = False) -> DictConfig:
-    """The config an entry point would see for ``overrides``, composed outside a Hydra app (tests, bench/)."""
+    """The config an entry point would see for ``overrides``, composed outside a Hydra app (tests, bench/, the
+    hold-out reader). A caller's own Hydra state (its ``GlobalHydra``) is put back afterwards."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
     register_resolvers()
+    backup = get_gh_backup()  # initialize_config_dir restores only what it found, and it must find none
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    finally:
+        restore_gh_from_backup(backup)
 
 
 def model_config(cfg: DictConfig) -> dict:

@@ -16,7 +16,8 @@ from crnn_lit.paths import ConfigError
 
 @dataclass(frozen=True)
 class Knob:
-    """``kind`` int or float (an int is a valid float; NaN and infinity are neither), bounds inclusive unless ``above`` (exclusive lower bound),
+    """``kind`` int or float (an int is a valid float; NaN is neither; infinity fits where the bounds allow it:
+    ``open_ratio=inf`` never takes the lexicon word), bounds inclusive unless ``above`` (exclusive lower bound),
     ``None`` allowed when ``optional``, and ``words`` the non-numeric values it also takes (``auto``)."""
 
     kind: type
@@ -33,7 +34,7 @@ class Knob:
         if isinstance(value, str) and value in self.words:
             return None
         kind = numbers.Real if self.kind is float else numbers.Integral  # numpy's numbers too
-        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):  # NaN passes bounds
+        if isinstance(value, bool) or not isinstance(value, kind) or math.isnan(value):  # NaN would pass the bounds
             return f"expected {self}"
         too_low = self.low is not None and (value <= self.low if self.above else value < self.low)
         if too_low or (self.high is not None and value > self.high):

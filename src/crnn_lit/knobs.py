@@ -1,5 +1,5 @@
 """The type and range of a numeric setting, declared once, by the object that takes it: a class's ``KNOBS``
-(``TextDataModule.KNOBS``, ``Preprocess.KNOBS``, ``BeamSearch.KNOBS``, …). The object checks its arguments against
+(``TextDataModule.KNOBS``, ``Preprocess.KNOBS``, ``BeamDecoder.KNOBS``, …). The object checks its arguments against
 it when built (``check``), and the commands check a composed config against the same declarations before anything
 is built (``crnn_lit.config.check_values`` reads each node's ``_target_``), so ``data.batch_size=abc`` fails in one
 line before any work, and a value used from Python fails the same way."""
